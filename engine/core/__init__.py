@@ -1,0 +1,1 @@
+"""The Product Owner domain: block extraction, the metric, prompts and record formats."""

@@ -1,0 +1,88 @@
+"""Prompts: the teacher's system prompt and the ONE student prompt renderer.
+
+Training, evaluation and the teacher's user message all call `render_student_prompt`, so the
+student is evaluated on exactly the layout it was trained on (the replaced system trained and
+evaluated on two different layouts). The layout keeps the `CONCEPT:` / `REQUIREMENTS:` /
+`Respond only` markers, so concept and requirements can be recovered from any prompt we wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from engine.errors import InputError
+
+TEACHER_PROMPT_FILE = "product_owner.md"
+STUDENT_PROMPT_FILE = "student.md"
+
+
+def prompts_dir() -> Path:
+    """`$PO_TUI_PROMPTS_DIR`, else the repository's `prompts/` folder."""
+    override = os.environ.get("PO_TUI_PROMPTS_DIR")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "prompts"
+
+
+@lru_cache(maxsize=16)
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError("prompt file not found", path=path) from exc
+
+
+def teacher_system_prompt(path: str | Path | None = None) -> str:
+    return _read(str(path or prompts_dir() / TEACHER_PROMPT_FILE)).strip()
+
+
+def student_template(path: str | Path | None = None) -> str:
+    text = _read(str(path or prompts_dir() / STUDENT_PROMPT_FILE))
+    for marker in ("{{concept}}", "{{requirements_yaml}}"):
+        if marker not in text:
+            raise InputError(f"student prompt template lacks {marker}", path=path or STUDENT_PROMPT_FILE)
+    return text.strip()
+
+
+def template_id(path: str | Path | None = None) -> str:
+    """A short id of the student template, recorded in datasets and eval results."""
+    digest = hashlib.sha256(student_template(path).encode("utf-8")).hexdigest()
+    return f"student-{digest[:12]}"
+
+
+def render_student_prompt(
+    concept: str, requirements_yaml: str, *, template: str | Path | None = None
+) -> str:
+    """The student's full instruction for one concept (also the teacher's user message)."""
+    text = student_template(template)
+    return text.replace("{{concept}}", concept.strip()).replace(
+        "{{requirements_yaml}}", requirements_yaml.strip()
+    )
+
+
+def student_messages(
+    concept: str, requirements_yaml: str, *, template: str | Path | None = None
+) -> list[dict[str, str]]:
+    """Chat form of the same prompt, for tokenizers with a chat template."""
+    return [{"role": "user", "content": render_student_prompt(concept, requirements_yaml, template=template)}]
+
+
+def teacher_retry_instruction(reason: str, detail: str | None) -> str:
+    """The corrective follow-up sent after a format error, naming what was wrong."""
+    what = {
+        "missing_vision_block": "the ```yaml VISION block was missing",
+        "missing_review_block": "the ```yaml REVIEW block was missing",
+        "invalid_vision_yaml": "the VISION block was not valid YAML",
+        "invalid_review_yaml": "the REVIEW block was not valid YAML",
+        "vision_not_mapping": "the VISION block was not a YAML mapping",
+        "review_not_mapping": "the REVIEW block was not a YAML mapping",
+    }.get(reason, reason)
+    extra = f" ({detail})" if detail else ""
+    return (
+        f"Your previous answer could not be used: {what}{extra}. Answer again with exactly two "
+        "fenced YAML blocks, ```yaml VISION first and ```yaml REVIEW second, each a valid YAML "
+        "mapping with every required key, quoting list items that contain ': '."
+    )

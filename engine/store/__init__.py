@@ -1,0 +1,1 @@
+"""Durable storage: append-only JSONL and atomic whole-file writes."""

@@ -1,0 +1,54 @@
+"""The core never imports the UI, and no module uses shell=True or an unsafe YAML load."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_engine_never_imports_textual_or_the_tui():
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "engine").rglob("*.py")
+        if _imports(p) & {"textual", "po_tui"}
+    ]
+    assert offenders == []
+
+
+def test_importing_the_whole_engine_does_not_load_textual():
+    code = (
+        "import importlib, pkgutil, sys, engine\n"
+        "for m in pkgutil.walk_packages(engine.__path__, 'engine.'):\n"
+        "    if not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
+        "print('textual' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_no_shell_true_and_only_safe_yaml_loads():
+    bad = []
+    for p in list((ROOT / "engine").rglob("*.py")) + list((ROOT / "po_tui").rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg == "shell":
+                if isinstance(node.value, ast.Constant) and node.value.value is True:
+                    bad.append(f"{p}: shell=True")
+            if isinstance(node, ast.Attribute) and node.attr in {"load", "unsafe_load", "full_load", "load_all"}:
+                if isinstance(node.value, ast.Name) and node.value.id == "yaml":
+                    bad.append(f"{p}:{node.lineno}: yaml.{node.attr}")
+    assert bad == []
