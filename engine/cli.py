@@ -16,7 +16,7 @@ from typing import Sequence
 
 from engine.errors import InputError
 
-COMMANDS = ("score", "concepts")
+COMMANDS = ("score", "concepts", "demo")
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 

@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 
 from engine.errors import InputError
+from engine.runlog.job import add_job_args, job_events
 from engine.stages.concepts import TIERS, generate_concepts, normalize_tiers
 from engine.store.atomic import atomic_write_jsonl
 
@@ -46,6 +47,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> argparse.ArgumentPa
         "--start-index", type=int, default=1, metavar="N",
         help="number of the first concept id, POCON-%%04d (default: 1)",
     )
+    add_job_args(p)
     p.set_defaults(func=run)
     return p
 
@@ -67,24 +69,30 @@ def _validated(args: argparse.Namespace) -> tuple[int, int, tuple[str, ...], flo
 
 def run(args: argparse.Namespace) -> int:
     count, seed, tiers, rate, start = _validated(args)
-    rows = generate_concepts(count, seed, tiers=tiers, conflict_rate=rate, start_index=start)
+    with job_events(args, "concepts") as events:
+        events.progress(0, count, unit="concepts")
+        rows = generate_concepts(count, seed, tiers=tiers, conflict_rate=rate, start_index=start)
+        events.progress(len(rows), count, unit="concepts")
 
-    to_stdout = args.output in (None, "-")
-    if to_stdout:
-        out = sys.stdout
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        out.flush()
-        where = "stdout"
-    else:
-        try:
-            where = str(atomic_write_jsonl(args.output, rows))
-        except OSError as exc:
-            raise InputError(f"cannot write: {exc.strerror or exc}", path=args.output) from None
+        to_stdout = args.output in (None, "-")
+        if to_stdout:
+            out = sys.stdout
+            for row in rows:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.flush()
+            where = "stdout"
+        else:
+            try:
+                path = atomic_write_jsonl(args.output, rows)
+            except OSError as exc:
+                raise InputError(f"cannot write: {exc.strerror or exc}", path=args.output) from None
+            where = str(path)
+            events.artifact(where, "concepts", bytes=path.stat().st_size)
 
-    by_tier = Counter(row["tier"] for row in rows)
+        by_tier = Counter(row["tier"] for row in rows)
+        conflicts = sum(1 for row in rows if row["metadata"]["injected_conflicts"])
+        events.summary.update(count=len(rows), tiers=dict(by_tier), conflicts=conflicts, seed=seed)
     spread = ", ".join(f"{t} {by_tier[t]}" for t in tiers)
-    conflicts = sum(1 for row in rows if row["metadata"]["injected_conflicts"])
     sys.stderr.write(
         f"po-tui concepts: {len(rows)} concepts ({spread}; {conflicts} with injected conflicts)"
         f" seed {seed} -> {where}\n"

@@ -10,6 +10,7 @@ from engine.core.metric import DEFAULT_METRIC, METRICS
 from engine.core.records import read_concepts, read_samples
 from engine.core.scoring import ScoreSummary, score_sample, summarize
 from engine.errors import InputError
+from engine.runlog.job import add_job_args, job_events
 from engine.store.atomic import atomic_write_jsonl
 
 
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     p.add_argument("--metric", choices=METRICS, default=DEFAULT_METRIC, help="default: %(default)s")
     p.add_argument("-o", "--out", metavar="OUT", help="write JSONL here (atomically) instead of stdout")
+    add_job_args(p)
     p.set_defaults(func=run)
 
 
@@ -70,24 +72,32 @@ def format_summary(summary: ScoreSummary, metric: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    concepts = read_concepts(args.concepts, warn=_warn) if args.concepts else None
-    kind, samples = read_samples(args.file, concepts=concepts, warn=_warn)
-    for sample in samples:
-        if sample.concept is None:
-            raise InputError(
-                "no requirements to score against: pass --concepts FILE to join by concept_id",
-                path=args.file,
-                field=f"{sample.where}.concept_id" if sample.where else "concept_id",
-            )
-    scored = [score_sample(s, args.metric) for s in samples]
-    rows = [r.as_row() for r in scored]
-    if args.out:
-        atomic_write_jsonl(args.out, rows)
-    else:
-        out = sys.stdout
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        out.flush()
-    for line in format_summary(summarize(scored), args.metric):
+    with job_events(args, "score") as events:
+        concepts = read_concepts(args.concepts, warn=_warn) if args.concepts else None
+        kind, samples = read_samples(args.file, concepts=concepts, warn=_warn)
+        for sample in samples:
+            if sample.concept is None:
+                raise InputError(
+                    "no requirements to score against: pass --concepts FILE to join by concept_id",
+                    path=args.file,
+                    field=f"{sample.where}.concept_id" if sample.where else "concept_id",
+                )
+        scored = [score_sample(s, args.metric) for s in samples]
+        events.progress(len(scored), len(samples), unit="records")
+        rows = [r.as_row() for r in scored]
+        if args.out:
+            path = atomic_write_jsonl(args.out, rows)
+            events.artifact(str(path), "scores", bytes=path.stat().st_size)
+        else:
+            out = sys.stdout
+            for row in rows:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.flush()
+        summary = summarize(scored)
+        events.summary.update(
+            file_kind=kind, metric=args.metric, n=summary.n, valid=summary.counted_valid,
+            mean=summary.stats["mean"], format_errors=dict(summary.reasons),
+        )
+    for line in format_summary(summary, args.metric):
         sys.stderr.write(line + "\n")
     return 0

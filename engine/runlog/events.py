@@ -355,6 +355,8 @@ class EventWriter:
         self._warn = warn
         self._lock = threading.Lock()
         self._started_at: float | None = None
+        # What `running()` reports in job_finished.summary: a stage fills it in as it goes.
+        self.summary: dict[str, Any] = {}
         self._lockfile = self._take_file_lock()
         try:
             self._appender: JsonlAppender | None = JsonlAppender(self.path, fsync=fsync, warn=warn)
@@ -577,6 +579,11 @@ class EventWriter:
         except (KeyboardInterrupt, asyncio.CancelledError):
             self.finished("cancelled")
             raise
+        except InputError as exc:
+            # Bad input is the user's to fix: one line, exit 2, no traceback (as on the terminal).
+            self.error(str(exc), code="input_error")
+            self.finished("failed", exit_code=2)
+            raise
         except BaseException as exc:
             code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
             if code == 0:
@@ -586,5 +593,5 @@ class EventWriter:
             self.finished("failed", exit_code=code)
             raise
         else:
-            self.finished("succeeded")
+            self.finished("succeeded", exit_code=0, summary=self.summary)
 

@@ -1,0 +1,85 @@
+"""`po-tui demo`: run the available pipeline offline on CPU, each stage a subprocess job.
+
+Each job reports through its event log in the run directory; the summary printed at the end
+is folded from those logs, exactly as `po-tui status` and the TUI will read a real run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from engine.runlog.state import RunState
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="run the pipeline offline on CPU (synthetic data) into a fresh run directory",
+        description="Run every available stage offline, each as a subprocess job with its own event log.",
+    )
+    p.add_argument("--out", metavar="DIR", help="run directory (default: artifacts/demo/run-<timestamp>)")
+    p.add_argument("--count", type=int, default=24, help="concepts to generate (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=7, help="seed for every stage (default: %(default)s)")
+    p.set_defaults(func=run)
+
+
+def plan(run_dir: Path, count: int, seed: int) -> list[tuple[str, list[str]]]:
+    """(job, po-tui arguments) for each stage, in order."""
+    return [
+        ("concepts", ["concepts", "--count", str(count), "--seed", str(seed), "-o", str(run_dir / "concepts.jsonl")]),
+    ]
+
+
+def run_job(run_dir: Path, job: str, argv: list[str]) -> int:
+    """One stage as a subprocess in its own process group, stdout/stderr kept in the run dir."""
+    with open(run_dir / f"{job}.stdout.log", "wb") as out, open(run_dir / f"{job}.stderr.log", "wb") as err:
+        proc = subprocess.run(
+            [sys.executable, "-m", "engine", *argv, "--run-dir", str(run_dir), "--job", job],
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+    return proc.returncode
+
+
+def state_table(state: RunState) -> Table:
+    table = Table(title="run summary", title_justify="left")
+    for column in ("job", "state", "progress", "time", "summary"):
+        table.add_column(column)
+    for name in state.order:
+        job = state.jobs[name]
+        done, total = job.progress_done, job.progress_total
+        progress = f"{done:g}/{total:g} {job.progress_unit or ''}" if done is not None and total else "-"
+        elapsed = f"{job.duration_s:.2f}s" if job.duration_s is not None else "-"
+        summary = ", ".join(f"{k}={v}" for k, v in job.summary.items())
+        table.add_row(Text(name), Text(job.state), Text(progress), Text(elapsed), Text(summary))
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    run_dir = Path(args.out or Path("artifacts") / "demo" / time.strftime("run-%Y%m%d-%H%M%S"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    console.print(Text(f"po-tui demo: run directory {run_dir}"))
+    status = 0
+    for job, argv in plan(run_dir, args.count, args.seed):
+        console.print(Text(f"  {job}: running"))
+        code = run_job(run_dir, job, argv)
+        if code != 0:
+            tail = (run_dir / f"{job}.stderr.log").read_text(errors="replace").strip().splitlines()[-5:]
+            console.print(Text(f"  {job}: failed (exit {code})", style="bold red"))
+            for line in tail:
+                console.print(Text(f"    {line}"))
+            status = 1
+            break
+    console.print(state_table(RunState.from_run_dir(run_dir)))
+    return status

@@ -1,0 +1,31 @@
+"""`po-tui demo` runs each available stage as a subprocess job reporting through its event log."""
+
+from __future__ import annotations
+
+import json
+
+from engine.cli import main
+from engine.runlog.state import RunState
+
+
+def test_demo_runs_stages_as_jobs_with_event_logs(tmp_path):
+    run_dir = tmp_path / "run"
+    assert main(["demo", "--out", str(run_dir), "--count", "6", "--seed", "1"]) == 0
+    state = RunState.from_run_dir(run_dir)
+    assert state.order == ["concepts"]
+    job = state.jobs["concepts"]
+    assert job.state == "succeeded" and job.exit_code == 0
+    assert (job.progress_done, job.progress_total) == (6, 6)
+    assert job.summary["count"] == 6
+    rows = [json.loads(line) for line in (run_dir / "concepts.jsonl").read_text().splitlines()]
+    assert len(rows) == 6
+    assert (run_dir / "concepts.stderr.log").read_text().startswith("po-tui concepts: 6 concepts")
+
+
+def test_stage_failure_is_recorded_in_its_event_log(tmp_path):
+    run_dir = tmp_path / "run"
+    code = main(["concepts", "--count", "3", "-o", str(tmp_path), "--run-dir", str(run_dir)])
+    assert code == 2  # the output path is a directory: bad input
+    job = RunState.from_run_dir(run_dir).jobs["concepts"]
+    assert job.state == "failed" and job.exit_code == 2
+    assert "cannot write" in job.errors[-1]["message"]
