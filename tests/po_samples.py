@@ -59,24 +59,22 @@ REVIEW = {
 }
 
 
-def vision(**changes) -> dict:
-    v = copy.deepcopy(VISION)
-    for k, val in changes.items():
-        if val is DELETE:
-            v.pop(k, None)
+def _with(base: dict, changes: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if value is DELETE:
+            out.pop(key, None)
         else:
-            v[k] = val
-    return v
+            out[key] = value
+    return out
+
+
+def vision(**changes) -> dict:
+    return _with(VISION, changes)
 
 
 def review(**changes) -> dict:
-    r = copy.deepcopy(REVIEW)
-    for k, val in changes.items():
-        if val is DELETE:
-            r.pop(k, None)
-        else:
-            r[k] = val
-    return r
+    return _with(REVIEW, changes)
 
 
 def dump(obj) -> str:
