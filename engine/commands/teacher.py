@@ -1,0 +1,293 @@
+"""`po-tui teacher`: generate, rescore or summarise a scored teacher dataset."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from engine.configfile import load_yaml_file, validate
+from engine.core.records import Concept, read_concept_list
+from engine.errors import InputError
+from engine.runlog.job import add_job_args, job_events
+from engine.stages.teacher.pricing import PriceTable, load_prices
+from engine.stages.teacher.settings import DEFINING, PROVIDERS, TeacherSettings
+from engine.stages.teacher.store import TeacherStore
+from engine.stages.teacher.tally import TeacherTally
+
+# CLI flag -> settings field (the flags default to None: only what the user typed overrides config).
+FLAGS: list[tuple[str, dict[str, Any]]] = [
+    ("--provider", {"choices": PROVIDERS, "help": "default: gemini"}),
+    ("--model", {"help": "default: gemini-2.5-flash (synthetic: synthetic-po-1)"}),
+    ("--temperature", {"type": float, "help": "default: 0.2"}),
+    ("--max-output-tokens", {"type": int, "metavar": "N"}),
+    ("--min-score", {"type": float, "help": "accept samples scoring at least this (default: 0.80)"}),
+    ("--max-records", {"type": int, "metavar": "N", "help": "stop after N accepted records"}),
+    ("--samples-per-concept", {"type": int, "metavar": "K", "help": "variants per concept (default: 1)"}),
+    ("--concurrency", {"type": int, "metavar": "C", "help": "requests in flight (default: 8)"}),
+    ("--rpm", {"type": float, "metavar": "R", "help": "requests per minute limit"}),
+    ("--tpm", {"type": float, "metavar": "T", "help": "tokens per minute limit"}),
+    ("--max-retries", {"type": int, "help": "retries after a format error (default: 2)"}),
+    ("--low-score-retries", {"type": int, "help": "retries below --min-score (default: 0)"}),
+    ("--api-retries", {"type": int, "help": "retries of a failed API call: 429, 5xx, timeouts (default: 6)"}),
+    ("--backoff-base", {"type": float, "dest": "backoff_base_s", "metavar": "S", "help": "first backoff delay (default: 1s)"}),
+    ("--timeout", {"type": float, "dest": "timeout_s", "metavar": "S", "help": "per-request timeout (default: 120s)"}),
+    ("--metric", {"choices": ("po-v1", "po-v2"), "help": "default: po-v2"}),
+    ("--seed", {"type": int}),
+    ("--budget-usd", {"type": float, "metavar": "X", "help": "stop cleanly once this much was spent"}),
+    ("--base-url", {"help": "override the API endpoint (gemini/vertex/openai)"}),
+    ("--project", {"help": "vertex: GCP project (or GOOGLE_CLOUD_PROJECT)"}),
+    ("--location", {"help": "vertex: region (or GOOGLE_CLOUD_LOCATION)"}),
+    ("--api-key-env", {"metavar": "VAR", "help": "read the API key from this environment variable"}),
+    ("--prices", {"metavar": "FILE", "help": "price table override (YAML: as_of, models: {name: {input, output}})"}),
+]
+SYNTHETIC_FLAGS = [
+    ("--synthetic-latency", "latency_s"),
+    ("--synthetic-defect-rate", "defect_rate"),
+    ("--synthetic-fix-rate", "fix_rate"),
+    ("--synthetic-low-quality-rate", "low_quality_rate"),
+]
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "teacher",
+        parents=[common],
+        help="generate a scored teacher dataset (Gemini, Vertex, OpenAI-compatible, synthetic)",
+        description=(
+            "Generate Product Owner answers with a teacher model, score them, keep those above "
+            "--min-score. Every raw answer is kept in DIR/responses.jsonl before it is parsed; "
+            "--resume continues without repeating or duplicating anything."
+        ),
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--rescore", action="store_true", help="rebuild DIR's dataset from responses.jsonl, no API call")
+    mode.add_argument("--stats", metavar="FILE", help="summarise a teacher dataset and exit")
+    p.add_argument("--concepts", metavar="FILE", help="concepts JSONL (any layout carrying concepts)")
+    p.add_argument("--out", metavar="DIR", help="output directory")
+    p.add_argument("--config", metavar="FILE", help="pipeline config (its `teacher:` section) or a teacher settings file")
+    p.add_argument("--resume", action="store_true", help="continue the run in DIR")
+    p.add_argument("--allow-change", action="store_true", help="resume although dataset-defining settings changed")
+    p.add_argument("--retry-errors", action="store_true", default=None, help="on resume, retry samples rejected for provider errors")
+    p.add_argument("--json", action="store_true", help="with --stats: print JSON")
+    for flag, kwargs in FLAGS:
+        p.add_argument(flag, default=None, **kwargs)
+    for flag, _field in SYNTHETIC_FLAGS:
+        p.add_argument(flag, type=float, default=None, metavar="X", help="synthetic provider knob")
+    add_job_args(p)
+    p.set_defaults(func=run)
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"po-tui teacher: warning: {message}\n")
+
+
+def settings_from(args: argparse.Namespace) -> TeacherSettings:
+    base: dict[str, Any] = {}
+    path, lines, prefix = None, None, ()
+    if args.config:
+        doc, lines = load_yaml_file(args.config)
+        path = args.config
+        if isinstance(doc, dict) and "teacher" in doc:
+            doc, prefix = doc["teacher"], ("teacher",)
+        base = dict(doc or {})
+    for flag, kwargs in FLAGS:
+        dest = kwargs.get("dest") or flag[2:].replace("-", "_")
+        value = getattr(args, dest)
+        if value is not None:
+            base[dest] = value
+    if args.retry_errors:
+        base["retry_errors"] = True
+    synthetic = dict(base.get("synthetic") or {})
+    for flag, field in SYNTHETIC_FLAGS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            synthetic[field] = value
+    if synthetic:
+        base["synthetic"] = synthetic
+    settings = validate(TeacherSettings, base, path=path, lines=lines, prefix=prefix)
+    try:
+        settings.resolved_model()
+    except ValueError as exc:
+        raise InputError(str(exc), field="--model") from None
+    return settings
+
+
+def concept_list(path: str) -> list[tuple[str, Concept]]:
+    """(id, concept) in file order; the same id twice with different content is an error."""
+    seen: dict[str, Concept] = {}
+    out: list[tuple[str, Concept]] = []
+    for concept in read_concept_list(path, warn=_warn):
+        cid = concept.concept_id or concept.key
+        known = seen.get(cid)
+        if known is not None:
+            if known.key != concept.key:
+                raise InputError(f"concept_id {cid!r} appears twice with different content", path=path, field="concept_id")
+            _warn(f"{path}: concept {cid} listed twice: used once")
+            continue
+        seen[cid] = concept
+        out.append((cid, concept))
+    if not out:
+        raise InputError("no concepts", path=path)
+    return out
+
+
+def check_resume(store: TeacherStore, settings: TeacherSettings, args: argparse.Namespace) -> dict[str, Any]:
+    """The manifest to write for this segment; refuses a silent change of what the dataset is."""
+    current = settings.fingerprint()
+    manifest = store.read_manifest()
+    if store.exists() and not args.resume:
+        raise InputError("already holds a teacher run: pass --resume to continue it, or choose another --out", path=store.dir)
+    if manifest is None:
+        manifest = {"version": 1, "segments": []}
+    previous = manifest.get("fingerprint")
+    if args.resume and previous:
+        changed = [f"{k} {previous.get(k)!r} -> {current[k]!r}" for k in DEFINING if previous.get(k) != current[k]]
+        if changed and not args.allow_change:
+            raise InputError(
+                "dataset-defining settings changed since the last run: " + "; ".join(changed) + " (pass --allow-change to continue on purpose)",
+                path=store.manifest_path,
+            )
+    manifest["fingerprint"] = current
+    manifest["settings"] = settings.model_dump(mode="json")
+    manifest["segments"].append({"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **current, "allow_change": bool(args.allow_change)})
+    return manifest
+
+
+class TerminalProgress:
+    """A rich progress bar on a terminal; a plain line every few seconds otherwise (nohup, CI)."""
+
+    def __init__(self, target: int | None) -> None:
+        self.console = Console(stderr=True)
+        self.tty = self.console.is_terminal
+        self.target = target
+        self._last = 0.0
+        self.bar: Progress | None = None
+        if self.tty:
+            self.bar = Progress(
+                TextColumn("teacher"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self.task = self.bar.add_task("teacher", total=target, info="")
+            self.bar.start()
+
+    def update(self, t: TeacherTally) -> None:
+        info = f"{t.rejected} rejected, {t.records_per_min():.1f}/min, ${t.cost_usd:.4f}"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=t.accepted, info=info)
+            return
+        now = time.monotonic()
+        if now - self._last >= 10:
+            self._last = now
+            target = f"/{self.target}" if self.target else ""
+            sys.stderr.write(f"{time.strftime('%H:%M:%S')} teacher: {t.accepted}{target} accepted, {info}\n")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _summary_lines(summary: dict[str, Any]) -> list[str]:
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    target = f"/{summary['target']}" if summary.get("target") else ""
+    lines = [
+        f"teacher: {summary['accepted']}{target} accepted, {summary['rejected']} rejected ({summary['stop_reason']})",
+        f"  {summary['requests']} requests, {summary['replayed']} replayed from responses.jsonl, {summary['retries']} retries; "
+        f"acceptance {pct(summary['acceptance_rate'])}, retry success {pct(summary['retry_success_rate'])}",
+        f"  {summary['records_per_min']:.1f} records/min; cost ${summary['cost_usd']:.4f} in total, ${summary['cost_usd_run']:.4f} this run"
+        + (f", ${summary['cost_per_accepted_usd']:.5f} per accepted" if summary.get("cost_per_accepted_usd") is not None else "")
+        + f" (prices as of {summary['prices_as_of']})",
+    ]
+    if summary["provider_errors"]:
+        lines.append("  provider errors: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["provider_errors"].items())))
+    if summary["reject_reasons"]:
+        lines.append("  reject reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["reject_reasons"].items())))
+    if summary.get("unpriced_requests"):
+        lines.append(f"  {summary['unpriced_requests']} requests to a model without a price: counted as $0")
+    if summary.get("fatal_error"):
+        lines.append(f"  stopped: {summary['fatal_error']}")
+    return lines
+
+
+async def _generate(settings: TeacherSettings, concepts, store: TeacherStore, events, prices: PriceTable) -> dict[str, Any]:
+    from engine.stages.teacher.providers import make_provider
+    from engine.stages.teacher.runner import TeacherRun
+
+    provider = make_provider(settings)
+    progress = TerminalProgress(settings.max_records)
+    run = TeacherRun(settings, concepts, store, provider, events, prices=prices, resume=store.load(), on_change=progress.update)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, run.cancel)
+    try:
+        return await run.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        progress.close()
+        await provider.aclose()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.stats:
+        from engine.stages.teacher.stats import dataset_stats, format_stats
+
+        st = dataset_stats(args.stats, warn=_warn)
+        if args.json:
+            print(json.dumps(st, indent=2))
+        else:
+            print("\n".join(format_stats(st)))
+        return 0
+    if not args.out:
+        raise InputError("required", field="--out")
+    if args.rescore:
+        from engine.stages.teacher.rescore import rescore
+
+        settings = settings_from(args)
+        result = rescore(args.out, metric=settings.metric, min_score=settings.min_score, warn=_warn)
+        sys.stderr.write(
+            f"po-tui teacher --rescore: {result['samples']} samples from {result['responses']} stored answers -> "
+            f"{result['accepted']} accepted, {result['rejected']} rejected ({settings.metric}, min-score {settings.min_score:.2f})\n"
+        )
+        return 0
+    if not args.concepts:
+        raise InputError("required (or use --rescore / --stats)", field="--concepts")
+    settings = settings_from(args)
+    concepts = concept_list(args.concepts)
+    prices = load_prices(settings.prices) if settings.prices else PriceTable()
+    store = TeacherStore(args.out, warn=_warn)
+    manifest = check_resume(store, settings, args)
+    if not args.run_dir:
+        args.run_dir = args.out  # standalone: the output directory is the run directory
+    with job_events(args, "teacher") as events:
+        store.write_manifest(manifest)
+        try:
+            summary = asyncio.run(_generate(settings, concepts, store, events, prices))
+        finally:
+            store.close()
+        manifest["summary"] = summary
+        store.write_manifest(manifest)
+        events.summary.update(summary)
+        for line in _summary_lines(summary):
+            sys.stderr.write(line + "\n")
+        if summary["stop_reason"] == "cancelled":
+            raise KeyboardInterrupt
+        if summary.get("fatal_error"):
+            raise InputError(f"{settings.provider}: {summary['fatal_error']}", field="provider")
+    return 0

@@ -1,0 +1,1 @@
+"""The teacher stage: generate a scored Product Owner dataset from a premium model."""

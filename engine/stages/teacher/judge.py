@@ -1,0 +1,73 @@
+"""Judge one teacher answer: blocks, validity, score; and the instruction for the next try."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.core.blocks import check_text
+from engine.core.metric import product_owner_metric
+from engine.core.prompts import teacher_retry_instruction
+from engine.core.yamltext import as_mapping, load_yaml
+from engine.stages.teacher.providers.base import FINISH_MAX_TOKENS, FINISH_STOP
+
+LOW_SCORE = "low_score"
+
+
+@dataclass
+class Verdict:
+    valid: bool
+    reason: str | None
+    detail: str | None
+    score: float
+    breakdown: dict[str, float]
+    status: str | None
+    vision: str | None
+    review: str | None
+    finish_reason: str
+
+    def accepted(self, min_score: float) -> bool:
+        return self.valid and self.score >= min_score
+
+    @property
+    def failure(self) -> str | None:
+        """Why this answer cannot be accepted as is (None when it is valid)."""
+        return None if self.valid else self.reason
+
+
+def judge(text: str, requirements_yaml: str, metric: str, finish_reason: str = FINISH_STOP) -> Verdict:
+    ex, check = check_text(text or "")
+    vision, review = ex.vision_text, ex.review_text
+    result = product_owner_metric(vision, review, requirements_yaml, metric=metric)
+    parsed_review, _ = load_yaml(review) if review else (None, None)
+    status = as_mapping(parsed_review).get("status")
+    detail = check.detail
+    if not check.valid and finish_reason not in (FINISH_STOP, ""):
+        detail = f"{detail} (finish reason {finish_reason})" if detail else f"finish reason {finish_reason}"
+    return Verdict(
+        valid=check.valid,
+        reason=check.reason,
+        detail=detail,
+        score=result.score,
+        breakdown=result.breakdown,
+        status=status if isinstance(status, str) else None,
+        vision=vision,
+        review=review,
+        finish_reason=finish_reason,
+    )
+
+
+def retry_instruction(verdict: Verdict, min_score: float) -> str:
+    """The corrective follow-up: exactly what was wrong with the previous answer."""
+    if not verdict.valid:
+        text = teacher_retry_instruction(verdict.reason or "invalid", verdict.detail)
+        if verdict.finish_reason == FINISH_MAX_TOKENS:
+            text += " Your answer was cut off at the output limit: keep it shorter."
+        return text
+    weakest = sorted(verdict.breakdown.items(), key=lambda kv: kv[1])[:2]
+    parts = ", ".join(f"{name} {points:.1f}/30" for name, points in weakest)
+    return (
+        f"Your answer is valid but scored {verdict.score:.3f}, below the required {min_score:.2f} "
+        f"(weakest: {parts}). Answer again with both blocks: cite every requirement id in "
+        "aligned, gaps or conflicts; make status consistent with those lists; give at least two "
+        "items in every list; write a narrative of 2-4 sentences (at least 160 characters)."
+    )

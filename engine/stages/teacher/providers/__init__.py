@@ -1,0 +1,56 @@
+"""Build the configured provider. Credentials come from the environment only, never from flags."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+from engine.errors import InputError
+from engine.stages.teacher.providers.base import Provider
+from engine.stages.teacher.settings import TeacherSettings
+
+GEMINI_KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+OPENAI_KEY_VAR = "OPENAI_API_KEY"
+
+
+def api_key(settings: TeacherSettings, env: Mapping[str, str] | None = None) -> str | None:
+    """The key for the configured provider, from the environment (None when it needs none)."""
+    env = os.environ if env is None else env
+    if settings.api_key_env:
+        return env.get(settings.api_key_env) or None
+    if settings.provider == "gemini":
+        return next((env[v] for v in GEMINI_KEY_VARS if env.get(v)), None)
+    if settings.provider == "openai":
+        return env.get(OPENAI_KEY_VAR) or None
+    return None
+
+
+def make_provider(settings: TeacherSettings, env: Mapping[str, str] | None = None) -> Provider:
+    env = os.environ if env is None else env
+    model = settings.resolved_model()
+    if settings.provider == "synthetic":
+        from engine.stages.teacher.providers.synthetic import SyntheticProvider
+
+        return SyntheticProvider(model=model, seed=settings.seed, **settings.synthetic.model_dump())
+    if settings.provider in ("gemini", "vertex"):
+        from engine.stages.teacher.providers.gemini import GeminiProvider
+
+        if settings.provider == "gemini":
+            key = api_key(settings, env)
+            if not key:
+                names = settings.api_key_env or " or ".join(GEMINI_KEY_VARS)
+                raise InputError(f"no API key: set {names} in the environment", field="provider")
+            return GeminiProvider(model, api_key=key, base_url=settings.base_url, timeout_s=settings.timeout_s)
+        project = settings.project or env.get("GOOGLE_CLOUD_PROJECT")
+        if not project:
+            raise InputError("vertex needs a project: set teacher.project or GOOGLE_CLOUD_PROJECT", field="project")
+        location = settings.location or env.get("GOOGLE_CLOUD_LOCATION") or "us-central1"
+        return GeminiProvider(
+            model, vertex=True, project=project, location=location, base_url=settings.base_url, timeout_s=settings.timeout_s
+        )
+    from engine.stages.teacher.providers.openai_compat import OpenAICompatProvider
+
+    base_url = settings.base_url or env.get("OPENAI_BASE_URL")
+    if not base_url:
+        raise InputError("the openai provider needs --base-url (or OPENAI_BASE_URL)", field="base_url")
+    return OpenAICompatProvider(model, base_url=base_url, api_key=api_key(settings, env), timeout_s=settings.timeout_s)

@@ -1,0 +1,141 @@
+"""One async interface for every teacher provider.
+
+A provider takes a system prompt and a conversation (the user's prompt, and on retries the
+model's previous answer plus a corrective instruction) and returns a `Completion`: text, token
+usage, latency, finish reason. Every failure is a `ProviderError` that says whether retrying can
+help and, when the server said so, after how long. The retry policy lives in the runner, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, Sequence
+
+Role = Literal["user", "model"]
+
+# Finish reasons, normalised across providers.
+FINISH_STOP = "STOP"
+FINISH_MAX_TOKENS = "MAX_TOKENS"
+FINISH_SAFETY = "SAFETY"
+FINISH_EMPTY = "EMPTY"  # no candidate / no text at all
+FINISH_OTHER = "OTHER"
+
+# ProviderError kinds.
+RATE_LIMITED = "rate_limited"  # 429 / RESOURCE_EXHAUSTED
+SERVER_ERROR = "server_error"  # 5xx
+TIMEOUT = "timeout"
+CONNECTION = "connection"
+BAD_RESPONSE = "bad_response"  # unparseable body
+INVALID_REQUEST = "invalid_request"  # 400: this request will never work
+AUTH = "auth"  # 401/403: no request will work
+NOT_FOUND = "not_found"  # 404: model or endpoint unknown
+RETRYABLE_KINDS = frozenset({RATE_LIMITED, SERVER_ERROR, TIMEOUT, CONNECTION, BAD_RESPONSE})
+FATAL_KINDS = frozenset({AUTH, NOT_FOUND})  # stop the run: every request would fail the same way
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    text: str
+
+
+@dataclass
+class Completion:
+    text: str
+    finish_reason: str
+    input_tokens: int
+    output_tokens: int  # billed output, thinking tokens included
+    latency_s: float
+    model: str
+    thinking_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ProviderError(Exception):
+    """A failed call. `message` never contains credentials (providers scrub them)."""
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE_KINDS
+
+    @property
+    def fatal(self) -> bool:
+        return self.kind in FATAL_KINDS
+
+    def __str__(self) -> str:
+        status = f" {self.status}" if self.status is not None else ""
+        return f"{self.kind}{status}: {self.message}"
+
+
+class Provider(Protocol):
+    name: str  # "gemini", "vertex", "openai", "synthetic"
+    model: str
+
+    async def generate(
+        self,
+        system: str,
+        messages: Sequence[Message],
+        *,
+        temperature: float,
+        max_output_tokens: int | None,
+        seed: int | None,
+    ) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+    import time
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def scrub(text: str, secrets: Sequence[str | None]) -> str:
+    """Remove known secret values from a message before it can reach an event or a log."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def kind_for_status(status: int) -> str:
+    if status == 429:
+        return RATE_LIMITED
+    if status >= 500:
+        return SERVER_ERROR
+    if status in (401, 403):
+        return AUTH
+    if status == 404:
+        return NOT_FOUND
+    if status == 408:
+        return TIMEOUT
+    return INVALID_REQUEST

@@ -1,0 +1,114 @@
+"""`po-tui teacher --stats FILE`: what a teacher dataset holds and what it cost.
+
+Reads the dataset and, beside it, rejects.jsonl and responses.jsonl when present (acceptance,
+retry success and cost need them). Works on legacy datasets too (no metadata: fewer numbers).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.core.records import read_samples
+from engine.core.yamltext import as_mapping, load_yaml
+from engine.stages.teacher.store import REJECTS, RESPONSES, key_of
+from engine.store.jsonl import iter_jsonl
+
+
+def _rows(path: Path, warn: Callable[[str], None] | None) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [row for _, row in iter_jsonl(path, on_torn=(lambda t: warn(t.describe())) if warn else None)]
+
+
+def dataset_stats(path: str | Path, *, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    path = Path(path)
+    _, samples = read_samples(path, warn=warn)
+    scores = [s.recorded_score for s in samples if s.recorded_score is not None]
+    statuses: Counter = Counter()
+    per_model: dict[str, dict[str, Any]] = defaultdict(lambda: {"accepted": 0, "rejected": 0, "scores": [], "cost_usd": 0.0})
+    retried = retried_ok = 0
+    for s in samples:
+        review, _ = load_yaml(s.review or "") if s.review else (None, None)
+        status = as_mapping(review).get("status")
+        statuses[status if isinstance(status, str) else "invalid"] += 1
+        meta = s.record.get("metadata") or {}
+        model = str(meta.get("model") or "unknown")
+        per_model[model]["accepted"] += 1
+        if s.recorded_score is not None:
+            per_model[model]["scores"].append(s.recorded_score)
+        per_model[model]["cost_usd"] += float(meta.get("cost_usd") or 0.0)
+        if meta.get("retry_reasons"):
+            retried += 1
+            retried_ok += 1
+    rejects = {key_of(r): r for r in _rows(path.parent / REJECTS, warn)}
+    accepted_keys = {key_of(s.record) for s in samples if s.record.get("concept_id") is not None}
+    reject_reasons: Counter = Counter()
+    for key, r in rejects.items():
+        if key in accepted_keys:
+            continue
+        meta = r.get("metadata") or {}
+        model = str(meta.get("model") or "unknown")
+        per_model[model]["rejected"] += 1
+        per_model[model]["cost_usd"] += float(meta.get("cost_usd") or 0.0)
+        reject_reasons[str(r.get("reason"))] += 1
+        if meta.get("retry_reasons"):
+            retried += 1
+    responses = _rows(path.parent / RESPONSES, warn)
+    cost = sum(float(r.get("cost_usd") or 0.0) for r in responses) if responses else sum(m["cost_usd"] for m in per_model.values())
+    n_rejected = sum(reject_reasons.values())
+    out: dict[str, Any] = {
+        "file": str(path),
+        "accepted": len(samples),
+        "rejected": n_rejected,
+        "distinct_concepts": len({s.concept.key for s in samples if s.concept}),
+        "acceptance_rate": len(samples) / (len(samples) + n_rejected) if samples or n_rejected else None,
+        "retry_success_rate": retried_ok / retried if retried else None,
+        "score": _summary(scores),
+        "statuses": dict(statuses),
+        "reject_reasons": dict(reject_reasons),
+        "requests": len(responses) or None,
+        "cost_usd": round(cost, 6),
+        "cost_per_accepted_usd": round(cost / len(samples), 6) if samples else None,
+        "per_model": {
+            m: {"accepted": v["accepted"], "rejected": v["rejected"], "score": _summary(v["scores"]), "cost_usd": round(v["cost_usd"], 6)}
+            for m, v in sorted(per_model.items())
+        },
+    }
+    return out
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "mean": statistics.fmean(values),
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def format_stats(st: dict[str, Any]) -> list[str]:
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    sc = st["score"]
+    lines = [
+        f"{st['file']}: {st['accepted']} accepted, {st['rejected']} rejected, {st['distinct_concepts']} distinct concepts",
+        f"acceptance {pct(st['acceptance_rate'])}, retry success {pct(st['retry_success_rate'])}",
+    ]
+    if sc["n"]:
+        lines.append(f"score mean {sc['mean']:.4f} median {sc['median']:.4f} min {sc['min']:.4f} max {sc['max']:.4f} (n {sc['n']})")
+    lines.append("statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(st["statuses"].items())))
+    if st["reject_reasons"]:
+        lines.append("reject reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(st["reject_reasons"].items())))
+    per = st["cost_per_accepted_usd"]
+    lines.append(f"cost ${st['cost_usd']:.4f}" + (f", ${per:.5f} per accepted record" if per is not None else ""))
+    for model, m in st["per_model"].items():
+        mean = f", mean {m['score']['mean']:.4f}" if m["score"]["n"] else ""
+        lines.append(f"  {model}: {m['accepted']} accepted, {m['rejected']} rejected{mean}, ${m['cost_usd']:.4f}")
+    return lines
