@@ -16,7 +16,7 @@ from typing import Sequence
 
 from engine.errors import InputError
 
-COMMANDS = ("score", "concepts", "demo")
+COMMANDS = ("score", "concepts", "teacher", "demo")
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 

@@ -1,0 +1,43 @@
+"""In-process fakes of external services, so tests and benchmarks run the real clients offline."""
+
+from tests.fakes.llm_servers import (
+    CANNED_PO_ANSWER,
+    DropConnection,
+    EmptyCandidates,
+    Error,
+    FakeGemini,
+    FakeOpenAI,
+    MalformedJson,
+    Ok,
+    RecordedRequest,
+    Slow,
+    drop_connection,
+    empty_candidates,
+    error,
+    malformed_json,
+    max_tokens,
+    ok,
+    safety,
+    slow,
+)
+
+__all__ = [
+    "CANNED_PO_ANSWER",
+    "DropConnection",
+    "EmptyCandidates",
+    "Error",
+    "FakeGemini",
+    "FakeOpenAI",
+    "MalformedJson",
+    "Ok",
+    "RecordedRequest",
+    "Slow",
+    "drop_connection",
+    "empty_candidates",
+    "error",
+    "malformed_json",
+    "max_tokens",
+    "ok",
+    "safety",
+    "slow",
+]
