@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.core.blocks import check_text
-from engine.core.metric import product_owner_metric
+from engine.core.metric import ALLOWED_STATUSES, product_owner_metric
 from engine.core.prompts import teacher_retry_instruction
 from engine.core.yamltext import as_mapping, load_yaml
 from engine.stages.teacher.providers.base import FINISH_MAX_TOKENS, FINISH_STOP
 
 LOW_SCORE = "low_score"
+# Not a format_error (the YAML is fine) but never accepted into a teacher dataset: a student
+# trained on `status: gaps` learns to write it (the replaced system's did).
+INVALID_STATUS = "invalid_status"
 
 
 @dataclass
@@ -26,12 +29,21 @@ class Verdict:
     finish_reason: str
 
     def accepted(self, min_score: float) -> bool:
-        return self.valid and self.score >= min_score
+        return self.usable and self.score >= min_score
 
     @property
-    def failure(self) -> str | None:
-        """Why this answer cannot be accepted as is (None when it is valid)."""
-        return None if self.valid else self.reason
+    def usable(self) -> bool:
+        """Valid blocks and an allowed status: worth keeping if it scores enough."""
+        return self.problem is None
+
+    @property
+    def problem(self) -> str | None:
+        """Why this answer cannot be kept whatever its score: a format_error or a bad status."""
+        if not self.valid:
+            return self.reason or "invalid"
+        if self.status not in ALLOWED_STATUSES:
+            return INVALID_STATUS
+        return None
 
 
 def judge(text: str, requirements_yaml: str, metric: str, finish_reason: str = FINISH_STOP) -> Verdict:
@@ -63,6 +75,12 @@ def retry_instruction(verdict: Verdict, min_score: float) -> str:
         if verdict.finish_reason == FINISH_MAX_TOKENS:
             text += " Your answer was cut off at the output limit: keep it shorter."
         return text
+    if verdict.problem == INVALID_STATUS:
+        return (
+            f"Your answer used status {verdict.status!r}, which is not allowed. Answer again with both "
+            f"blocks; status must be exactly one of {', '.join(ALLOWED_STATUSES)}, consistent with the "
+            "aligned, gaps and conflicts lists."
+        )
     weakest = sorted(verdict.breakdown.items(), key=lambda kv: kv[1])[:2]
     parts = ", ".join(f"{name} {points:.1f}/30" for name, points in weakest)
     return (

@@ -37,11 +37,16 @@ def rescore(out_dir: str, *, metric: str, min_score: float, warn: Callable[[str]
                 meta["rescored"] = True
                 accepted.append(accepted_record(concept, concept_id, verdict, metric, meta))
                 break
-            reasons.append(verdict.reason if not verdict.valid else LOW_SCORE)
+            reasons.append(verdict.problem or LOW_SCORE)
         else:
             assert verdict is not None
-            reason = verdict.reason if not verdict.valid else "below_min_score"
-            detail = verdict.detail if not verdict.valid else f"score {verdict.score:.4f} < min-score {min_score:.2f}"
+            reason = verdict.problem or "below_min_score"
+            if not verdict.valid:
+                detail = verdict.detail
+            elif verdict.problem:
+                detail = f"status {verdict.status!r}"
+            else:
+                detail = f"score {verdict.score:.4f} < min-score {min_score:.2f}"
             meta = sample_metadata(rows, reasons, temperature=None)
             meta["rescored"] = True
             rejected.append(reject_row(concept_id, variant, concept.tier, reason or "invalid", detail, verdict, metric, meta))

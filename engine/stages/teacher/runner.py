@@ -235,13 +235,15 @@ class TeacherRun:
                 row = self._record_response(item, attempt, completion, conversation, reasons)
             rows.append(row)
             verdict = judge(row["text"], item.concept.requirements_yaml, self.s.metric, row.get("finish_reason") or "STOP")
-            if not verdict.valid:
-                reasons.append(verdict.reason or "invalid")
+            problem = verdict.problem
+            if problem is not None:
+                reasons.append(problem)
                 if format_retries < self.s.max_retries:
                     format_retries += 1
                     self._retry(item, attempt, verdict, conversation, row["text"])
                     continue
-                return self._reject(item, verdict.reason or "invalid", verdict.detail, verdict, rows, reasons)
+                detail = verdict.detail if not verdict.valid else f"status {verdict.status!r}"
+                return self._reject(item, problem, detail, verdict, rows, reasons)
             if verdict.score < self.s.min_score:
                 reasons.append(LOW_SCORE)
                 if low_retries < self.s.low_score_retries:
@@ -253,8 +255,13 @@ class TeacherRun:
             return self._accept(item, verdict, rows, reasons)
 
     def _retry(self, item: WorkItem, attempt: int, verdict: Verdict, conversation: list[Message], text: str) -> None:
-        reason = verdict.reason if not verdict.valid else LOW_SCORE
-        detail = verdict.detail if not verdict.valid else f"score {verdict.score:.4f}"
+        reason = verdict.problem or LOW_SCORE
+        if not verdict.valid:
+            detail = verdict.detail
+        elif reason == LOW_SCORE:
+            detail = f"score {verdict.score:.4f}"
+        else:
+            detail = f"status {verdict.status!r}"
         self.tally.retries += 1
         self.events.emit("teacher_retry", concept_id=item.concept_id, variant=item.variant, attempt=attempt, reason=reason, detail=detail)
         conversation.append(Message("model", text or "(empty answer)"))
@@ -364,7 +371,7 @@ class TeacherRun:
 
     def _finish(self, item: WorkItem, accepted: bool, rows: list[dict[str, Any]], reasons: list[str]) -> None:
         model = rows[-1]["model"] if rows else self.model
-        if reasons:
+        if len(rows) > 1:  # it was asked again at least once
             self.tally.retried_items += 1
             self.tally.retry_successes += accepted
         self.tally.per_model[model]["accepted" if accepted else "rejected"] += 1

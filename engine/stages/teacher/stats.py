@@ -31,7 +31,8 @@ def dataset_stats(path: str | Path, *, warn: Callable[[str], None] | None = None
     per_model: dict[str, dict[str, Any]] = defaultdict(lambda: {"accepted": 0, "rejected": 0, "scores": [], "cost_usd": 0.0})
     retried = retried_ok = 0
     for s in samples:
-        review, _ = load_yaml(s.review or "") if s.review else (None, None)
+        review_text = s.blocks()[1]
+        review, _ = load_yaml(review_text) if review_text else (None, None)
         status = as_mapping(review).get("status")
         statuses[status if isinstance(status, str) else "invalid"] += 1
         meta = s.record.get("metadata") or {}
@@ -40,7 +41,7 @@ def dataset_stats(path: str | Path, *, warn: Callable[[str], None] | None = None
         if s.recorded_score is not None:
             per_model[model]["scores"].append(s.recorded_score)
         per_model[model]["cost_usd"] += float(meta.get("cost_usd") or 0.0)
-        if meta.get("retry_reasons"):
+        if int(meta.get("attempts") or 1) > 1:
             retried += 1
             retried_ok += 1
     rejects = {key_of(r): r for r in _rows(path.parent / REJECTS, warn)}
@@ -54,7 +55,7 @@ def dataset_stats(path: str | Path, *, warn: Callable[[str], None] | None = None
         per_model[model]["rejected"] += 1
         per_model[model]["cost_usd"] += float(meta.get("cost_usd") or 0.0)
         reject_reasons[str(r.get("reason"))] += 1
-        if meta.get("retry_reasons"):
+        if int(meta.get("attempts") or 1) > 1:
             retried += 1
     responses = _rows(path.parent / RESPONSES, warn)
     cost = sum(float(r.get("cost_usd") or 0.0) for r in responses) if responses else sum(m["cost_usd"] for m in per_model.values())
