@@ -48,7 +48,11 @@ def test_no_shell_true_and_only_safe_yaml_loads():
             if isinstance(node, ast.keyword) and node.arg == "shell":
                 if isinstance(node.value, ast.Constant) and node.value.value is True:
                     bad.append(f"{p}: shell=True")
-            if isinstance(node, ast.Attribute) and node.attr in {"load", "unsafe_load", "full_load", "load_all"}:
-                if isinstance(node.value, ast.Name) and node.value.id == "yaml":
-                    bad.append(f"{p}:{node.lineno}: yaml.{node.attr}")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                func = node.func
+                if isinstance(func.value, ast.Name) and func.value.id == "yaml" and func.attr in {"load", "unsafe_load", "full_load", "load_all"}:
+                    loader = next((k.value for k in node.keywords if k.arg == "Loader"), None)
+                    safe = isinstance(loader, ast.Attribute) and loader.attr in {"SafeLoader", "CSafeLoader"}
+                    if func.attr != "load" or not safe:
+                        bad.append(f"{p}:{node.lineno}: yaml.{func.attr} without a safe Loader")
     assert bad == []

@@ -217,13 +217,15 @@ def _normalise_ids(text: str) -> str:
 
 
 def _id_covered(rid: str, text: str, metric: str) -> bool:
+    """po-v1: substring of the lowercased corpus. po-v2: whole token, hyphen-insensitive; `text`
+    must then already be `_normalise_ids`-ed (done once per review, not once per id)."""
     if metric == "po-v1":
         return rid.lower() in text
     needle = _normalise_ids(rid).lower()
     if not needle:
         return False
     pattern = r"(?<![A-Za-z0-9])" + re.escape(needle) + r"(?![A-Za-z0-9])"
-    return re.search(pattern, _normalise_ids(text)) is not None
+    return re.search(pattern, text) is not None
 
 
 def _ladder(c: float) -> float:
@@ -255,6 +257,8 @@ def _alignment(r: dict, align: dict, q: dict, metric: str) -> float:
         return 0.0
     segments = review_segments(r, align, metric)
     text = " ".join(segments).lower()
+    if metric == "po-v2":
+        text = _normalise_ids(text)
     segment_tokens = [tokens(s) for s in segments]
     covered = 0
     for rid, desc in reqs:

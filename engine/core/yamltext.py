@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import yaml
+
+# libyaml's parser when it is built in (several times faster), else the pure-Python one. Both are
+# safe loaders: same resolver and constructors, so the same values come out.
+if hasattr(yaml, "CSafeLoader"):
+
+    def safe_load(text: str) -> Any:
+        return yaml.load(text, Loader=yaml.CSafeLoader)
+
+else:  # pragma: no cover - libyaml missing
+    safe_load = yaml.safe_load
 
 
 @dataclass(frozen=True)
@@ -21,10 +32,16 @@ class YamlProblem:
         return f"{where}{self.message}"
 
 
+@lru_cache(maxsize=1024)
 def load_yaml(text: str) -> tuple[Any, YamlProblem | None]:
-    """Parse `text`; return (value, None) or (None, problem). Never raises on bad YAML."""
+    """Parse `text`; return (value, None) or (None, problem). Never raises on bad YAML.
+
+    Cached: judging one answer parses the same blocks for validity, the metric and the status,
+    and every attempt at a concept parses the same requirements. The value is shared between
+    callers, so it must be treated as read-only (every caller in engine/ only reads it).
+    """
     try:
-        return yaml.safe_load(text), None
+        return safe_load(text), None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)

@@ -172,6 +172,9 @@ class RecordedRequest(NamedTuple):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms per request), which is the fake's cost, not the stage's.
+    disable_nagle_algorithm = True
     server: "_Server"
 
     def setup(self) -> None:

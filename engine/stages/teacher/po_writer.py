@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from engine.core.blocks import render_response
+from engine.core.yamltext import safe_load
 from engine.stages import concept_pools as P
 from engine.stages.teacher.providers.base import FINISH_MAX_TOKENS, FINISH_STOP
 
@@ -230,7 +231,7 @@ class Brief:
 
 def _as_mapping(text: str) -> dict:
     try:
-        value = yaml.safe_load(text) if text and text.strip() else None
+        value = safe_load(text) if text and text.strip() else None
     except yaml.YAMLError:
         return {}
     return value if isinstance(value, dict) else {}

@@ -21,6 +21,7 @@ from engine.runlog.events import register_event_type
 from engine.stages.teacher.backoff import Backoff
 from engine.stages.teacher.judge import LOW_SCORE, Verdict, judge, retry_instruction
 from engine.stages.teacher.limiter import RateLimiter
+from engine.stages.teacher.offloop import OffLoop, QueuedEvents
 from engine.stages.teacher.outputs import accepted_record, reject_row, sample_metadata, utc_now
 from engine.stages.teacher.pricing import PriceTable
 from engine.stages.teacher.providers.base import RATE_LIMITED, TIMEOUT, Completion, Message, Provider, ProviderError
@@ -106,7 +107,8 @@ class TeacherRun:
         self.concepts = concepts
         self.store = store
         self.provider = provider
-        self.events = events
+        self.io = OffLoop()
+        self.events = QueuedEvents(events, self.io)
         self.prices = prices or PriceTable()
         self.resume = resume or ResumeState()
         self.on_change = on_change  # called with the tally after each finished sample (terminal UI)
@@ -184,6 +186,8 @@ class TeacherRun:
         if self.stop_reason is None:
             self.stop_reason = "target" if self._target_reached() else "exhausted"
         self._emit_stats(force=True)
+        await self.io.drain()
+        self.io.close()
         return self.summary()
 
     def summary(self) -> dict[str, Any]:
@@ -231,8 +235,8 @@ class TeacherRun:
                 try:
                     completion = await self._call(item, conversation)
                 except ProviderError as exc:
-                    return self._reject(item, f"provider_error:{exc.kind}", str(exc), None, rows, reasons)
-                row = self._record_response(item, attempt, completion, conversation, reasons)
+                    return await self._reject(item, f"provider_error:{exc.kind}", str(exc), None, rows, reasons)
+                row = await self._record_response(item, attempt, completion, conversation, reasons)
             rows.append(row)
             verdict = judge(row["text"], item.concept.requirements_yaml, self.s.metric, row.get("finish_reason") or "STOP")
             problem = verdict.problem
@@ -243,7 +247,7 @@ class TeacherRun:
                     self._retry(item, attempt, verdict, conversation, row["text"])
                     continue
                 detail = verdict.detail if not verdict.valid else f"status {verdict.status!r}"
-                return self._reject(item, problem, detail, verdict, rows, reasons)
+                return await self._reject(item, problem, detail, verdict, rows, reasons)
             if verdict.score < self.s.min_score:
                 reasons.append(LOW_SCORE)
                 if low_retries < self.s.low_score_retries:
@@ -251,8 +255,8 @@ class TeacherRun:
                     self._retry(item, attempt, verdict, conversation, row["text"])
                     continue
                 detail = f"score {verdict.score:.4f} < min-score {self.s.min_score:.2f}"
-                return self._reject(item, "below_min_score", detail, verdict, rows, reasons)
-            return self._accept(item, verdict, rows, reasons)
+                return await self._reject(item, "below_min_score", detail, verdict, rows, reasons)
+            return await self._accept(item, verdict, rows, reasons)
 
     def _retry(self, item: WorkItem, attempt: int, verdict: Verdict, conversation: list[Message], text: str) -> None:
         reason = verdict.problem or LOW_SCORE
@@ -331,7 +335,7 @@ class TeacherRun:
         digest = hashlib.sha256(f"{self.s.seed}:{item.concept_id}:{item.variant}".encode()).digest()
         return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
-    def _record_response(
+    async def _record_response(
         self, item: WorkItem, attempt: int, c: Completion, conversation: list[Message], reasons: list[str]
     ) -> dict[str, Any]:
         model = c.model or self.model
@@ -362,7 +366,7 @@ class TeacherRun:
         }
         if c.extra:
             row["extra"] = c.extra
-        self.store.append_response(row)  # durable before anything looks at it
+        await self.io.run(self.store.append_response, row)  # durable before anything looks at it
         self.tally.cost_usd += cost
         self.tally.cost_usd_run += cost
         self.tally.input_tokens += c.input_tokens
@@ -379,15 +383,15 @@ class TeacherRun:
             self.on_change(self.tally)
         self._emit_stats()
 
-    def _accept(self, item: WorkItem, v: Verdict, rows: list[dict[str, Any]], reasons: list[str]) -> Outcome:
+    async def _accept(self, item: WorkItem, v: Verdict, rows: list[dict[str, Any]], reasons: list[str]) -> Outcome:
         if self._target_reached():
             # Another sample reached the target first: keep the answer (it is in responses.jsonl
             # for a later, larger run) but do not exceed the target.
             return Outcome(item, "unfinished")
         meta = sample_metadata(rows, reasons, temperature=self.s.temperature)
-        self.store.append_accepted(accepted_record(item.concept, item.concept_id, v, self.s.metric, meta))
-        self.tally.accepted += 1
+        self.tally.accepted += 1  # counted before the write, so no other sample overshoots
         self.tally.accepted_run += 1
+        await self.io.run(self.store.append_accepted, accepted_record(item.concept, item.concept_id, v, self.s.metric, meta))
         self.tally.statuses[v.status or "invalid"] += 1
         self.events.emit(
             "teacher_sample",
@@ -405,7 +409,7 @@ class TeacherRun:
         self._finish(item, True, rows, reasons)
         return Outcome(item, "accepted")
 
-    def _reject(
+    async def _reject(
         self,
         item: WorkItem,
         reason: str,
@@ -418,7 +422,8 @@ class TeacherRun:
             meta = sample_metadata(rows, reasons, temperature=self.s.temperature)
         else:
             meta = {"model": self.model, "provider": self.provider.name, "variant": item.variant, "attempts": 0}
-        self.store.append_reject(
+        await self.io.run(
+            self.store.append_reject,
             reject_row(item.concept_id, item.variant, item.concept.tier, reason, detail, v, self.s.metric, meta)
         )
         self.tally.rejected += 1
