@@ -12,7 +12,9 @@ def test_demo_runs_stages_as_jobs_with_event_logs(tmp_path):
     run_dir = tmp_path / "run"
     assert main(["demo", "--out", str(run_dir), "--count", "6", "--seed", "1"]) == 0
     state = RunState.from_run_dir(run_dir)
-    assert state.order == ["concepts"]
+    assert state.order == ["concepts", "teacher", "score"]
+    assert all(j.state == "succeeded" for j in state.jobs.values())
+    assert state.jobs["teacher"].summary["accepted"] == 4  # 2/3 of the concepts
     job = state.jobs["concepts"]
     assert job.state == "succeeded" and job.exit_code == 0
     assert (job.progress_done, job.progress_total) == (6, 6)

@@ -207,3 +207,38 @@ def test_synthetic_provider_makes_200_records_offline(tmp_path, concepts_file, c
     stats = json.loads(capsys.readouterr().out)
     assert stats["accepted"] == len(rescored)
     assert set(stats["per_model"]) == {"synthetic-po-1"}
+
+
+def test_settings_from_a_pipeline_config_with_cli_overrides(tmp_path, concepts_file, capsys):
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("teacher:\n  provider: synthetic\n  max_records: 4\n  min_scor: 0.9\n")
+    base = ["teacher", "--concepts", str(concepts_file(8)), "--out", str(tmp_path / "out"), "--config", str(config)]
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{config}:4: teacher.min_scor: unknown key (did you mean 'min_score'?)")
+    config.write_text("teacher:\n  provider: synthetic\n  max_records: 4\n  concurrency: many\n")
+    assert main(base) == 2
+    assert f"{config}:4: teacher.concurrency:" in capsys.readouterr().err
+    config.write_text("teacher:\n  provider: synthetic\n  max_records: 4\n  synthetic:\n    defect_rate: 0\n")
+    assert main(base + ["--max-records", "3"]) == 0  # the flag wins over the file
+    manifest = json.loads((tmp_path / "out" / "teacher_run.json").read_text())
+    assert manifest["settings"]["max_records"] == 3 and manifest["settings"]["synthetic"]["defect_rate"] == 0
+    assert len(lines(tmp_path / "out" / "po_teacher_dataset.jsonl")) == 3
+
+
+def test_openai_compatible_endpoint_through_the_stage(tmp_path, concepts_file, monkeypatch, capsys):
+    from tests.fakes.llm_servers import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    out = tmp_path / "out"
+    with FakeOpenAI(po_responder, script=[error(429, retry_after="0"), error(502)]) as server:
+        code = main(["teacher", "--concepts", str(concepts_file(4)), "--out", str(out), "--provider", "openai",
+                     "--model", "qwen2.5:7b", "--base-url", server.url + "/v1", "--backoff-base", "0.01", "--concurrency", "2"])
+        auth = {r.headers.get("authorization") for r in server.requests}
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    dataset = lines(out / "po_teacher_dataset.jsonl")
+    assert len(dataset) == 4 and {r["metadata"]["model"] for r in dataset} == {"qwen2.5:7b"}
+    assert auth == {f"Bearer {KEY}"}
+    assert "requests to a model without a price: counted as $0" in captured.err
+    assert_no_key_anywhere(out, captured.out, captured.err)

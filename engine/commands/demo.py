@@ -34,8 +34,22 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def plan(run_dir: Path, count: int, seed: int) -> list[tuple[str, list[str]]]:
     """(job, po-tui arguments) for each stage, in order."""
+    concepts = str(run_dir / "concepts.jsonl")
+    teacher_dir = run_dir / "teacher"
     return [
-        ("concepts", ["concepts", "--count", str(count), "--seed", str(seed), "-o", str(run_dir / "concepts.jsonl")]),
+        ("concepts", ["concepts", "--count", str(count), "--seed", str(seed), "--conflict-rate", "0.2", "-o", concepts]),
+        (
+            "teacher",
+            [
+                "teacher", "--provider", "synthetic", "--concepts", concepts, "--out", str(teacher_dir),
+                "--max-records", str(max(1, count * 2 // 3)), "--concurrency", "8", "--seed", str(seed),
+                "--low-score-retries", "1", "--synthetic-latency", "0.05",
+            ],
+        ),
+        (
+            "score",
+            ["score", str(teacher_dir / "po_teacher_dataset.jsonl"), "--metric", "po-v1", "-o", str(run_dir / "teacher_scores_po-v1.jsonl")],
+        ),
     ]
 
 
@@ -51,6 +65,20 @@ def run_job(run_dir: Path, job: str, argv: list[str]) -> int:
     return proc.returncode
 
 
+HEADLINE_KEYS = ("count", "conflicts", "accepted", "rejected", "requests", "retries", "stop_reason", "metric", "n", "mean")
+
+
+def headline(summary: dict) -> str:
+    """The few numbers of a job summary worth a table cell."""
+    parts = []
+    for key in HEADLINE_KEYS:
+        value = summary.get(key)
+        if value is None:
+            continue
+        parts.append(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}")
+    return ", ".join(parts)
+
+
 def state_table(state: RunState) -> Table:
     table = Table(title="run summary", title_justify="left")
     for column in ("job", "state", "progress", "time", "summary"):
@@ -60,7 +88,7 @@ def state_table(state: RunState) -> Table:
         done, total = job.progress_done, job.progress_total
         progress = f"{done:g}/{total:g} {job.progress_unit or ''}" if done is not None and total else "-"
         elapsed = f"{job.duration_s:.2f}s" if job.duration_s is not None else "-"
-        summary = ", ".join(f"{k}={v}" for k, v in job.summary.items())
+        summary = headline(job.summary)
         table.add_row(Text(name), Text(job.state), Text(progress), Text(elapsed), Text(summary))
     return table
 
@@ -82,4 +110,5 @@ def run(args: argparse.Namespace) -> int:
             status = 1
             break
     console.print(state_table(RunState.from_run_dir(run_dir)))
+    console.print(Text(f"outputs and event logs: {run_dir}"))
     return status
