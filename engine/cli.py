@@ -16,7 +16,10 @@ from typing import Sequence
 
 from engine.errors import InputError
 
-COMMANDS = ("score", "concepts", "teacher", "demo")
+COMMANDS = ("score", "concepts", "teacher", "import", "prep", "demo", "stats")
+
+# Sub-commands whose module cannot carry their name (`import` is a keyword).
+MODULES = {"import": "importer"}
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -44,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        module = importlib.import_module(f"engine.commands.{name}")
+        module = importlib.import_module(f"engine.commands.{MODULES.get(name, name)}")
         module.register(sub, common)
     return parser
 

@@ -30,6 +30,7 @@ LAYOUT_TEACHER = "teacher"
 LAYOUT_LEGACY_TEACHER = "legacy_teacher"
 LAYOUT_VALIDATION = "validation"
 LAYOUT_SUPERVISED = "supervised"
+LAYOUT_CHAT = "chat"
 LAYOUT_EVAL_CASE = "eval_result"
 
 _TIER_RE = re.compile(r"\btargeting (simple|medium|corporate) operations\b", re.IGNORECASE)
@@ -191,6 +192,8 @@ def detect_layout(obj: Any) -> str | None:
         return LAYOUT_LEGACY_TEACHER
     if "prompt" in obj and "response" in obj:
         return LAYOUT_SUPERVISED
+    if isinstance(obj.get("messages"), list):
+        return LAYOUT_CHAT
     if "concept" in obj and "requirements_yaml" in obj:
         return LAYOUT_CONCEPT
     if "raw_response" in obj or "vision_yaml" in obj or "review_yaml" in obj:
@@ -262,16 +265,19 @@ def sample_from_record(obj: Any, path: str | Path, line: int | None) -> Sample:
             where=f"line {line}",
             record=obj,
         )
-    if layout == LAYOUT_SUPERVISED:
-        prompt = f.str("prompt", nonempty=True) or ""
-        response = f.str("response") or ""
+    if layout in (LAYOUT_SUPERVISED, LAYOUT_CHAT):
+        if layout == LAYOUT_SUPERVISED:
+            prompt = f.str("prompt", nonempty=True) or ""
+            response = f.str("response") or ""
+        else:
+            prompt, response = _chat_turns(f)
         parts = split_prompt(prompt)
         if parts is None:
             raise InputError(
                 "cannot recover the concept: no 'CONCEPT:' ... 'REQUIREMENTS:' section",
                 path=path,
                 line=line,
-                field="prompt",
+                field="prompt" if layout == LAYOUT_SUPERVISED else "messages",
             )
         concept = Concept(
             concept=parts[0],
@@ -302,6 +308,22 @@ def sample_from_record(obj: Any, path: str | Path, line: int | None) -> Sample:
     raise InputError(
         f"unrecognised record layout (keys: {keys}); see docs: formats", path=path, line=line
     )
+
+
+def _chat_turns(f: _Fields) -> tuple[str, str]:
+    """(last user message, the assistant message after it) of a chat-format record."""
+    messages = f.list("messages")
+    prompt = response = None
+    for i, message in enumerate(messages):
+        m = _Fields(message, f.path, f.line, f"messages[{i}].")
+        role = m.str("role")
+        if role == "user":
+            prompt, response = m.str("content") or "", None
+        elif role == "assistant" and prompt is not None:
+            response = m.str("content") or ""
+    if prompt is None or response is None:
+        raise f._err("messages", "expected a user message followed by an assistant message")
+    return prompt, response
 
 
 def concept_from_record(obj: Any, path: str | Path, line: int | None) -> Concept:
