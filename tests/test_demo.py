@@ -12,9 +12,11 @@ def test_demo_runs_stages_as_jobs_with_event_logs(tmp_path):
     run_dir = tmp_path / "run"
     assert main(["demo", "--out", str(run_dir), "--count", "6", "--seed", "1"]) == 0
     state = RunState.from_run_dir(run_dir)
-    assert state.order == ["concepts", "teacher", "score"]
+    assert state.order == ["concepts", "teacher", "score", "prep"]
     assert all(j.state == "succeeded" for j in state.jobs.values())
     assert state.jobs["teacher"].summary["accepted"] == 4  # 2/3 of the concepts
+    prep = state.jobs["prep"].summary
+    assert prep["train"] + prep["val"] + prep["below_min_score"] + prep["invalid"] + prep["duplicate"] == prep["records"] == 4
     job = state.jobs["concepts"]
     assert job.state == "succeeded" and job.exit_code == 0
     assert (job.progress_done, job.progress_total) == (6, 6)

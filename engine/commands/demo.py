@@ -50,6 +50,11 @@ def plan(run_dir: Path, count: int, seed: int) -> list[tuple[str, list[str]]]:
             "score",
             ["score", str(teacher_dir / "po_teacher_dataset.jsonl"), "--metric", "po-v1", "-o", str(run_dir / "teacher_scores_po-v1.jsonl")],
         ),
+        (
+            "prep",
+            ["prep", "--teacher", str(teacher_dir / "po_teacher_dataset.jsonl"), "--out", str(run_dir / "data"),
+             "--min-score", "0.80", "--val-fraction", "0.25", "--seed", str(seed), "--dedupe"],
+        ),
     ]
 
 
@@ -65,7 +70,7 @@ def run_job(run_dir: Path, job: str, argv: list[str]) -> int:
     return proc.returncode
 
 
-HEADLINE_KEYS = ("count", "conflicts", "accepted", "rejected", "requests", "retries", "stop_reason", "metric", "n", "mean")
+HEADLINE_KEYS = ("count", "conflicts", "accepted", "rejected", "requests", "retries", "stop_reason", "metric", "n", "mean", "train", "val", "invalid")
 
 
 def headline(summary: dict) -> str:
