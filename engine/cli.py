@@ -16,10 +16,10 @@ from typing import Sequence
 
 from engine.errors import InputError
 
-COMMANDS = ("score", "concepts", "teacher", "import", "prep", "demo", "stats")
+COMMANDS = ("score", "concepts", "teacher", "import", "prep", "train", "demo", "stats", "make-tiny-model", "export")
 
 # Sub-commands whose module cannot carry their name (`import` is a keyword).
-MODULES = {"import": "importer"}
+MODULES = {"import": "importer", "make-tiny-model": "make_tiny_model"}
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 

@@ -86,3 +86,42 @@ def teacher_retry_instruction(reason: str, detail: str | None) -> str:
         "fenced YAML blocks, ```yaml VISION first and ```yaml REVIEW second, each a valid YAML "
         "mapping with every required key, quoting list items that contain ': '."
     )
+
+
+# --- model input (training and evaluation share this, so the student sees one layout) ---------
+
+PLAIN_SEPARATOR = "\n\n"
+
+
+def use_chat_template(tokenizer, mode: str = "auto") -> bool:
+    """`auto`: the tokenizer's chat template when the base has one; `on`/`off` force it."""
+    if mode == "on":
+        if not getattr(tokenizer, "chat_template", None):
+            raise InputError("the tokenizer has no chat template", field="chat_template")
+        return True
+    if mode == "off":
+        return False
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def prompt_text_for_model(tokenizer, prompt: str, *, chat: bool) -> str:
+    """The exact text the model is conditioned on before its answer."""
+    if chat:
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+    return prompt + PLAIN_SEPARATOR
+
+
+def encode_prompt(tokenizer, prompt: str, *, chat: bool) -> list[int]:
+    text = prompt_text_for_model(tokenizer, prompt, chat=chat)
+    # A chat template writes its own special tokens; a plain prompt gets the tokenizer's (BOS, if any).
+    return list(tokenizer(text, add_special_tokens=not chat)["input_ids"])
+
+
+def encode_response(tokenizer, response: str) -> list[int]:
+    """The answer's tokens plus EOS, so the student learns to stop after the REVIEW block."""
+    ids = list(tokenizer(response, add_special_tokens=False)["input_ids"])
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    return ids

@@ -1,0 +1,111 @@
+"""`po-tui train`: LoRA / QLoRA on prep's output, with events, resume and multi-process launch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from engine.configfile import load_yaml_file, validate
+from engine.errors import InputError
+from engine.stages.train.settings import TrainSettings
+
+# flag -> settings field; flags default to None so only what the user typed overrides the config.
+FLAGS: list[tuple[str, dict[str, Any]]] = [
+    ("--data", {"metavar": "DIR", "help": "prep output (train.jsonl, val.jsonl) or one JSONL file"}),
+    ("--base-model", {"metavar": "ID_OR_PATH", "help": "default: Qwen/Qwen2.5-7B-Instruct (local dir or HF cache)"}),
+    ("--out", {"metavar": "DIR", "help": "adapter, tokenizer, checkpoints, history, model card"}),
+    ("--lora-r", {"type": int, "help": "default: 32"}),
+    ("--lora-alpha", {"type": float, "help": "default: 64"}),
+    ("--lora-dropout", {"type": float, "help": "default: 0.05"}),
+    ("--target-modules", {"help": "all-linear (default) or q_proj,k_proj,..."}),
+    ("--epochs", {"type": float, "help": "default: 3"}),
+    ("--max-steps", {"type": int, "help": "stop after N optimizer steps (overrides --epochs)"}),
+    ("--batch-size", {"type": int, "help": "per device (default: 4)"}),
+    ("--grad-accum", {"type": int, "help": "default: 1"}),
+    ("--lr", {"type": float, "help": "default: 1e-4"}),
+    ("--scheduler", {"choices": ("cosine", "linear", "constant", "constant_with_warmup"), "help": "default: cosine"}),
+    ("--warmup-ratio", {"type": float, "help": "default: 0.05"}),
+    ("--weight-decay", {"type": float}),
+    ("--max-seq-len", {"type": int, "help": "default: 2048"}),
+    ("--compute-dtype", {"choices": ("auto", "bfloat16", "float16", "float32"), "help": "default: bf16/fp16 on CUDA, fp32 on CPU"}),
+    ("--logging-steps", {"type": int, "help": "default: 10"}),
+    ("--eval-steps", {"type": int, "help": "evaluate every N steps (default: each epoch)"}),
+    ("--save-steps", {"type": int, "help": "checkpoint every N steps (default: each epoch)"}),
+    ("--save-total-limit", {"type": int}),
+    ("--seed", {"type": int}),
+    ("--gpus", {"type": int, "help": "N > 1 runs DDP through torchrun"}),
+    ("--cpu-processes", {"type": int, "help": "N CPU ranks on the gloo backend (testing the launch path)"}),
+    ("--fsdp", {"help": "passed to TrainingArguments.fsdp, e.g. 'full_shard auto_wrap'"}),
+    ("--deepspeed", {"metavar": "FILE", "help": "DeepSpeed config passed to TrainingArguments"}),
+    ("--chat-template", {"choices": ("auto", "on", "off"), "help": "use the tokenizer's chat template (default: when it has one)"}),
+]
+SWITCHES = ("--load-4bit", "--load-8bit", "--gradient-checkpointing", "--resume")
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a LoRA / QLoRA student on prep's output",
+        description=(
+            "LoRA or QLoRA (4-bit nf4 / 8-bit) with transformers' Trainer: loss on the answer tokens only, "
+            "dynamic padding, the base's chat template, events per logging step, resumable checkpoints."
+        ),
+    )
+    for flag, kwargs in FLAGS:
+        p.add_argument(flag, default=None, **kwargs)
+    for flag in SWITCHES:
+        p.add_argument(flag, action="store_true", default=None)
+    p.add_argument("--config", metavar="FILE", help="pipeline config (its `train:` section) or a train settings file")
+    p.add_argument("--run-dir", metavar="DIR", help="event log directory (default: --out)")
+    p.add_argument("--job", metavar="NAME", help="job name in the run directory (default: train)")
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> TrainSettings:
+    base: dict[str, Any] = {}
+    path = lines = None
+    prefix: tuple = ()
+    if args.config:
+        doc, lines = load_yaml_file(args.config)
+        path = args.config
+        if isinstance(doc, dict) and "train" in doc:
+            doc, prefix = doc["train"], ("train",)
+        base = dict(doc or {})
+    for flag, _ in FLAGS:
+        dest = flag[2:].replace("-", "_")
+        if getattr(args, dest) is not None:
+            base[dest] = getattr(args, dest)
+    for flag in SWITCHES:
+        dest = flag[2:].replace("-", "_")
+        if getattr(args, dest):
+            base[dest] = True
+    for dest in ("run_dir", "job"):
+        if getattr(args, dest):
+            base[dest] = getattr(args, dest)
+    settings = validate(TrainSettings, base, path=path, lines=lines, prefix=prefix)
+    for field in ("data", "out"):
+        if not getattr(settings, field):
+            raise InputError("required", field=f"--{field}")
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.stages.train.launch import launch
+    from engine.stages.train.runner import check_inputs
+    from engine.stages.train.worker import run_worker
+
+    settings = settings_from(args)
+    check_inputs(settings)  # everything that can fail does so before a model is loaded
+    if settings.world_size > 1:
+        return launch(settings)
+    info = run_worker(settings)
+    loss = info["loss"]
+    sys.stderr.write(
+        f"po-tui train: {info['steps']} steps in {info['duration_s']:.1f}s on {info['hardware']}; "
+        f"loss {loss['first']:.4f} -> {loss['final']:.4f} (mean {loss['mean']:.4f})"
+        + (f", eval {loss['final_eval']:.4f}" if loss.get("final_eval") is not None else "")
+        + f"; adapter in {settings.out}\n"
+    )
+    return 0

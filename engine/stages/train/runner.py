@@ -1,0 +1,306 @@
+"""LoRA / QLoRA training with transformers' Trainer and peft.
+
+`check_inputs` fails fast, before any model is loaded, on everything a user can get wrong; then
+`train` builds the quantised (or not) base, wraps it with LoRA, and runs the library's Trainer
+with prompt-masked labels and per-batch padding, resuming from the newest checkpoint when asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InputError
+from engine.stages.train.settings import TrainSettings
+from engine.store.atomic import atomic_write_json
+
+RUN_INFO = "po_tui_train.json"
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class Plan:
+    """What check_inputs found: the files and facts the run will use."""
+
+    train_file: Path
+    val_file: Path | None
+    base_is_local: bool
+    device: str  # cuda | cpu
+    dtype: str
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _resolve_dtype(s: TrainSettings, device: str) -> str:
+    if s.compute_dtype != "auto":
+        return s.compute_dtype
+    if device == "cuda":
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float32"
+
+
+def check_inputs(s: TrainSettings) -> Plan:
+    """Everything that can be checked before loading a model, with one-line errors."""
+    from engine.stages.train.data import data_files
+
+    if not s.out:
+        raise InputError("required", field="--out")
+    train_file, val_file = data_files(s.data)
+    base = Path(s.base_model)
+    base_is_local = base.exists()
+    if base_is_local:
+        if not (base / "config.json").exists():
+            raise InputError("not a model directory (no config.json)", path=base, field="--base-model")
+    else:
+        from transformers import AutoConfig
+
+        try:
+            AutoConfig.from_pretrained(s.base_model, local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any failure means: not available here
+            raise InputError(
+                f"unknown model {s.base_model!r}: not a local directory and not in the Hugging Face cache "
+                "(download it first, or pass a path)",
+                field="--base-model",
+            ) from exc
+    if s.load_4bit or s.load_8bit:
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError as exc:
+            raise InputError("needs bitsandbytes (pip install bitsandbytes)", field="--load-4bit" if s.load_4bit else "--load-8bit") from exc
+    cuda = _cuda_count()
+    if s.gpus is not None and s.gpus > cuda:
+        raise InputError(f"{s.gpus} GPUs asked for, {cuda} present", field="--gpus")
+    if (s.gpus or 0) > 1 and s.cpu_processes > 1:
+        raise InputError("use --gpus or --cpu-processes, not both", field="--cpu-processes")
+    if s.deepspeed and not Path(s.deepspeed).exists():
+        raise InputError("no such file", path=s.deepspeed, field="--deepspeed")
+    out = Path(s.out)
+    if (out / CHECKPOINTS).exists() and any((out / CHECKPOINTS).glob("checkpoint-*")) and not s.resume:
+        raise InputError("already holds checkpoints: pass --resume to continue, or choose another --out", path=out)
+    device = "cuda" if cuda and (s.gpus is None or s.gpus >= 1) and s.cpu_processes == 1 else "cpu"
+    return Plan(train_file, val_file, base_is_local, device, _resolve_dtype(s, device))
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+
+
+def load_base(s: TrainSettings, plan: Plan):
+    """The base model, 4-bit nf4 (double quantisation) or 8-bit through bitsandbytes when asked."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    dtype = _torch_dtype(plan.dtype)
+    kwargs: dict[str, Any] = {"local_files_only": True}  # hubs are unreachable: local dirs or the cache
+    if s.load_4bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+    elif s.load_8bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    if plan.device == "cuda":
+        kwargs["dtype"] = dtype
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        kwargs["device_map"] = {"": local_rank}
+    elif s.load_4bit or s.load_8bit:
+        kwargs["device_map"] = {"": "cpu"}
+    model = AutoModelForCausalLM.from_pretrained(s.base_model, **kwargs)
+    if s.load_4bit or s.load_8bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=s.gradient_checkpointing)
+    return model
+
+
+def with_lora(model, s: TrainSettings):
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=s.lora_r,
+        lora_alpha=s.lora_alpha,
+        lora_dropout=s.lora_dropout,
+        target_modules=s.target_module_list(),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return {"path": str(path), "sha256": h.hexdigest(), "bytes": path.stat().st_size}
+
+
+def hardware() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        names = {torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}
+        return f"{torch.cuda.device_count()} x {', '.join(sorted(names))}"
+    return f"CPU ({os.cpu_count()} cores, {platform.machine()})"
+
+
+def training_arguments(s: TrainSettings, plan: Plan, *, has_eval: bool):
+    from transformers import TrainingArguments
+
+    out = Path(s.out) / CHECKPOINTS
+    cuda = plan.device == "cuda"
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(out),
+        per_device_train_batch_size=s.batch_size,
+        per_device_eval_batch_size=s.batch_size,
+        gradient_accumulation_steps=s.grad_accum,
+        learning_rate=s.lr,
+        lr_scheduler_type=s.scheduler,
+        warmup_steps=s.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        weight_decay=s.weight_decay,
+        num_train_epochs=s.epochs,
+        max_steps=s.max_steps,
+        logging_steps=s.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps" if s.save_steps else "epoch",
+        save_total_limit=s.save_total_limit,
+        eval_strategy=("steps" if s.eval_steps else "epoch") if has_eval else "no",
+        bf16=cuda and plan.dtype == "bfloat16",
+        fp16=cuda and plan.dtype == "float16",
+        gradient_checkpointing=s.gradient_checkpointing,
+        report_to="none",
+        seed=s.seed,
+        data_seed=s.seed,
+        use_cpu=not cuda,
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        optim="adamw_torch",
+    )
+    if s.save_steps:
+        kwargs["save_steps"] = s.save_steps
+    if s.eval_steps and has_eval:
+        kwargs["eval_steps"] = s.eval_steps
+    if s.gradient_checkpointing:
+        kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    if s.world_size > 1:
+        kwargs["ddp_backend"] = "nccl" if cuda else "gloo"
+        kwargs["ddp_find_unused_parameters"] = False
+    if s.fsdp:
+        kwargs["fsdp"] = s.fsdp
+    if s.deepspeed:
+        kwargs["deepspeed"] = s.deepspeed
+    return TrainingArguments(**kwargs)
+
+
+def last_checkpoint(out: str | Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(out) / CHECKPOINTS
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def train(s: TrainSettings, events: Any) -> dict[str, Any]:
+    """Run (or resume) one training; write adapter, tokenizer, history, model card."""
+    import torch
+    from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Trainer, set_seed
+
+    from engine.core.prompts import use_chat_template
+    from engine.stages.train.callback import EventsCallback
+    from engine.stages.train.card import write_model_card
+    from engine.stages.train.data import ListDataset, encode_pairs, read_pairs
+
+    plan = check_inputs(s)
+    started = time.time()
+    set_seed(s.seed)
+    tokenizer = AutoTokenizer.from_pretrained(s.base_model, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    chat = use_chat_template(tokenizer, s.chat_template)
+    train_enc = encode_pairs(read_pairs(plan.train_file), tokenizer, max_seq_len=s.max_seq_len, chat=chat)
+    val_enc = encode_pairs(read_pairs(plan.val_file), tokenizer, max_seq_len=s.max_seq_len, chat=chat) if plan.val_file else None
+    if train_enc.truncated:
+        events.warning(f"{train_enc.truncated} training answers were cut at --max-seq-len {s.max_seq_len}", code="truncated")
+
+    model = with_lora(load_base(s, plan), s)
+    trainable, total = model.get_nb_trainable_parameters()
+    args = training_arguments(s, plan, has_eval=val_enc is not None)
+    callback = EventsCallback(events)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=ListDataset(train_enc.examples),
+        eval_dataset=ListDataset(val_enc.examples) if val_enc else None,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+        callbacks=[callback],
+    )
+    resume_from = last_checkpoint(s.out) if s.resume else None
+    if resume_from:
+        events.log(f"resuming from {resume_from}")
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    duration = time.time() - started
+
+    info: dict[str, Any] = {}
+    if trainer.is_world_process_zero():
+        out = Path(s.out)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        history = [row for row in trainer.state.log_history]
+        atomic_write_json(out / "loss_history.json", history)
+        atomic_write_json(out / "training_args.json", {"po_tui": s.model_dump(mode="json"), "transformers": args.to_dict()})
+        losses = [row["loss"] for row in history if "loss" in row]
+        evals = [row["eval_loss"] for row in history if "eval_loss" in row]
+        info = {
+            "base_model": s.base_model,
+            "data": file_digest(plan.train_file),
+            "val_data": file_digest(plan.val_file) if plan.val_file else None,
+            "train_examples": len(train_enc.examples),
+            "val_examples": len(val_enc.examples) if val_enc else 0,
+            "truncated_answers": train_enc.truncated,
+            "train_tokens": train_enc.tokens,
+            "prompt_format": {"chat_template": chat, "max_seq_len": s.max_seq_len},
+            "hyperparameters": {
+                k: getattr(s, k)
+                for k in (
+                    "lora_r", "lora_alpha", "lora_dropout", "target_modules", "epochs", "max_steps", "batch_size",
+                    "grad_accum", "lr", "scheduler", "warmup_ratio", "max_seq_len", "load_4bit", "load_8bit",
+                    "gradient_checkpointing", "seed",
+                )
+            },
+            "compute_dtype": plan.dtype,
+            "parameters": {"trainable": trainable, "total": total},
+            "steps": trainer.state.global_step,
+            "resumed_from": resume_from,
+            "loss": {
+                "first": losses[0] if losses else None,
+                "final": losses[-1] if losses else None,
+                "mean": sum(losses) / len(losses) if losses else None,
+                "final_eval": evals[-1] if evals else None,
+            },
+            "train_runtime_s": result.metrics.get("train_runtime"),
+            "duration_s": round(duration, 2),
+            "hardware": hardware(),
+            "world_size": s.world_size,
+            "torch": torch.__version__,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        atomic_write_json(out / RUN_INFO, info)
+        write_model_card(out)
+        events.artifact(str(out), "adapter")
+    return info

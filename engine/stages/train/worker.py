@@ -1,0 +1,53 @@
+"""One training process: the whole run on a single device, or one rank under torchrun.
+
+`python -m engine.stages.train.worker SETTINGS.json` is what the multi-process launch starts on
+every rank; rank 0 alone writes the event log, adapter and model card.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InputError
+from engine.runlog.events import EventWriter, events_path
+from engine.runlog.job import NullEvents
+from engine.stages.train.runner import train
+from engine.stages.train.settings import TrainSettings
+
+
+def run_worker(settings: TrainSettings) -> dict[str, Any]:
+    rank = int(os.environ.get("RANK", "0"))
+    run_dir = settings.run_dir or settings.out
+    if rank != 0:
+        return train(settings, NullEvents())
+    job = settings.job or "train"
+    with EventWriter(events_path(run_dir, job), job) as writer:
+        with writer.running("train", argv=list(sys.argv), resumed=settings.resume, world_size=settings.world_size):
+            info = train(settings, writer)
+            writer.summary.update(
+                steps=info.get("steps"),
+                first_loss=info["loss"]["first"],
+                final_loss=info["loss"]["final"],
+                final_eval_loss=info["loss"]["final_eval"],
+                duration_s=info.get("duration_s"),
+                adapter=settings.out,
+            )
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    settings = TrainSettings.model_validate_json(Path(argv[0]).read_text(encoding="utf-8"))
+    try:
+        run_worker(settings)
+    except InputError as exc:
+        sys.stderr.write(f"po-tui train: error: {exc}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
