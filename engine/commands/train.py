@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     check_inputs(settings)  # everything that can fail does so before a model is loaded
     if settings.world_size > 1:
         return launch(settings)
-    info = run_worker(settings)
+    info = run_worker(settings, echo=sys.stderr)
     loss = info["loss"]
     sys.stderr.write(
         f"po-tui train: {info['steps']} steps in {info['duration_s']:.1f}s on {info['hardware']}; "

@@ -44,10 +44,26 @@ def gpu_memory() -> dict[str, float]:
     }
 
 
+def step_line(row: dict[str, Any]) -> str:
+    """One plain line per logging step for a headless terminal (numbers only: nothing to escape)."""
+    parts = [f"step {row['step']}/{row['max_steps']}", f"epoch {row['epoch']:.2f}" if row.get("epoch") is not None else ""]
+    for key, label, fmt in (
+        ("loss", "loss", "{:.4f}"),
+        ("learning_rate", "lr", "{:.2e}"),
+        ("grad_norm", "grad", "{:.3f}"),
+        ("tokens_per_s", "tok/s", "{:,.0f}"),
+        ("gpu_mem_peak_gb", "gpu peak GiB", "{:.2f}"),
+    ):
+        if isinstance(row.get(key), (int, float)):
+            parts.append(f"{label} {fmt.format(row[key])}")
+    return "  ".join(p for p in parts if p)
+
+
 class EventsCallback(TrainerCallback):
-    def __init__(self, events: Any, *, clock=time.monotonic) -> None:
+    def __init__(self, events: Any, *, clock=time.monotonic, echo: Any = None) -> None:
         self.events = events
         self.clock = clock
+        self.echo = echo  # a text stream for headless progress lines, or None
         self.history: list[dict[str, Any]] = []
         self._last: tuple[float, float] | None = None  # (time, tokens seen)
 
@@ -73,6 +89,7 @@ class EventsCallback(TrainerCallback):
             row = {"step": state.global_step, "epoch": logs.get("epoch", state.epoch), "eval_loss": logs["eval_loss"]}
             self.history.append({"type": "eval", **row})
             self.events.emit("train_eval", **row)
+            self._say(f"eval at step {row['step']}: loss {row['eval_loss']:.4f}")
             return
         if "loss" not in logs:
             return
@@ -90,7 +107,13 @@ class EventsCallback(TrainerCallback):
         }
         self.history.append({"type": "train", **row})
         self.events.emit("train_step", **row)
+        self._say(step_line(row))
         self.events.progress(state.global_step, state.max_steps, unit="steps")
+
+    def _say(self, line: str) -> None:
+        if self.echo is not None:
+            self.echo.write(line + "\n")
+            self.echo.flush()
 
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:

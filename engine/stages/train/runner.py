@@ -216,10 +216,12 @@ def last_checkpoint(out: str | Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
-def train(s: TrainSettings, events: Any) -> dict[str, Any]:
+def train(s: TrainSettings, events: Any, *, echo: Any = None) -> dict[str, Any]:
     """Run (or resume) one training; write adapter, tokenizer, history, model card."""
     import torch
     from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Trainer, set_seed
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.utils import logging as hf_logging
 
     from engine.core.prompts import use_chat_template
     from engine.stages.train.callback import EventsCallback
@@ -228,6 +230,7 @@ def train(s: TrainSettings, events: Any) -> dict[str, Any]:
 
     plan = check_inputs(s)
     started = time.time()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would garble headless output and logs
     set_seed(s.seed)
     tokenizer = AutoTokenizer.from_pretrained(s.base_model, local_files_only=True)
     if tokenizer.pad_token is None:
@@ -241,7 +244,7 @@ def train(s: TrainSettings, events: Any) -> dict[str, Any]:
     model = with_lora(load_base(s, plan), s)
     trainable, total = model.get_nb_trainable_parameters()
     args = training_arguments(s, plan, has_eval=val_enc is not None)
-    callback = EventsCallback(events)
+    callback = EventsCallback(events, echo=echo)
     trainer = Trainer(
         model=model,
         args=args,
@@ -250,6 +253,7 @@ def train(s: TrainSettings, events: Any) -> dict[str, Any]:
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
         callbacks=[callback],
     )
+    trainer.remove_callback(PrinterCallback)  # its raw dicts would duplicate our step lines
     resume_from = last_checkpoint(s.out) if s.resume else None
     if resume_from:
         events.log(f"resuming from {resume_from}")

@@ -18,7 +18,7 @@ from engine.stages.train.runner import train
 from engine.stages.train.settings import TrainSettings
 
 
-def run_worker(settings: TrainSettings) -> dict[str, Any]:
+def run_worker(settings: TrainSettings, *, echo: Any = None) -> dict[str, Any]:
     rank = int(os.environ.get("RANK", "0"))
     run_dir = settings.run_dir or settings.out
     if rank != 0:
@@ -26,7 +26,7 @@ def run_worker(settings: TrainSettings) -> dict[str, Any]:
     job = settings.job or "train"
     with EventWriter(events_path(run_dir, job), job) as writer:
         with writer.running("train", argv=list(sys.argv), resumed=settings.resume, world_size=settings.world_size):
-            info = train(settings, writer)
+            info = train(settings, writer, echo=echo)
             writer.summary.update(
                 steps=info.get("steps"),
                 first_loss=info["loss"]["first"],
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     settings = TrainSettings.model_validate_json(Path(argv[0]).read_text(encoding="utf-8"))
     try:
-        run_worker(settings)
+        run_worker(settings, echo=sys.stderr)
     except InputError as exc:
         sys.stderr.write(f"po-tui train: error: {exc}\n")
         return 2
