@@ -10,13 +10,17 @@ from engine.runlog.state import RunState
 
 def test_demo_runs_stages_as_jobs_with_event_logs(tmp_path):
     run_dir = tmp_path / "run"
-    assert main(["demo", "--out", str(run_dir), "--count", "6", "--seed", "1"]) == 0
+    assert main(["demo", "--out", str(run_dir), "--count", "6", "--seed", "1", "--train-steps", "4"]) == 0
     state = RunState.from_run_dir(run_dir)
-    assert state.order == ["concepts", "teacher", "score", "prep"]
+    assert state.order == ["concepts", "teacher", "score", "prep", "tiny-model", "train", "export"]
     assert all(j.state == "succeeded" for j in state.jobs.values())
     assert state.jobs["teacher"].summary["accepted"] == 4  # 2/3 of the concepts
     prep = state.jobs["prep"].summary
     assert prep["train"] + prep["val"] + prep["below_min_score"] + prep["invalid"] + prep["duplicate"] == prep["records"] == 4
+    train = state.jobs["train"]
+    assert (train.progress_done, train.progress_total) == (4, 4) and train.summary["steps"] == 4
+    assert (run_dir / "student" / "adapter_model.safetensors").exists()
+    assert (run_dir / "student-merged" / "model.safetensors").exists()
     job = state.jobs["concepts"]
     assert job.state == "succeeded" and job.exit_code == 0
     assert (job.progress_done, job.progress_total) == (6, 6)

@@ -29,10 +29,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--out", metavar="DIR", help="run directory (default: artifacts/demo/run-<timestamp>)")
     p.add_argument("--count", type=int, default=24, help="concepts to generate (default: %(default)s)")
     p.add_argument("--seed", type=int, default=7, help="seed for every stage (default: %(default)s)")
+    p.add_argument("--train-steps", type=int, default=40, metavar="N", help="LoRA steps on the tiny model (default: %(default)s)")
     p.set_defaults(func=run)
 
 
-def plan(run_dir: Path, count: int, seed: int) -> list[tuple[str, list[str]]]:
+def plan(run_dir: Path, count: int, seed: int, train_steps: int = 40) -> list[tuple[str, list[str]]]:
     """(job, po-tui arguments) for each stage, in order."""
     concepts = str(run_dir / "concepts.jsonl")
     teacher_dir = run_dir / "teacher"
@@ -55,6 +56,21 @@ def plan(run_dir: Path, count: int, seed: int) -> list[tuple[str, list[str]]]:
             ["prep", "--teacher", str(teacher_dir / "po_teacher_dataset.jsonl"), "--out", str(run_dir / "data"),
              "--min-score", "0.80", "--val-fraction", "0.25", "--seed", str(seed), "--dedupe"],
         ),
+        ("tiny-model", ["make-tiny-model", "--out", str(run_dir / "tiny-model"), "--seed", str(seed)]),
+        (
+            "train",
+            # The tiny model's recipe (r8/alpha16 on all linear layers, lr 1e-2): short, to show the
+            # loss moving, the events and the checkpoint; not enough steps to learn the format.
+            ["train", "--data", str(run_dir / "data"), "--base-model", str(run_dir / "tiny-model"),
+             "--out", str(run_dir / "student"), "--lora-r", "8", "--lora-alpha", "16", "--lr", "1e-2",
+             "--batch-size", "4", "--max-steps", str(train_steps), "--logging-steps", "5",
+             "--save-steps", str(max(1, train_steps // 2)), "--seed", str(seed)],
+        ),
+        (
+            "export",
+            ["export", "merge", "--adapter", str(run_dir / "student"), "--base-model", str(run_dir / "tiny-model"),
+             "--out", str(run_dir / "student-merged")],
+        ),
     ]
 
 
@@ -70,7 +86,8 @@ def run_job(run_dir: Path, job: str, argv: list[str]) -> int:
     return proc.returncode
 
 
-HEADLINE_KEYS = ("count", "conflicts", "accepted", "rejected", "requests", "retries", "stop_reason", "metric", "n", "mean", "train", "val", "invalid")
+HEADLINE_KEYS = ("count", "conflicts", "accepted", "rejected", "requests", "retries", "stop_reason", "metric", "n", "mean", "train", "val", "invalid",
+                "parameters", "steps", "final_loss", "final_eval_loss", "dtype")
 
 
 def headline(summary: dict) -> str:
@@ -104,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     console.print(Text(f"po-tui demo: run directory {run_dir}"))
     status = 0
-    for job, argv in plan(run_dir, args.count, args.seed):
+    for job, argv in plan(run_dir, args.count, args.seed, args.train_steps):
         console.print(Text(f"  {job}: running"))
         code = run_job(run_dir, job, argv)
         if code != 0:

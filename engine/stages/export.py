@@ -49,7 +49,7 @@ MODELFILE = "Modelfile"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 DTYPES = ("float16", "bfloat16", "float32")
-DEFAULT_DTYPE = "bfloat16"
+DEFAULT_DTYPE = "float16"  # the seeds merged to FP16; llama.cpp and Ollama read it everywhere
 DEFAULT_TEMPERATURE = 0.4
 DEFAULT_NUM_CTX = 4096
 DEFAULT_MAX_TOKENS = 4096

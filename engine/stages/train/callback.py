@@ -59,6 +59,10 @@ def step_line(row: dict[str, Any]) -> str:
     return "  ".join(p for p in parts if p)
 
 
+# Step progress between logging steps, for live views: at most this often (fast steps would flood).
+PROGRESS_EVERY_S = 0.5
+
+
 class EventsCallback(TrainerCallback):
     def __init__(self, events: Any, *, clock=time.monotonic, echo: Any = None) -> None:
         self.events = events
@@ -66,6 +70,7 @@ class EventsCallback(TrainerCallback):
         self.echo = echo  # a text stream for headless progress lines, or None
         self.history: list[dict[str, Any]] = []
         self._last: tuple[float, float] | None = None  # (time, tokens seen)
+        self._progress_at = float("-inf")
 
     def _tokens_per_s(self, tokens: float | None) -> float | None:
         if tokens is None:
@@ -80,6 +85,16 @@ class EventsCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             self._last = (self.clock(), float(state.num_input_tokens_seen or 0))
+            self.events.progress(state.global_step, state.max_steps, unit="steps")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.max_steps and state.global_step >= state.max_steps:
+            control.should_log = True  # the final loss is always logged, whatever --logging-steps
+        if not state.is_world_process_zero:
+            return
+        now = self.clock()
+        if now - self._progress_at >= PROGRESS_EVERY_S or state.global_step >= state.max_steps:
+            self._progress_at = now
             self.events.progress(state.global_step, state.max_steps, unit="steps")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -108,7 +123,6 @@ class EventsCallback(TrainerCallback):
         self.history.append({"type": "train", **row})
         self.events.emit("train_step", **row)
         self._say(step_line(row))
-        self.events.progress(state.global_step, state.max_steps, unit="steps")
 
     def _say(self, line: str) -> None:
         if self.echo is not None:

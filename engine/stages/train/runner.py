@@ -55,6 +55,7 @@ def check_inputs(s: TrainSettings) -> Plan:
     """Everything that can be checked before loading a model, with one-line errors."""
     from engine.stages.train.data import data_files
 
+    quiet_libraries()
     if not s.out:
         raise InputError("required", field="--out")
     train_file, val_file = data_files(s.data)
@@ -159,7 +160,9 @@ def hardware() -> str:
     return f"CPU ({os.cpu_count()} cores, {platform.machine()})"
 
 
-def training_arguments(s: TrainSettings, plan: Plan, *, has_eval: bool):
+def training_arguments(s: TrainSettings, plan: Plan, *, has_eval: bool, **overrides: Any):
+    """The Trainer's arguments for these settings; `overrides` (e.g. save_strategy="no" for the
+    benchmark) replace any of them."""
     from transformers import TrainingArguments
 
     out = Path(s.out) / CHECKPOINTS
@@ -182,7 +185,6 @@ def training_arguments(s: TrainSettings, plan: Plan, *, has_eval: bool):
         eval_strategy=("steps" if s.eval_steps else "epoch") if has_eval else "no",
         bf16=cuda and plan.dtype == "bfloat16",
         fp16=cuda and plan.dtype == "float16",
-        gradient_checkpointing=s.gradient_checkpointing,
         report_to="none",
         seed=s.seed,
         data_seed=s.seed,
@@ -198,7 +200,10 @@ def training_arguments(s: TrainSettings, plan: Plan, *, has_eval: bool):
     if s.eval_steps and has_eval:
         kwargs["eval_steps"] = s.eval_steps
     if s.gradient_checkpointing:
-        kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+        # transformers 5 renamed it; older 5.x and 4.x only know the first name.
+        name = "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else "gradient_checkpointing"
+        kwargs[name] = True
+        kwargs[f"{name}_kwargs"] = {"use_reentrant": False}
     if s.world_size > 1:
         kwargs["ddp_backend"] = "nccl" if cuda else "gloo"
         kwargs["ddp_find_unused_parameters"] = False
@@ -206,6 +211,7 @@ def training_arguments(s: TrainSettings, plan: Plan, *, has_eval: bool):
         kwargs["fsdp"] = s.fsdp
     if s.deepspeed:
         kwargs["deepspeed"] = s.deepspeed
+    kwargs.update(overrides)
     return TrainingArguments(**kwargs)
 
 
@@ -216,12 +222,24 @@ def last_checkpoint(out: str | Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
+def quiet_libraries() -> None:
+    """Keep headless output to our lines: no weight-loading bars, no library deprecation chatter,
+    no bitsandbytes note about an optional hub kernel (the hub is out of reach anyway)."""
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*deprecated and will be removed in v6", category=FutureWarning)
+
+
 def train(s: TrainSettings, events: Any, *, echo: Any = None) -> dict[str, Any]:
     """Run (or resume) one training; write adapter, tokenizer, history, model card."""
     import torch
     from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback
-    from transformers.utils import logging as hf_logging
 
     from engine.core.prompts import use_chat_template
     from engine.stages.train.callback import EventsCallback
@@ -230,7 +248,6 @@ def train(s: TrainSettings, events: Any, *, echo: Any = None) -> dict[str, Any]:
 
     plan = check_inputs(s)
     started = time.time()
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would garble headless output and logs
     set_seed(s.seed)
     tokenizer = AutoTokenizer.from_pretrained(s.base_model, local_files_only=True)
     if tokenizer.pad_token is None:
