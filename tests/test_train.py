@@ -333,12 +333,14 @@ def test_sigkill_after_a_checkpoint_then_resume_continues_the_count(work, tiny, 
 # --- several processes (DDP on gloo) -----------------------------------------------------------------
 
 
-def test_two_cpu_processes_on_gloo_shard_the_data(work, tiny, data):
+def test_two_cpu_processes_on_gloo_shard_the_data(work, tiny, data, capfd):
     out = work / "ddp"
     rc, _, err = run_cli(["train", "--data", str(data / "train.jsonl"), "--base-model", str(tiny), "--out", str(out),
                           *QUICK, "--epochs", "1", "--logging-steps", "1", "--cpu-processes", "2"])
-    assert rc == 0, err
+    ranks = capfd.readouterr()  # torchrun's children write to the real file descriptors
+    assert rc == 0, err + ranks.err[-4000:]
     events = train_events(out)
+    assert [e["type"] for e in events][-1] == "job_finished", ranks.err[-4000:]
     assert events[0]["data"]["world_size"] == 2
     assert events[-1]["type"] == "job_finished" and events[-1]["data"]["state"] == "succeeded"
     # 8 examples, 2 per batch on each of 2 ranks: 2 optimizer steps per epoch (4 on one process).
