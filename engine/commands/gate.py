@@ -1,0 +1,143 @@
+"""`po-tui gate BASELINE STUDENT`: the acceptance verdict, as a table and an exit code.
+
+Exit 0 when every criterion holds, 1 when one fails, 2 on bad input. Everything read from the
+files (names, paths, reasons) is printed as rich `Text`, never as markup, and cleaned of
+control characters first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from engine.core.inert import one_line
+from engine.core.metric import METRICS
+from engine.stages.gate import DEFAULT_RESAMPLES, DEFAULT_SEED, PRESETS, Verdict, run_gate
+from engine.stages.results import RunSummary
+
+EXIT_PASS, EXIT_FAIL = 0, 1
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_gate_options(p: argparse.ArgumentParser) -> None:
+    """Options shared with `po-tui report`, which prints the same verdict."""
+    p.add_argument(
+        "--preset", choices=sorted(PRESETS),
+        help="criteria preset (default: seeds; with --gates, overrides the file's preset:)",
+    )
+    p.add_argument("--gates", metavar="FILE", help="YAML file defining or overriding criteria (see README)")
+    p.add_argument(
+        "--rescore", choices=METRICS, metavar="METRIC",
+        help="re-judge every case with this metric (po-v1|po-v2) instead of the recorded scores",
+    )
+    p.add_argument("--concepts", metavar="FILE", help="concepts (any layout with concept_id) for --rescore")
+    p.add_argument(
+        "--resamples", type=_positive_int, default=DEFAULT_RESAMPLES, metavar="N",
+        help="bootstrap resamples for the ratio interval (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed (default: %(default)s)")
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "gate",
+        parents=[common],
+        help="acceptance gate: does the student pass against the baseline?",
+        description=(
+            "Compare a student's evaluation results with the baseline's on the acceptance "
+            "criteria (preset seeds: student valid rate >= 0.90, baseline mean >= 0.75, student "
+            "mean >= 0.90 x baseline mean; v2-closeout: the stricter set) and print the verdict "
+            "with a bootstrap interval on the mean ratio. Exit 0 pass, 1 fail, 2 bad input."
+        ),
+    )
+    p.add_argument("baseline", metavar="BASELINE.json")
+    p.add_argument("student", metavar="STUDENT.json")
+    add_gate_options(p)
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p.set_defaults(func=run)
+
+
+def _num(value: float | None, *, count: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if count else f"{value:.4f}"
+
+
+def _side_lines(tag: str, path: str, s: RunSummary, model: str | None, adapter: str | None) -> list[Text]:
+    head = Text(f"{tag}: ", style="bold").append(one_line(path, 300))
+    lines = [head]
+    if model or adapter:
+        who = Text(f"  model {one_line(model or '-', 120)}")
+        if adapter:
+            who.append(f", adapter {one_line(adapter, 160)}")
+        lines.append(who)
+    numbers = Text(
+        f"  {s.n} cases, {s.valid} valid, mean {_num(s.mean)}, std {_num(s.std)}, "
+        f"min {_num(s.min)}, max {_num(s.max)}"
+    )
+    return lines + [numbers]
+
+
+def verdict_table(verdict: Verdict) -> Table:
+    title = Text(f"gate [{one_line(verdict.gates, 80)}] on {verdict.basis}")
+    table = Table(title=title, title_justify="left")
+    for name, justify in (("criterion", "left"), ("value", "right"), ("threshold", "right"), ("result", "center")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in verdict.results:
+        count = r.criterion.metric.split(".")[-1] in ("n", "valid", "format_errors", "format_check_errors")
+        table.add_row(
+            Text(r.criterion.label),
+            Text(_num(r.value, count=count)),
+            Text(r.criterion.condition),
+            Text("pass", style="green") if r.passed else Text("FAIL", style="bold red"),
+        )
+    return table
+
+
+def print_verdict(verdict: Verdict, console: Console) -> None:
+    for tag, path, summary, model, adapter in (
+        ("baseline", verdict.baseline_file, verdict.baseline, verdict.baseline_model, None),
+        ("student", verdict.student_file, verdict.student, verdict.student_model, verdict.student_adapter),
+    ):
+        for line in _side_lines(tag, path, summary, model, adapter):
+            console.print(line)
+    console.print(verdict_table(verdict))
+    console.print(Text(verdict.interval.describe()))
+    for note in verdict.notes:
+        console.print(Text("note: " + one_line(note, 400), style="yellow"))
+    passed = sum(r.passed for r in verdict.results)
+    word = Text("PASS", style="bold green") if verdict.passed else Text("FAIL", style="bold red")
+    console.print(Text("verdict: ").append(word).append(f" ({passed}/{len(verdict.results)} criteria)"))
+
+
+def run(args: argparse.Namespace) -> int:
+    verdict = run_gate(
+        args.baseline,
+        args.student,
+        preset=args.preset,
+        gates_file=args.gates,
+        rescore=args.rescore,
+        concepts_path=args.concepts,
+        resamples=args.resamples,
+        seed=args.seed,
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(verdict.as_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        print_verdict(verdict, Console(highlight=False, soft_wrap=False))
+    sys.stdout.flush()
+    return EXIT_PASS if verdict.passed else EXIT_FAIL
