@@ -42,7 +42,8 @@ def case(
     reference: dict | None = None,
 ) -> dict[str, Any]:
     v, r, full = answer(status=review_status, broken=broken, product=product)
-    if raw is not None:
+    if raw is not None:  # a given raw answer: the blocks are whatever a reader extracts from it
+        v = r = None
         full = raw
     if legacy:  # the replaced system's case: attempts as a string, nothing else
         return {"concept_id": cid, "tier": tier, "status": status, "attempts": "1", "score": score,
@@ -129,10 +130,12 @@ def write_adapter(folder: Path, info: dict | None = None, losses: list[float] | 
     return folder
 
 
-def scored_cases(scores: list[float | None], prefix: str = "POCON", **kwargs: Any) -> list[dict]:
+def scored_cases(scores: list[float | None], prefix: str = "POCON", tiers: list[str] | None = None, **kwargs: Any) -> list[dict]:
     """One case per score (None = a format_error), ids POCON-0001.. in order."""
     out = []
     for i, s in enumerate(scores, start=1):
+        if tiers:
+            kwargs["tier"] = tiers[i - 1]
         if s is None:
             out.append(case(f"{prefix}-{i:04d}", None, status="format_error", broken=True,
                             reason="invalid_review_yaml", **kwargs))

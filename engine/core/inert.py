@@ -22,9 +22,11 @@ _ANSI_RE = re.compile(
 # C0 controls except tab and newline, DEL, C1 controls, and bidi overrides that reorder text.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _BACKTICKS_RE = re.compile(r"`+")
-# CommonMark lets any ASCII punctuation be backslash-escaped; escaping all of it also defeats
-# HTML, entities, emphasis, links, autolinks (`www.`, `http:`), math (`$`) and table pipes.
-_MD_SPECIAL = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+# Characters that start Markdown/HTML constructs inline: escapes, code, emphasis, links and
+# images, HTML tags and entities, headings, table pipes, strikethrough, math, email autolinks.
+# (`-`, `.`, `:` only matter at a line start or in `www.` / `scheme://` autolinks, handled below.)
+_MD_SPECIAL = set("\\`*_{}[]<>#+!|~&$@")
+_WWW_RE = re.compile(r"(?i)\b(www)\.")
 
 
 def clean(text: object) -> str:
@@ -44,9 +46,12 @@ def one_line(text: object, limit: int | None = None) -> str:
 
 
 def md_inline(text: object, limit: int | None = 120) -> str:
-    """Text safe inside a Markdown paragraph or table cell: one line, every markup char escaped."""
+    """Text safe inside a Markdown paragraph or table cell (not at a line start): one line,
+    every character that could start markup, a link or an autolink escaped."""
     s = one_line(text, limit)
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in s)
+    s = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in s)
+    # CommonMark allows a backslash before any ASCII punctuation: these break GFM autolinks.
+    return _WWW_RE.sub(r"\1\\.", s).replace("://", "\\://")
 
 
 def md_code_span(text: object, limit: int | None = 120, *, table: bool = False) -> str:

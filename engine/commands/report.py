@@ -1,0 +1,93 @@
+"""`po-tui report RUN_DIR | FILES... -o report.md`: the distillation report, generated.
+
+Exit 0 once the report is written (a failing gate is reported, not an error), 2 on bad input
+with nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine.commands.gate import add_gate_options
+from engine.errors import InputError
+from engine.stages.gate import load_gates
+from engine.stages.report.build import DEFAULT_TOP, build_report
+from engine.stages.report.inputs import collect
+from engine.store.atomic import atomic_write_text
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "report",
+        parents=[common],
+        help="write the distillation report (Markdown) for a run directory or results files",
+        description=(
+            "Build the report from a run directory (the newest {tag}_{YYYYmmdd_HHMMSS}.json per "
+            "tag, and the training outputs of the student's adapter) or from explicit results "
+            "files: context, training snapshot, scores, tiers, REVIEW statuses, speed, the gate "
+            "verdict, every format error, the largest regressions with YAML diffs, and plots."
+        ),
+    )
+    p.add_argument("paths", nargs="+", metavar="RUN_DIR | FILE")
+    p.add_argument(
+        "-o", "--out", metavar="OUT",
+        help="Markdown output (default: RUN_DIR/report.md; required with files; '-' for stdout)",
+    )
+    p.add_argument("--train", metavar="DIR", help="adapter or training folder (po_tui_train.json, loss_history.json)")
+    p.add_argument("--top", type=_count, default=DEFAULT_TOP, metavar="N",
+                   help="regressions to show with diffs (default: %(default)s)")
+    p.add_argument("--no-plots", action="store_true", help="text charts even when matplotlib is installed")
+    p.add_argument("--json", action="store_true", help="also print a JSON summary on stdout")
+    add_gate_options(p)
+    p.set_defaults(func=run)
+
+
+def _out_path(args: argparse.Namespace, run_dir: Path | None) -> Path | None:
+    """Where the Markdown goes; None means stdout."""
+    if args.out == "-":
+        return None
+    if args.out:
+        return Path(args.out)
+    if run_dir is not None:
+        return run_dir / "report.md"
+    raise InputError("required when the inputs are files (or '-' for stdout)", field="-o/--out")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.json and args.out == "-":
+        raise InputError("--json and -o - both write to stdout: give -o a file")
+    spec = load_gates(args.preset, args.gates)
+    given = [Path(p) for p in args.paths]
+    run_dir = given[0] if len(given) == 1 and given[0].is_dir() else None
+    out = _out_path(args, run_dir)  # checked before any work
+    if out is not None and out.is_dir():
+        raise InputError("is a directory, expected a file name", path=out, field="-o/--out")
+    inputs = collect(args.paths, rescore=args.rescore, concepts_path=args.concepts, train_dir=args.train)
+    report = build_report(
+        inputs, spec, out=out, plots=not args.no_plots, top=args.top, resamples=args.resamples, seed=args.seed
+    )
+    if out is None:
+        sys.stdout.write(report.markdown)
+    else:
+        atomic_write_text(out, report.markdown)
+        gate = report.summary["gate"]
+        verdict = "no gate" if gate is None else f"gate {'PASS' if gate['passed'] else 'FAIL'}"
+        plots = f", {len(report.images)} plot(s)" if report.images else ", text charts"
+        sys.stderr.write(f"po-tui report: wrote {out} ({len(inputs.runs)} run(s), {verdict}{plots})\n")
+    if args.json:
+        sys.stdout.write(json.dumps({"report": str(out) if out else None, **report.summary}, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+    return 0
