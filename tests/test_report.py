@@ -28,8 +28,8 @@ def finished_run(tmp_path: Path) -> Path:
     write_adapter(run / "adapter")
     ev = run / "eval"
     write_results(ev, "baseline", "20251120_100000", [
-        case("POCON-0001", 0.80, tier="simple"),
-        case("POCON-0002", 0.90, tier="medium"),
+        case("POCON-0001", 0.80, tier="simple", reference={"vision_yaml": "a: 1", "review_yaml": "b: 2", "score": 0.9}),
+        case("POCON-0002", 0.90, tier="medium", reference={"vision_yaml": "a: 1", "review_yaml": "b: 2", "score": 1.0}),
         case("POCON-0003", 0.85, tier="corporate"),
         case("POCON-0004", 0.75, tier="simple"),
     ])
@@ -73,16 +73,19 @@ def test_report_renders_for_a_finished_run(tmp_path, capsys):
     assert f"- Source: `{run / 'adapter'}`" in md
     assert re.search(r"loss 1\.46 [▁▂▃▄▅▆▇█]{6} 0\.43 {2}\(6 logged steps\)", md)
     # scores: teacher / baseline / student
-    assert "| mean | 0.9600 | 0.8250 | 0.8167 |" in md
-    assert "| valid rate | 1.0000 | 1.0000 | 0.7500 |" in md
-    assert "| mean, format errors as 0 | 0.9600 | 0.8250 | 0.6125 |" in md
-    assert "| format errors | 0 | 0 | 1 |" in md
+    assert "|  | `teacher` | `baseline` | `student` | reference answers |" in md
+    assert "| mean | 0.9600 | 0.8250 | 0.8167 | 0.9500 |" in md
+    assert "| valid rate | 1.0000 | 1.0000 | 0.7500 | - |" in md
+    assert "| mean, format errors as 0 | 0.9600 | 0.8250 | 0.6125 | - |" in md
+    assert "| format errors | 0 | 0 | 1 | - |" in md
     assert "Student mean / baseline mean: **0.990** (99.0 % of baseline)." in md
     assert "student (3 scores)" in md  # text histogram
     # per tier, statuses, speed
     assert "| `simple` | 0.9700 (2/2) | 0.7750 (2/2) | 0.9250 (2/2) | +0.1500 |" in md
     assert "| `conflicts` (outside the allowed set) | 0 | 0 | 1 |" in md
-    assert "| seconds per sample | 15.00 | 15.00 | 10.00 |" in md
+    assert "| seconds per sample | 15 | 15 | 10 |" in md
+    assert "| reasons for a retry | 0 | 0 | missing\\_review\\_block 1 |" in md
+    assert "| evaluation duration | 1m00s (60 s) | 1m00s (60 s) | 40 s |" in md
     assert "| output tokens / s | 200.0 | 200.0 | 200.0 |" in md
     assert "| output tokens, mean / max | 400 / 400 | 400 / 400 | 425 / 500 |" in md
     # the gate (seeds by default): valid rate 0.75 fails

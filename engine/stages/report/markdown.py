@@ -67,6 +67,8 @@ def pct(value: float | None) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if seconds < 60:
+        return f"{seconds:.3g} s"
     s = int(round(seconds))
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
@@ -117,7 +119,7 @@ def _generation(run: RunResults) -> str:
     gen = run.po_tui.get("generation")
     if not isinstance(gen, dict) or not gen:
         return "-"
-    return md_inline(", ".join(f"{k} {v}" for k, v in gen.items()), 300)
+    return md_inline(", ".join(f"{k} {v}" for k, v in gen.items() if v is not None), 300)
 
 
 def context(data: ReportData) -> list[str]:
@@ -291,15 +293,20 @@ def _speed_values(run: RunResults) -> dict[str, str]:
     tok_s = number("output_tokens_per_s")
     if tok_s is None and tokens and latencies and len(tokens) == len(latencies) and sum(latencies) > 0:
         tok_s = sum(tokens) / sum(latencies)
-    finish = Counter(c.finish_reason for c in cases if c.finish_reason)
+    finish = Counter(c.finish_reason.lower() for c in cases if c.finish_reason)
+    retry_reasons = Counter(
+        a["reason"] for c in cases for a in c.attempt_log if isinstance(a, dict) and isinstance(a.get("reason"), str)
+    )
     return {
-        "seconds per sample": num(s_per_sample, 2),
+        "seconds per sample": "-" if s_per_sample is None else f"{s_per_sample:.3g}",
         "output tokens / s": num(tok_s, 1),
         "output tokens, mean / max": f"{num(_mean(tokens), 0)} / {num(max(tokens) if tokens else None)}",
         "output characters, mean / max": f"{num(_mean(chars), 0)} / {num(max(chars) if chars else None)}",
         "attempts, mean": num(_mean(attempts), 2),
         "cases retried": str(sum(a > 1 for a in attempts)) if attempts else "-",
-        "cut at the token limit": str(finish.get("length", 0)) if finish else "-",
+        "reasons for a retry": md_inline(", ".join(f"{k} {v}" for k, v in sorted(retry_reasons.items())), 200)
+        if retry_reasons else ("0" if any(c.attempt_log for c in cases) else "-"),
+        "cut at the token limit": str(finish.get("length", 0) + finish.get("max_tokens", 0)) if finish else "-",
         "evaluation duration": duration(total),
     }
 
