@@ -112,3 +112,14 @@ def test_atomic_write_failure_keeps_old_file(tmp_path):
         atomic_write_json(path, {"v": object()})
     assert json.loads(path.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+
+    from engine.store.atomic import atomic_write_text
+
+    mask = os.umask(0)
+    os.umask(mask)
+    path = atomic_write_text(tmp_path / "report.md", "x")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
