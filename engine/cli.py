@@ -16,7 +16,7 @@ from typing import Sequence
 
 from engine.errors import InputError
 
-COMMANDS = ("score", "concepts", "teacher", "import", "prep", "train", "demo", "stats", "make-tiny-model", "export", "gate", "report")
+COMMANDS = ("score", "concepts", "teacher", "import", "prep", "train", "demo", "stats", "make-tiny-model", "export", "gate", "eval", "report")
 
 # Sub-commands whose module cannot carry their name (`import` is a keyword).
 MODULES = {"import": "importer", "make-tiny-model": "make_tiny_model"}

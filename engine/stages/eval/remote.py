@@ -1,0 +1,150 @@
+"""A teacher provider (Gemini, Vertex, OpenAI-compatible, synthetic) answering evaluation requests.
+
+The same providers, credentials and error kinds as `po-tui teacher` (engine.stages.teacher):
+keys come from the environment only. Up to `--concurrency` calls are in flight; transient
+failures (429, 5xx, timeouts, dropped connections, unparseable bodies) are retried with the
+teacher's backoff, never sooner than Retry-After. A call that still fails leaves its case
+unfinished (a rerun retries it); an auth or not-found error stops the run, since every other call
+would fail the same way. One event loop serves every round, because provider clients are bound
+to the loop they were created on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any, Sequence
+
+from engine.core.prompts import teacher_system_prompt
+from engine.errors import InputError
+from engine.stages.eval.generate import ASSISTANT, Generation, OnDone, Request
+from engine.stages.eval.settings import EvalSettings
+from engine.stages.teacher.backoff import Backoff
+from engine.stages.teacher.providers.base import TIMEOUT, Message, Provider, ProviderError
+from engine.stages.teacher import runner as _teacher_runner  # noqa: F401 - registers `provider_error`
+from engine.stages.teacher.settings import TeacherSettings
+
+
+def teacher_settings(s: EvalSettings) -> TeacherSettings:
+    """The teacher's settings for this provider, so `make_provider` builds it exactly as the teacher does."""
+    return TeacherSettings(
+        provider=s.provider,  # type: ignore[arg-type]
+        model=s.resolved_model(),
+        temperature=s.temperature,
+        max_output_tokens=s.resolved_max_new_tokens(),
+        timeout_s=s.timeout_s,
+        base_url=s.base_url,
+        project=s.project,
+        location=s.location,
+        api_key_env=s.api_key_env,
+        seed=s.seed,
+        synthetic=s.synthetic,
+    )
+
+
+def make_eval_provider(s: EvalSettings) -> Provider:
+    """Build the provider (InputError when a key, project or URL is missing) before anything is written."""
+    from engine.stages.teacher.providers import make_provider
+
+    return make_provider(teacher_settings(s))
+
+
+class ProviderGenerator:
+    name = "provider"
+
+    def __init__(self, provider: Provider, s: EvalSettings, events: Any) -> None:
+        self.provider = provider
+        self.s = s
+        self.events = events
+        self.system = teacher_system_prompt() if s.system_prompt == "teacher" else ""
+        self.backoff = Backoff(s.backoff_base_s)
+        self.jitter = random.Random()
+        self.loop = asyncio.new_event_loop()
+        self.fatal: ProviderError | None = None
+        self.failures: dict[str, int] = {}
+
+    def run(self, requests: Sequence[Request], on_done: OnDone) -> None:
+        self.loop.run_until_complete(self._run(requests, on_done))
+        if self.fatal is not None:
+            raise InputError(f"{self.provider.name}: {self.fatal}", field="provider")
+
+    async def _run(self, requests: Sequence[Request], on_done: OnDone) -> None:
+        gate = asyncio.Semaphore(self.s.concurrency)
+        last = [time.perf_counter()]
+        tasks = [asyncio.create_task(self._one(r, gate, on_done, last)) for r in requests]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def _one(self, request: Request, gate: asyncio.Semaphore, on_done: OnDone, last: list[float]) -> None:
+        async with gate:
+            if self.fatal is not None:
+                return
+            conversation = [Message("model" if t.role == ASSISTANT else "user", t.text) for t in request.turns]
+            try:
+                completion = await self._call(request, conversation)
+            except ProviderError as exc:
+                self.failures[exc.kind] = self.failures.get(exc.kind, 0) + 1
+                if exc.fatal:
+                    self.fatal = exc
+                    return
+                on_done(Generation(request.key, "", 0, 0, "ERROR", 0.0, 0.0, error=str(exc)))
+                return
+        now = time.perf_counter()
+        share, last[0] = now - last[0], now  # gaps between completions sum to the round's wall time
+        on_done(
+            Generation(
+                key=request.key,
+                text=completion.text or "",
+                output_tokens=completion.output_tokens,
+                input_tokens=completion.input_tokens,
+                finish_reason=completion.finish_reason,
+                latency_s=completion.latency_s,
+                wall_share_s=share,
+            )
+        )
+
+    async def _call(self, request: Request, conversation: list[Message]):
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return await asyncio.wait_for(
+                    self.provider.generate(
+                        self.system,
+                        conversation,
+                        temperature=self.s.temperature,
+                        max_output_tokens=self.s.resolved_max_new_tokens(),
+                        seed=request.seed,
+                    ),
+                    timeout=self.s.timeout_s + 30,  # the provider enforces timeout_s; this catches a hang
+                )
+            except asyncio.TimeoutError:
+                exc = ProviderError(TIMEOUT, f"no answer within {self.s.timeout_s + 30:.0f}s")
+            except ProviderError as err:
+                exc = err
+            give_up = exc.fatal or not exc.retryable or tries > self.s.api_retries
+            delay = None if give_up else self.backoff.delay(tries, exc.retry_after_s, self.jitter)
+            self.events.emit(
+                "provider_error",
+                kind=exc.kind,
+                status=exc.status,
+                message=exc.message,
+                concept_id=request.concept_id,
+                attempt=tries,
+                retry_in_s=round(delay, 3) if delay is not None else None,
+            )
+            if delay is None:
+                raise exc
+            await asyncio.sleep(delay)
+
+    def close(self) -> None:
+        try:
+            self.loop.run_until_complete(self.provider.aclose())
+        finally:
+            self.loop.close()
