@@ -12,7 +12,8 @@ def test_demo_runs_stages_as_jobs_with_event_logs(tmp_path):
     run_dir = tmp_path / "run"
     assert main(["demo", "--out", str(run_dir), "--count", "6", "--seed", "1", "--train-steps", "4"]) == 0
     state = RunState.from_run_dir(run_dir)
-    assert state.order == ["concepts", "teacher", "score", "prep", "tiny-model", "train", "export"]
+    assert state.order == ["concepts", "teacher", "score", "prep", "tiny-model", "train", "export",
+                           "eval-teacher", "eval-baseline", "eval-student", "gate", "report"]
     assert all(j.state == "succeeded" for j in state.jobs.values())
     assert state.jobs["teacher"].summary["accepted"] == 4  # 2/3 of the concepts
     prep = state.jobs["prep"].summary
@@ -21,6 +22,16 @@ def test_demo_runs_stages_as_jobs_with_event_logs(tmp_path):
     assert (train.progress_done, train.progress_total) == (4, 4) and train.summary["steps"] == 4
     assert (run_dir / "student" / "adapter_model.safetensors").exists()
     assert (run_dir / "student-merged" / "model.safetensors").exists()
+    for tag in ("teacher", "baseline", "student"):
+        summary = state.jobs[f"eval-{tag}"].summary
+        assert summary["n"] == prep["val"] and 0 <= summary["valid_rate"] <= 1
+    assert state.jobs["eval-teacher"].summary["valid_rate"] == 1.0
+    # The tiny student cannot pass after 4 CPU steps: the gate's verdict is recorded, exit code 1,
+    # and the run goes on to the report.
+    gate = state.jobs["gate"]
+    assert gate.summary["verdict"] in ("pass", "fail") and gate.exit_code == (0 if gate.summary["verdict"] == "pass" else 1)
+    report = (run_dir / "report.md").read_text()
+    assert report.startswith("# Product Owner distillation report") and "## 2. Training snapshot" in report
     job = state.jobs["concepts"]
     assert job.state == "succeeded" and job.exit_code == 0
     assert (job.progress_done, job.progress_total) == (6, 6)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -33,10 +34,25 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=run)
 
 
-def plan(run_dir: Path, count: int, seed: int, train_steps: int = 40) -> list[tuple[str, list[str]]]:
-    """(job, po-tui arguments) for each stage, in order."""
+def newest(folder: Path, tag: str) -> Path:
+    found = sorted(folder.glob(f"{tag}_*.json"))
+    if not found:
+        raise FileNotFoundError(f"no {tag} results in {folder}")
+    return found[-1]
+
+
+# The gate's exit code 1 is a verdict (the student failed), not a failed job: the run goes on.
+VERDICT_JOBS = {"gate": (0, 1)}
+
+
+def plan(run_dir: Path, count: int, seed: int, train_steps: int = 40) -> list[tuple[str, list[str] | Callable[[], list[str]]]]:
+    """(job, po-tui arguments, or a function giving them when the job starts) for each stage, in order."""
     concepts = str(run_dir / "concepts.jsonl")
     teacher_dir = run_dir / "teacher"
+    eval_dir = run_dir / "eval"
+    evaluate = ["eval", "--dataset", str(run_dir / "data" / "val.jsonl"), "--out", str(eval_dir), "--max-samples", "0"]
+    # The tiny student has not learnt the format in a few CPU steps: short answers, one retry.
+    local = ["--base-model", str(run_dir / "tiny-model"), "--batch-size", "8", "--max-new-tokens", "128", "--retries", "1"]
     return [
         ("concepts", ["concepts", "--count", str(count), "--seed", str(seed), "--conflict-rate", "0.2", "-o", concepts]),
         (
@@ -71,6 +87,13 @@ def plan(run_dir: Path, count: int, seed: int, train_steps: int = 40) -> list[tu
             ["export", "merge", "--adapter", str(run_dir / "student"), "--base-model", str(run_dir / "tiny-model"),
              "--out", str(run_dir / "student-merged")],
         ),
+        # Held-out concepts (prep's val.jsonl, which carries the teacher's answers for the diff view).
+        ("eval-teacher", [*evaluate, "--provider", "synthetic", "--tag", "teacher", "--seed", str(seed)]),
+        ("eval-baseline", [*evaluate, *local, "--tag", "baseline"]),
+        ("eval-student", [*evaluate, *local, "--adapter", str(run_dir / "student"), "--tag", "student"]),
+        # A callable: the results files are named when the evals finish.
+        ("gate", lambda: ["gate", str(newest(eval_dir, "baseline")), str(newest(eval_dir, "student"))]),
+        ("report", ["report", str(run_dir), "-o", str(run_dir / "report.md")]),
     ]
 
 
@@ -87,7 +110,8 @@ def run_job(run_dir: Path, job: str, argv: list[str]) -> int:
 
 
 HEADLINE_KEYS = ("count", "conflicts", "accepted", "rejected", "requests", "retries", "stop_reason", "metric", "n", "mean", "train", "val", "invalid",
-                "parameters", "steps", "final_loss", "final_eval_loss", "dtype")
+                "parameters", "steps", "final_loss", "final_eval_loss", "dtype",
+                "valid_rate", "verdict", "ratio")
 
 
 def headline(summary: dict) -> str:
@@ -123,14 +147,19 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for job, argv in plan(run_dir, args.count, args.seed, args.train_steps):
         console.print(Text(f"  {job}: running"))
-        code = run_job(run_dir, job, argv)
-        if code != 0:
+        code = run_job(run_dir, job, argv() if callable(argv) else argv)
+        if code not in VERDICT_JOBS.get(job, (0,)):
             tail = (run_dir / f"{job}.stderr.log").read_text(errors="replace").strip().splitlines()[-5:]
             console.print(Text(f"  {job}: failed (exit {code})", style="bold red"))
             for line in tail:
                 console.print(Text(f"    {line}"))
             status = 1
             break
-    console.print(state_table(RunState.from_run_dir(run_dir)))
+    state = RunState.from_run_dir(run_dir)
+    console.print(state_table(state))
     console.print(Text(f"outputs and event logs: {run_dir}"))
+    gate = state.jobs.get("gate")
+    if status == 0 and gate is not None and (run_dir / "report.md").exists():
+        verdict = str(gate.summary.get("verdict", "?")).upper()
+        console.print(Text(f"report: {run_dir / 'report.md'}  gate verdict: {verdict}"))
     return status

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.core.inert import one_line
+from engine.runlog.job import add_job_args, job_events
 from engine.core.metric import METRICS
 from engine.stages.gate import DEFAULT_RESAMPLES, DEFAULT_SEED, PRESETS, Verdict, run_gate
 from engine.stages.results import RunSummary
@@ -68,6 +69,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("student", metavar="STUDENT.json")
     add_gate_options(p)
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    add_job_args(p)
     p.set_defaults(func=run)
 
 
@@ -124,7 +126,30 @@ def print_verdict(verdict: Verdict, console: Console) -> None:
     console.print(Text("verdict: ").append(word).append(f" ({passed}/{len(verdict.results)} criteria)"))
 
 
+def verdict_summary(verdict: Verdict) -> dict:
+    """The job_finished summary: what a status view shows for the gate."""
+    return {
+        "verdict": "pass" if verdict.passed else "fail",
+        "gates": verdict.gates,
+        "passed": sum(r.passed for r in verdict.results),
+        "criteria": len(verdict.results),
+        "ratio": verdict.interval.ratio,
+        "ratio_low": verdict.interval.low,
+        "ratio_high": verdict.interval.high,
+        "student_mean": verdict.student.mean,
+        "baseline_mean": verdict.baseline.mean,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
+    with job_events(args, "gate") as events:
+        verdict = judge_and_print(args)
+        events.summary.update(verdict_summary(verdict))
+        events.exit_code = EXIT_PASS if verdict.passed else EXIT_FAIL
+    return events.exit_code
+
+
+def judge_and_print(args: argparse.Namespace) -> Verdict:
     verdict = run_gate(
         args.baseline,
         args.student,
@@ -140,4 +165,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_verdict(verdict, Console(highlight=False, soft_wrap=False))
     sys.stdout.flush()
-    return EXIT_PASS if verdict.passed else EXIT_FAIL
+    return verdict

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.commands.gate import add_gate_options
 from engine.errors import InputError
+from engine.runlog.job import add_job_args, job_events
 from engine.stages.gate import load_gates
 from engine.stages.report.build import DEFAULT_TOP, build_report
 from engine.stages.report.inputs import collect
@@ -52,6 +53,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--no-plots", action="store_true", help="text charts even when matplotlib is installed")
     p.add_argument("--json", action="store_true", help="also print a JSON summary on stdout")
     add_gate_options(p)
+    add_job_args(p)
     p.set_defaults(func=run)
 
 
@@ -75,15 +77,20 @@ def run(args: argparse.Namespace) -> int:
     out = _out_path(args, run_dir)  # checked before any work
     if out is not None and out.is_dir():
         raise InputError("is a directory, expected a file name", path=out, field="-o/--out")
-    inputs = collect(args.paths, rescore=args.rescore, concepts_path=args.concepts, train_dir=args.train)
-    report = build_report(
-        inputs, spec, out=out, plots=not args.no_plots, top=args.top, resamples=args.resamples, seed=args.seed
-    )
-    if out is None:
-        sys.stdout.write(report.markdown)
-    else:
-        atomic_write_text(out, report.markdown)
+    with job_events(args, "report") as events:
+        inputs = collect(args.paths, rescore=args.rescore, concepts_path=args.concepts, train_dir=args.train)
+        report = build_report(
+            inputs, spec, out=out, plots=not args.no_plots, top=args.top, resamples=args.resamples, seed=args.seed
+        )
+        if out is None:
+            sys.stdout.write(report.markdown)
+        else:
+            atomic_write_text(out, report.markdown)
+            events.artifact(str(out), "report")
         gate = report.summary["gate"]
+        events.summary.update(report=str(out) if out else None, runs=len(inputs.runs),
+                              verdict=None if gate is None else ("pass" if gate["passed"] else "fail"))
+    if out is not None:
         verdict = "no gate" if gate is None else f"gate {'PASS' if gate['passed'] else 'FAIL'}"
         plots = f", {len(report.images)} plot(s)" if report.images else ", text charts"
         sys.stderr.write(f"po-tui report: wrote {out} ({len(inputs.runs)} run(s), {verdict}{plots})\n")

@@ -357,6 +357,8 @@ class EventWriter:
         self._started_at: float | None = None
         # What `running()` reports in job_finished.summary: a stage fills it in as it goes.
         self.summary: dict[str, Any] = {}
+        # The exit code a job that ran to completion ends with (the gate: 1 when the verdict fails).
+        self.exit_code = 0
         self._lockfile = self._take_file_lock()
         try:
             self._appender: JsonlAppender | None = JsonlAppender(self.path, fsync=fsync, warn=warn)
@@ -593,5 +595,5 @@ class EventWriter:
             self.finished("failed", exit_code=code)
             raise
         else:
-            self.finished("succeeded", exit_code=0, summary=self.summary)
+            self.finished("succeeded", exit_code=self.exit_code, summary=self.summary)
 

@@ -33,6 +33,7 @@ class NullEvents:
 
     def __init__(self) -> None:
         self.summary: dict[str, Any] = {}
+        self.exit_code = 0
 
     def __getattr__(self, name: str) -> Any:
         def _ignore(*_args: Any, **_kwargs: Any) -> None:
