@@ -436,3 +436,16 @@ def test_settings_from_a_pipeline_config(work, tiny, data):
     args = parser.parse_args(["train", "--config", str(cfg), "--lr", "1e-4"])
     s = settings_from(args)
     assert (s.lora_r, s.epochs, s.grad_accum, s.lr) == (16, 4, 12, 1e-4)  # flags override the file
+
+
+def test_resume_passes_over_a_checkpoint_cut_while_saving(tmp_path):
+    from engine.stages.train.runner import last_checkpoint
+
+    ckpts = tmp_path / "checkpoints"
+    for step, complete in ((3, True), (6, True), (9, False)):
+        (ckpts / f"checkpoint-{step}").mkdir(parents=True)
+        if complete:
+            (ckpts / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (ckpts / "checkpoint-tmp").mkdir()
+    assert last_checkpoint(tmp_path) == str(ckpts / "checkpoint-6")
+    assert last_checkpoint(tmp_path / "nowhere") is None

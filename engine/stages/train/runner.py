@@ -216,10 +216,17 @@ def training_arguments(s: TrainSettings, plan: Plan, *, has_eval: bool, **overri
 
 
 def last_checkpoint(out: str | Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest COMPLETE checkpoint: a run killed while saving leaves a folder without
+    trainer_state.json (written last), which resuming from would crash on; it is passed over."""
     folder = Path(out) / CHECKPOINTS
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if not folder.is_dir():
+        return None
+    steps = []
+    for path in folder.glob("checkpoint-*"):
+        suffix = path.name.rsplit("-", 1)[-1]
+        if suffix.isdigit() and (path / "trainer_state.json").is_file():
+            steps.append((int(suffix), path))
+    return str(max(steps)[1]) if steps else None
 
 
 def quiet_libraries() -> None:
