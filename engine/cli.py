@@ -14,7 +14,7 @@ import sys
 import traceback
 from typing import Sequence
 
-from engine.errors import InputError
+from engine.errors import InputError, StageFailed
 
 COMMANDS = ("score", "concepts", "teacher", "import", "prep", "train", "demo", "stats", "make-tiny-model", "export", "gate", "eval", "report")
 
@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         sys.stderr.write(f"po-tui {args.command}: error: {exc}\n")
         return EXIT_USAGE
+    except StageFailed as exc:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"po-tui {args.command}: failed: {exc}\n")
+        return EXIT_FAIL
     except KeyboardInterrupt:
         sys.stderr.write(f"po-tui {args.command}: interrupted\n")
         return 130

@@ -39,3 +39,8 @@ class InputError(Exception):
             where += ": "
         field = f"{self.field}: " if self.field else ""
         return f"{where}{field}{self.message}"
+
+
+class StageFailed(Exception):
+    """A stage ran but could not finish its work for a reason outside the user's input (e.g. a
+    provider that kept failing). One line, exit 1, no traceback; what was done is kept."""

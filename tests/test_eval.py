@@ -422,7 +422,14 @@ def test_provider_calls_that_keep_failing_leave_their_cases_for_a_rerun(tmp_path
         argv[argv.index("--base-url") + 1] = server.url
         rc, _, err = run_cli(argv)
         assert rc == 1 and "1 of 2 cases not evaluated" in err and "rerun" in err
+        assert len(err.strip().splitlines()[-1:]) == 1 and "Traceback" not in err
         assert not list(out.glob("g_*.json"))
+        from engine.runlog.tail import read_events
+
+        events = read_events(out / "g.events.jsonl")
+        failure = [e["data"] for e in events if e["type"] == "error"][-1]
+        assert failure["code"] == "stage_failed" and "traceback" not in failure
+        assert events[-1]["data"]["state"] == "failed" and events[-1]["data"]["exit_code"] == 1
         rc, _, err = run_cli(argv)
     assert rc == 0, err
     doc = json.loads(results_file(out, "g").read_text())

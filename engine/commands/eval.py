@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from engine.configfile import validate
-from engine.errors import InputError
+from engine.errors import InputError, StageFailed
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.eval.settings import PROVIDERS, EvalSettings
 
@@ -180,9 +180,9 @@ def run(args: argparse.Namespace) -> int:
             if outcome.doc is None:
                 failed = outcome.run.failed
                 kinds = ", ".join(sorted({v.split(':')[0].split(' ')[0] for v in failed.values()}))
-                raise SystemExit(
+                raise StageFailed(
                     clean(
-                        f"po-tui eval: {len(failed)} of {len(prepared.cases)} cases not evaluated: provider calls failed "
+                        f"{len(failed)} of {len(prepared.cases)} cases not evaluated: provider calls failed "
                         f"after their retries ({kinds}); rerun the same command to retry them"
                     )
                 )

@@ -20,7 +20,7 @@ import traceback as _traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from engine.errors import InputError
+from engine.errors import InputError, StageFailed
 from engine.store.jsonl import JsonlAppender, Warn
 
 SCHEMA_VERSION = 1
@@ -585,6 +585,10 @@ class EventWriter:
             # Bad input is the user's to fix: one line, exit 2, no traceback (as on the terminal).
             self.error(str(exc), code="input_error")
             self.finished("failed", exit_code=2)
+            raise
+        except StageFailed as exc:
+            self.error(str(exc), code="stage_failed")
+            self.finished("failed", exit_code=1)
             raise
         except BaseException as exc:
             code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
