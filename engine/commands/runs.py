@@ -1,0 +1,93 @@
+"""`po-tui runs [DIR]`: the run directories under DIR, newest first, with how each ended.
+
+A run directory is any directory with a manifest.json or an event log, so old demo runs
+(artifacts/demo/run-*, event logs only) are listed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from engine.core.inert import one_line
+from engine.views import render
+from engine.views.rundir import list_run_dirs, read_engine, read_manifest
+from engine.views.snapshot import build, iso
+from engine.views.watch import RunWatcher
+
+FORMAT = "po-tui-runs/1"
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "runs",
+        parents=[common],
+        help="list run directories (newest first) with state, stage and gate verdict",
+        description="List the run directories under DIR (default ./runs), newest first.",
+    )
+    p.add_argument("dir", metavar="DIR", nargs="?", default="runs", help="where the runs are (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(func=run)
+
+
+def summarize(run_dir: Path) -> dict[str, Any]:
+    """One row of the listing: the status document reduced to what tells runs apart."""
+    watcher = RunWatcher(run_dir)
+    doc = build(run_dir, watcher.refresh(), read_manifest(run_dir), read_engine(run_dir), damage=watcher.damage())
+    created = doc["created_at"]
+    if created is None:
+        try:
+            created = iso(run_dir.stat().st_mtime)
+        except OSError:
+            created = None
+    return {
+        "run_id": doc["run_id"],
+        "created_at": created,
+        "state": doc["state"],
+        "stage": doc["current_stage"],
+        "gate": doc["gate"]["verdict"] if doc["gate"] else None,
+        "jobs": len(doc["jobs"]),
+        "path": str(run_dir),
+    }
+
+
+def list_runs(root: Path) -> list[dict[str, Any]]:
+    rows = [summarize(p) for p in list_run_dirs(root)]
+    # Newest first; ISO-8601 UTC strings sort as times. Ties (and unknown times) by path.
+    rows.sort(key=lambda r: (r["created_at"] or "", r["path"]), reverse=True)
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    rows = list_runs(root)
+    if args.json:
+        sys.stdout.write(json.dumps({"format": FORMAT, "dir": str(root), "runs": rows}, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    console = Console(highlight=False) if sys.stdout.isatty() else Console(highlight=False, no_color=True, width=int(os.environ.get("COLUMNS", "0") or 0) or 160)
+    if not rows:
+        console.print(Text(f"no run directories in {one_line(str(root), 300)}"))
+        return 0
+    table = Table(title_justify="left")
+    for column in ("run", "created", "state", "stage", "gate", "path"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        gate = r["gate"]
+        table.add_row(
+            Text(one_line(r["run_id"], 60)),
+            Text(one_line(r["created_at"] or "-", 30)),
+            render.state_text(r["state"]),
+            Text(one_line(r["stage"] or "-", 40)),
+            Text(one_line(gate, 10).upper(), style=render.VERDICT_STYLES.get(gate, "")) if gate else Text("-"),
+            Text(one_line(r["path"], 300)),
+        )
+    console.print(table)
+    return 0

@@ -1,0 +1,61 @@
+"""Folds for the stage event types a status view shows live (into `JobState.extra`).
+
+The core fold keeps only generic state; the headline numbers of a running stage (teacher
+acceptance and cost, training loss and tokens/s, eval valid rate and mean) live in stage events.
+Importing this module registers the reducers; it imports no stage code (no torch, no SDKs).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from engine.runlog.state import JobState, register_reducer
+
+TEACHER_KEYS = ("accepted", "rejected", "target", "attempted", "in_flight", "retries", "records_per_min",
+                "acceptance_rate", "cost_usd", "cost_usd_run", "cost_per_accepted_usd", "provider_errors")
+TRAIN_KEYS = ("step", "max_steps", "epoch", "loss", "learning_rate", "grad_norm", "tokens_seen", "tokens_per_s",
+              "gpu_mem_allocated_gb", "gpu_mem_peak_gb")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _teacher_stats(job: JobState, event: dict[str, Any]) -> None:
+    data = event.get("data") or {}
+    job.extra["teacher"] = {k: data.get(k) for k in TEACHER_KEYS if k in data}
+
+
+def _train_step(job: JobState, event: dict[str, Any]) -> None:
+    data = event.get("data") or {}
+    train = job.extra.setdefault("train", {})
+    for key in TRAIN_KEYS:
+        if data.get(key) is not None:
+            train[key] = data[key]
+    loss = data.get("loss")
+    if isinstance(loss, str):  # "NaN"/"Infinity": worth seeing, so keep the string
+        train["loss"] = loss
+
+
+def _train_eval(job: JobState, event: dict[str, Any]) -> None:
+    data = event.get("data") or {}
+    job.extra.setdefault("train", {})["eval_loss"] = data.get("eval_loss")
+
+
+def _eval_case(job: JobState, event: dict[str, Any]) -> None:
+    """Running n / valid / mean over valid cases, as the eval summary will report at the end."""
+    data = event.get("data") or {}
+    ev = job.extra.setdefault("eval", {"n": 0, "valid": 0, "score_sum": 0.0})
+    ev["n"] += 1
+    score = _number(data.get("score"))
+    if data.get("status") == "ok" and score is not None:
+        ev["valid"] += 1
+        ev["score_sum"] += score
+
+
+for _type, _fn in (("teacher_stats", _teacher_stats), ("train_step", _train_step),
+                   ("train_eval", _train_eval), ("eval_case", _eval_case)):
+    register_reducer(_type, _fn)

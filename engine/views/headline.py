@@ -1,0 +1,121 @@
+"""The few numbers of a stage worth one table cell, live while it runs and final once it ended.
+
+A running stage's numbers come from its stage events (folded by engine.runlog.reducers), a
+finished one's from its job_finished summary. Each kind returns the numbers (for --json) and a
+short text (for the screen).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from engine.runlog.state import JobState
+
+# For stages without a dedicated view: the summary keys worth showing, in this order.
+GENERIC_KEYS = ("count", "conflicts", "accepted", "rejected", "requests", "retries", "stop_reason", "metric", "n",
+                "mean", "train", "val", "invalid", "parameters", "steps", "final_loss", "final_eval_loss", "dtype",
+                "valid_rate", "verdict", "ratio")
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return value
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pick(source: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: source[k] for k in keys if source.get(k) is not None}
+
+
+def _teacher(job: JobState) -> dict[str, Any]:
+    src = job.summary if job.finished and job.summary else job.extra.get("teacher", {})
+    nums = _pick(src, ("accepted", "target", "rejected", "acceptance_rate", "records_per_min", "cost_usd", "retries", "stop_reason"))
+    parts = []
+    if "accepted" in nums:
+        parts.append(f"accepted {nums['accepted']}" + (f"/{nums['target']}" if nums.get("target") else ""))
+    if "rejected" in nums:
+        parts.append(f"rejected {nums['rejected']}")
+    if _num(nums.get("acceptance_rate")) is not None:
+        parts.append(f"acceptance {100 * nums['acceptance_rate']:.0f}%")
+    if _num(nums.get("records_per_min")) is not None and not job.finished:
+        parts.append(f"{nums['records_per_min']:.1f} rec/min")
+    if _num(nums.get("cost_usd")) is not None:
+        parts.append(f"${nums['cost_usd']:.4f}")
+    if job.finished and nums.get("stop_reason"):
+        parts.append(f"stop {nums['stop_reason']}")
+    return {"numbers": nums, "text": ", ".join(parts)}
+
+
+def _train(job: JobState) -> dict[str, Any]:
+    live = job.extra.get("train", {})
+    nums = _pick(live, ("step", "max_steps", "loss", "eval_loss", "tokens_per_s", "gpu_mem_peak_gb"))
+    if job.finished and job.summary:
+        nums.update(_pick(job.summary, ("steps", "final_loss", "final_eval_loss")))
+    parts = []
+    if "step" in nums:
+        parts.append(f"step {nums['step']}/{nums.get('max_steps', '?')}")
+    loss = nums.get("final_loss", nums.get("loss"))
+    if loss is not None:
+        parts.append(f"loss {_fmt(loss)}")
+    eval_loss = nums.get("final_eval_loss", nums.get("eval_loss"))
+    if eval_loss is not None:
+        parts.append(f"eval_loss {_fmt(eval_loss)}")
+    if _num(nums.get("tokens_per_s")) is not None:
+        parts.append(f"{nums['tokens_per_s']:.0f} tok/s")
+    if _num(nums.get("gpu_mem_peak_gb")) is not None:
+        parts.append(f"peak {nums['gpu_mem_peak_gb']:.1f} GB")
+    return {"numbers": nums, "text": ", ".join(parts)}
+
+
+def _eval(job: JobState) -> dict[str, Any]:
+    if job.finished and job.summary:
+        nums = _pick(job.summary, ("tag", "n", "valid", "valid_rate", "mean", "mean_with_errors_as_zero"))
+    else:
+        live = job.extra.get("eval", {})
+        n, valid = live.get("n", 0), live.get("valid", 0)
+        nums = {"n": n, "valid": valid} if n else {}
+        if n:
+            nums["valid_rate"] = valid / n
+        if valid:
+            nums["mean"] = live["score_sum"] / valid
+    parts = []
+    if "n" in nums:
+        parts.append(f"n {nums['n']}")
+    if _num(nums.get("valid_rate")) is not None:
+        parts.append(f"valid {100 * nums['valid_rate']:.0f}%")
+    if _num(nums.get("mean")) is not None:
+        parts.append(f"mean {nums['mean']:.4f}")
+    return {"numbers": nums, "text": ", ".join(parts)}
+
+
+def _gate(job: JobState) -> dict[str, Any]:
+    nums = _pick(job.summary, ("verdict", "passed", "criteria", "ratio", "student_mean", "baseline_mean"))
+    parts = []
+    if isinstance(nums.get("verdict"), str):
+        parts.append(nums["verdict"].upper() + (f" ({nums['passed']}/{nums['criteria']} criteria)" if "criteria" in nums else ""))
+    if _num(nums.get("ratio")) is not None:
+        parts.append(f"ratio {nums['ratio']:.3f}")
+    return {"numbers": nums, "text": ", ".join(parts)}
+
+
+def _generic(job: JobState) -> dict[str, Any]:
+    nums = {k: v for k, v in _pick(job.summary, GENERIC_KEYS).items() if isinstance(v, (str, int, float))}
+    return {"numbers": nums, "text": ", ".join(f"{k} {_fmt(v)}" for k, v in nums.items())}
+
+
+KINDS: dict[str, Callable[[JobState], dict[str, Any]]] = {
+    "teacher": _teacher, "train": _train, "eval": _eval, "gate": _gate,
+}
+
+
+def headline(kind: str, job: JobState) -> dict[str, Any]:
+    """{"numbers": {...}, "text": "..."} for a job of stage `kind` (e.g. `eval` for eval-student)."""
+    fn = KINDS.get(kind) or next((f for k, f in KINDS.items() if kind.startswith(k + "-")), _generic)
+    return fn(job)
