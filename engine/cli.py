@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import traceback
 from typing import Sequence
 
 from engine.errors import InputError, StageFailed
 
-COMMANDS = ("score", "concepts", "teacher", "import", "prep", "train", "demo", "stats", "make-tiny-model", "export", "gate", "eval", "report", "status", "runs")
+COMMANDS = ("score", "concepts", "teacher", "import", "prep", "train", "demo", "stats", "make-tiny-model", "export", "gate", "eval", "report", "status", "runs", "init", "run", "cancel")
 
 # Sub-commands whose module cannot carry their name (`import` is a keyword).
 MODULES = {"import": "importer", "make-tiny-model": "make_tiny_model"}
@@ -52,8 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (po-tui cancel, the engine) ends a stage like Ctrl-C: its event log says cancelled.
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding app): leave signals alone
+        pass
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get("PO_TUI_DEBUG") == "1"

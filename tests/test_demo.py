@@ -1,4 +1,4 @@
-"""`po-tui demo` runs each available stage as a subprocess job reporting through its event log."""
+"""`po-tui demo` is the engine running its embedded config: each stage a subprocess job with its event log."""
 
 from __future__ import annotations
 
@@ -10,11 +10,16 @@ from engine.runlog.state import RunState
 
 def test_demo_runs_stages_as_jobs_with_event_logs(tmp_path):
     run_dir = tmp_path / "run"
-    assert main(["demo", "--out", str(run_dir), "--count", "6", "--seed", "1", "--train-steps", "4"]) == 0
+    assert main(["demo", "--headless", "--out", str(run_dir), "--count", "6", "--seed", "1", "--train-steps", "4", "--latency", "0.01"]) == 0
     state = RunState.from_run_dir(run_dir)
-    assert state.order == ["concepts", "teacher", "score", "prep", "tiny-model", "train", "export",
-                           "eval-teacher", "eval-baseline", "eval-student", "gate", "report"]
+    jobs = ["concepts", "teacher", "prep", "tiny-model", "train", "export", "eval-teacher", "eval-baseline", "eval-student", "gate", "report"]
+    assert state.order == jobs
     assert all(j.state == "succeeded" for j in state.jobs.values())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["format"] == "po-tui-run/1" and manifest["state"] == "succeeded"
+    assert [j["name"] for j in manifest["jobs"]] == jobs and all(j["state"] == "succeeded" and j["fingerprint"] for j in manifest["jobs"])
+    assert manifest["gate"]["verdict"] == state.jobs["gate"].summary["verdict"]
+    assert (run_dir / "config.yaml").exists() and not (run_dir / "engine.pid").exists()
     assert state.jobs["teacher"].summary["accepted"] == 4  # 2/3 of the concepts
     prep = state.jobs["prep"].summary
     assert prep["train"] + prep["val"] + prep["below_min_score"] + prep["invalid"] + prep["duplicate"] == prep["records"] == 4

@@ -1,22 +1,23 @@
-"""`po-tui demo`: run the available pipeline offline on CPU, each stage a subprocess job.
+"""`po-tui demo`: the engine running an embedded config, offline on CPU.
 
-Each job reports through its event log in the run directory; the summary printed at the end
-is folded from those logs, exactly as `po-tui status` and the TUI will read a real run.
+Synthetic concepts, the synthetic teacher (with latency and injected defects), prep, a tiny
+model built locally, a short LoRA training, the merge, the teacher, baseline and student
+evaluated on held-out concepts, the gate and the report — the same engine, run directory and
+event logs as `po-tui run`, so `po-tui status` reads a demo like any run.
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from engine.pipeline.config import PipelineConfig, parse_config
+from engine.pipeline.headless import headline
 from engine.runlog.state import RunState
 
 
@@ -25,104 +26,38 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "demo",
         parents=[common],
         help="run the pipeline offline on CPU (synthetic data) into a fresh run directory",
-        description="Run every available stage offline, each as a subprocess job with its own event log.",
+        description="Run the whole pipeline offline through the engine, each stage a subprocess job with its own event log.",
     )
-    p.add_argument("--out", metavar="DIR", help="run directory (default: artifacts/demo/run-<timestamp>)")
-    p.add_argument("--count", type=int, default=24, help="concepts to generate (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", help="run directory (default: artifacts/demo/<run id>)")
+    p.add_argument("--headless", action="store_true", help="no TUI (the default until the TUI exists)")
+    p.add_argument("--count", type=int, default=120, help="concepts to generate (default: %(default)s)")
     p.add_argument("--seed", type=int, default=7, help="seed for every stage (default: %(default)s)")
     p.add_argument("--train-steps", type=int, default=40, metavar="N", help="LoRA steps on the tiny model (default: %(default)s)")
+    p.add_argument("--latency", type=float, default=0.4, metavar="S", help="synthetic teacher latency per call (default: %(default)s)")
     p.set_defaults(func=run)
 
 
-def newest(folder: Path, tag: str) -> Path:
-    found = sorted(folder.glob(f"{tag}_*.json"))
-    if not found:
-        raise FileNotFoundError(f"no {tag} results in {folder}")
-    return found[-1]
-
-
-# The gate's exit code 1 is a verdict (the student failed), not a failed job: the run goes on.
-VERDICT_JOBS = {"gate": (0, 1)}
-
-
-def plan(run_dir: Path, count: int, seed: int, train_steps: int = 40) -> list[tuple[str, list[str] | Callable[[], list[str]]]]:
-    """(job, po-tui arguments, or a function giving them when the job starts) for each stage, in order."""
-    concepts = str(run_dir / "concepts.jsonl")
-    teacher_dir = run_dir / "teacher"
-    eval_dir = run_dir / "eval"
-    evaluate = ["eval", "--dataset", str(run_dir / "data" / "val.jsonl"), "--out", str(eval_dir), "--max-samples", "0"]
-    # The tiny student has not learnt the format in a few CPU steps: short answers, one retry.
-    local = ["--base-model", str(run_dir / "tiny-model"), "--batch-size", "8", "--max-new-tokens", "128", "--retries", "1"]
-    return [
-        ("concepts", ["concepts", "--count", str(count), "--seed", str(seed), "--conflict-rate", "0.2", "-o", concepts]),
-        (
-            "teacher",
-            [
-                "teacher", "--provider", "synthetic", "--concepts", concepts, "--out", str(teacher_dir),
-                "--max-records", str(max(1, count * 2 // 3)), "--concurrency", "8", "--seed", str(seed),
-                "--low-score-retries", "1", "--synthetic-latency", "0.05",
-            ],
-        ),
-        (
-            "score",
-            ["score", str(teacher_dir / "po_teacher_dataset.jsonl"), "--metric", "po-v1", "-o", str(run_dir / "teacher_scores_po-v1.jsonl")],
-        ),
-        (
-            "prep",
-            ["prep", "--teacher", str(teacher_dir / "po_teacher_dataset.jsonl"), "--out", str(run_dir / "data"),
-             "--min-score", "0.80", "--val-fraction", "0.25", "--seed", str(seed), "--dedupe"],
-        ),
-        ("tiny-model", ["make-tiny-model", "--out", str(run_dir / "tiny-model"), "--seed", str(seed)]),
-        (
-            "train",
-            # The tiny model's recipe (r8/alpha16 on all linear layers, lr 1e-2): short, to show the
-            # loss moving, the events and the checkpoint; not enough steps to learn the format.
-            ["train", "--data", str(run_dir / "data"), "--base-model", str(run_dir / "tiny-model"),
-             "--out", str(run_dir / "student"), "--lora-r", "8", "--lora-alpha", "16", "--lr", "1e-2",
-             "--batch-size", "4", "--max-steps", str(train_steps), "--logging-steps", "5",
-             "--save-steps", str(max(1, train_steps // 2)), "--seed", str(seed)],
-        ),
-        (
-            "export",
-            ["export", "merge", "--adapter", str(run_dir / "student"), "--base-model", str(run_dir / "tiny-model"),
-             "--out", str(run_dir / "student-merged")],
-        ),
-        # Held-out concepts (prep's val.jsonl, which carries the teacher's answers for the diff view).
-        ("eval-teacher", [*evaluate, "--provider", "synthetic", "--tag", "teacher", "--seed", str(seed)]),
-        ("eval-baseline", [*evaluate, *local, "--tag", "baseline"]),
-        ("eval-student", [*evaluate, *local, "--adapter", str(run_dir / "student"), "--tag", "student"]),
-        # A callable: the results files are named when the evals finish.
-        ("gate", lambda: ["gate", str(newest(eval_dir, "baseline")), str(newest(eval_dir, "student"))]),
-        ("report", ["report", str(run_dir), "-o", str(run_dir / "report.md")]),
-    ]
-
-
-def run_job(run_dir: Path, job: str, argv: list[str]) -> int:
-    """One stage as a subprocess in its own process group, stdout/stderr kept in the run dir."""
-    with open(run_dir / f"{job}.stdout.log", "wb") as out, open(run_dir / f"{job}.stderr.log", "wb") as err:
-        proc = subprocess.run(
-            [sys.executable, "-m", "engine", *argv, "--run-dir", str(run_dir), "--job", job],
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
-    return proc.returncode
-
-
-HEADLINE_KEYS = ("count", "conflicts", "accepted", "rejected", "requests", "retries", "stop_reason", "metric", "n", "mean", "train", "val", "invalid",
-                "parameters", "steps", "final_loss", "final_eval_loss", "dtype",
-                "valid_rate", "verdict", "ratio")
-
-
-def headline(summary: dict) -> str:
-    """The few numbers of a job summary worth a table cell."""
-    parts = []
-    for key in HEADLINE_KEYS:
-        value = summary.get(key)
-        if value is None:
-            continue
-        parts.append(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}")
-    return ", ".join(parts)
+def demo_config(count: int = 120, seed: int = 7, train_steps: int = 40, latency: float = 0.4) -> PipelineConfig:
+    """The embedded config: every stage offline, small enough for 2 CPU cores in a few minutes."""
+    return parse_config({
+        "concepts": {"count": count, "seed": seed, "conflict_rate": 0.2},
+        "teacher": {
+            "provider": "synthetic", "max_records": max(1, count * 2 // 3), "concurrency": 8, "seed": seed,
+            "low_score_retries": 1,
+            # A teacher that takes its time and makes mistakes, so every retry path shows.
+            "synthetic": {"latency_s": latency, "latency_jitter_s": latency / 2, "defect_rate": 0.15},
+        },
+        "prep": {"min_score": 0.80, "val_fraction": 0.25, "seed": seed, "dedupe": True},
+        "tiny_model": {"build": True, "seed": seed},
+        # The tiny model's recipe (r8/alpha16 on all linear layers, lr 1e-2): short, to show the loss
+        # moving, the events and the checkpoint; not enough steps to learn the format.
+        "train": {"lora_r": 8, "lora_alpha": 16, "lr": 1e-2, "batch_size": 4, "max_steps": train_steps, "logging_steps": 5,
+                  "save_steps": max(1, train_steps // 2), "seed": seed},
+        "export": {"merge": True},
+        # The tiny student has not learnt the format in a few CPU steps: short answers, one retry.
+        "eval": {"max_samples": 0, "batch_size": 8, "max_new_tokens": 128, "retries": 1, "seed": seed, "teacher_reference": True},
+        "gate": {"preset": "seeds"},
+    })
 
 
 def state_table(state: RunState) -> Table:
@@ -134,32 +69,30 @@ def state_table(state: RunState) -> Table:
         done, total = job.progress_done, job.progress_total
         progress = f"{done:g}/{total:g} {job.progress_unit or ''}" if done is not None and total else "-"
         elapsed = f"{job.duration_s:.2f}s" if job.duration_s is not None else "-"
-        summary = headline(job.summary)
-        table.add_row(Text(name), Text(job.state), Text(progress), Text(elapsed), Text(summary))
+        table.add_row(Text(name), Text(job.state), Text(progress), Text(elapsed), Text(headline(job.summary)))
     return table
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.commands.run import drive
+    from engine.pipeline.manifest import new_run_id
+    from engine.pipeline.runner import Engine, create_run
+
+    config = demo_config(args.count, args.seed, args.train_steps, args.latency)
+    run_dir = Path(args.out or Path("artifacts") / "demo" / new_run_id())
+    create_run(run_dir, config)
     console = Console(stderr=True)
-    run_dir = Path(args.out or Path("artifacts") / "demo" / time.strftime("run-%Y%m%d-%H%M%S"))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if not args.headless:
+        console.print(Text("po-tui demo: the TUI is not available yet (issue 8): running headless"))
     console.print(Text(f"po-tui demo: run directory {run_dir}"))
-    status = 0
-    for job, argv in plan(run_dir, args.count, args.seed, args.train_steps):
-        console.print(Text(f"  {job}: running"))
-        code = run_job(run_dir, job, argv() if callable(argv) else argv)
-        if code not in VERDICT_JOBS.get(job, (0,)):
-            tail = (run_dir / f"{job}.stderr.log").read_text(errors="replace").strip().splitlines()[-5:]
-            console.print(Text(f"  {job}: failed (exit {code})", style="bold red"))
-            for line in tail:
-                console.print(Text(f"    {line}"))
-            status = 1
-            break
+    engine = Engine(run_dir, config, mode="demo")
+    final = drive(engine, tty=sys.stdout.isatty())
     state = RunState.from_run_dir(run_dir)
     console.print(state_table(state))
     console.print(Text(f"outputs and event logs: {run_dir}"))
-    gate = state.jobs.get("gate")
-    if status == 0 and gate is not None and (run_dir / "report.md").exists():
-        verdict = str(gate.summary.get("verdict", "?")).upper()
-        console.print(Text(f"report: {run_dir / 'report.md'}  gate verdict: {verdict}"))
-    return status
+    gate = engine.manifest.get("gate") or {}
+    if final != "succeeded":
+        console.print(Text(f"po-tui demo: run {final}", style="bold red"))
+        return 2 if final == "failed" else 130
+    console.print(Text(f"report: {run_dir / 'report.md'}  gate verdict: {str(gate.get('verdict', '?')).upper()}"))
+    return 0

@@ -1,0 +1,133 @@
+"""`po-tui run`: drive a pipeline config through the engine, headless, detached, or resumed.
+
+Exit codes follow the run: 0 the gate passed, 1 it failed, 2 bad input or a failed stage,
+130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.errors import InputError
+
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run a pipeline config (headless, detached, or --resume RUN_DIR)",
+        description=(
+            "Validate CONFIG, plan the jobs and run each as a subprocess with its own event log in a run "
+            "directory (docs/runs.md). Exit 0 when the gate passes, 1 when it fails, 2 on error."
+        ),
+    )
+    p.add_argument("config", nargs="?", metavar="CONFIG", help="pipeline config YAML (`po-tui init` writes one)")
+    p.add_argument("--headless", action="store_true", help="no TUI: progress on stdout (rich on a terminal, plain lines otherwise)")
+    p.add_argument("--detach", action="store_true", help="with --headless: run in the background, print the run directory, exit")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR: unchanged finished jobs are skipped")
+    p.add_argument("--retry-failed", action="store_true", help="with --resume: run the failed stage again and continue")
+    p.add_argument("--runs-dir", metavar="DIR", default="runs", help="where new run directories go (default: ./runs)")
+    p.add_argument("--run-dir", metavar="DIR", help="the new run's directory (default: RUNS_DIR/<run id>)")
+    p.add_argument("--grace", type=float, default=10.0, metavar="S", help="seconds between SIGTERM and SIGKILL on cancel (default: 10)")
+    p.add_argument("--engine-mode", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+def prepare(args: argparse.Namespace):
+    """(run_dir, config, resuming) — validating everything before a job starts."""
+    from engine.pipeline.config import load_config
+    from engine.pipeline.manifest import live_engine, read_manifest, new_run_id
+    from engine.pipeline.runner import create_run
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if read_manifest(run_dir) is None:
+            raise InputError("no manifest.json: not a run directory", path=run_dir)
+        other = live_engine(run_dir)
+        if other is not None:
+            raise InputError(f"an engine (pid {other['pid']}) is already driving this run", path=run_dir)
+        if args.config:
+            raise InputError("resume uses the run's own config.yaml; edit it there to change settings", field="CONFIG")
+        return run_dir, load_config(run_dir / "config.yaml"), True
+    if args.retry_failed:
+        raise InputError("only with --resume RUN_DIR", field="--retry-failed")
+    if not args.config:
+        raise InputError("a pipeline config is required (or --resume RUN_DIR); `po-tui init` writes one", field="CONFIG")
+    config = load_config(args.config)
+    run_dir = Path(args.run_dir) if args.run_dir else Path(args.runs_dir) / new_run_id()
+    create_run(run_dir, config)
+    return run_dir, config, False
+
+
+def detach(run_dir: Path, args: argparse.Namespace) -> int:
+    """Start the engine in its own session (it survives the terminal closing); print the run dir."""
+    from engine.pipeline.manifest import write_pidfile
+
+    argv = [sys.executable, "-m", "engine", "run", "--headless", "--resume", str(run_dir), "--engine-mode", "detached",
+            "--grace", str(args.grace)]
+    if args.retry_failed:
+        argv.append("--retry-failed")
+    with open(run_dir / "engine.log", "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    write_pidfile(run_dir, proc.pid, "detached")
+    print(run_dir)
+    return EXIT_PASS
+
+
+def print_decisions(engine, out) -> None:
+    decisions = engine.decisions()
+    skip = [d.job for d in decisions if d.action == "skip"]
+    redo = [f"{d.job} ({d.action}: {d.reason})" for d in decisions if d.action != "skip"]
+    out.write(f"resume {engine.run_dir}: skip {', '.join(skip) or 'nothing'}\n")
+    out.write(f"resume {engine.run_dir}: run {'; '.join(redo) or 'nothing'}\n")
+    out.flush()
+
+
+def drive(engine, *, tty: bool) -> str:
+    """Run the engine with the headless printer subscribed; the final run state."""
+    from engine.pipeline.headless import PlainPrinter, RichPrinter
+
+    if tty:
+        with RichPrinter() as printer:
+            engine.add_listener(printer)
+            return asyncio.run(engine.run())
+    engine.add_listener(PlainPrinter(sys.stdout))
+    return asyncio.run(engine.run())
+
+
+def exit_code(run_dir: Path, final: str, manifest: dict) -> int:
+    gate = manifest.get("gate") or {}
+    if final == "succeeded":
+        verdict = str(gate.get("verdict", "fail"))
+        print(f"run {run_dir}: succeeded; report {run_dir / 'report.md'}; gate verdict {verdict.upper()}")
+        return EXIT_PASS if verdict == "pass" else EXIT_FAIL
+    print(f"run {run_dir}: {final}" + ("" if final == "cancelled" else f"; fix it, then `po-tui run --resume {run_dir} --retry-failed`"))
+    return EXIT_CANCELLED if final == "cancelled" else EXIT_ERROR
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.pipeline.runner import Engine
+
+    if args.detach and not args.headless:
+        raise InputError("--detach needs --headless", field="--detach")
+    run_dir, config, resuming = prepare(args)
+    if args.detach:
+        if resuming:
+            Engine(run_dir, config, resume=True, retry_failed=args.retry_failed).decisions()  # refuse before detaching
+        return detach(run_dir, args)
+    if not args.headless:
+        print("po-tui run: the TUI is not available yet (issue 8): running headless")
+    engine = Engine(run_dir, config, resume=resuming, retry_failed=args.retry_failed, grace_s=args.grace,
+                    mode=args.engine_mode or "headless")
+    print(f"run directory: {run_dir}", flush=True)
+    if resuming:
+        print_decisions(engine, sys.stdout)
+    final = drive(engine, tty=sys.stdout.isatty() and os.environ.get("TERM") != "dumb")
+    return exit_code(run_dir, final, engine.manifest)

@@ -1,0 +1,1 @@
+"""The pipeline engine: config, plan, runner (docs/runs.md). Never imports textual."""
