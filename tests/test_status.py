@@ -341,9 +341,9 @@ def test_runs_lists_newest_first_with_states(tmp_path, capsys):
     rows = [(r["run_id"], r["state"], r["stage"], r["gate"]) for r in doc["runs"]]
     assert rows == [
         ("20261123-090000-dddd", "stale", "teacher", None),
-        ("20261122-090000-cccc", "cancelled", None, None),
-        ("20261121-090000-bbbb", "failed", None, None),
-        ("20261120-090000-aaaa", "succeeded", None, "pass"),
+        ("20261122-090000-cccc", "cancelled", "teacher", None),
+        ("20261121-090000-bbbb", "failed", "train", None),
+        ("20261120-090000-aaaa", "succeeded", "gate", "pass"),
         ("run-20251123-120000", "succeeded", "gate", "fail"),
     ]
     assert all(Path(r["path"]).parent == root for r in doc["runs"])
@@ -360,3 +360,76 @@ def test_runs_on_an_empty_or_missing_directory(tmp_path, capsys):
     assert main(["runs", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such directory" in err
+
+
+def test_runs_trusts_a_live_job_process_group_when_the_engine_is_gone(tmp_path, capsys):
+    root = tmp_path / "runs"
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        rd = root / "20261123-100000-eeee"
+        manifest(rd, rd.name, "2026-11-23T10:00:00Z", "running",
+                 [{"name": "train", "stage": "train", "state": "running", "pgid": job.pid}])
+        (rd / "engine.pid").write_text(json.dumps({"pid": _dead_pid(), "host": HOST}))
+        assert main(["runs", str(root), "--json"]) == 0
+        row = json.loads(capsys.readouterr().out)["runs"][0]
+        assert (row["state"], row["stage"]) == ("running", "train")
+    finally:
+        job.kill()
+        job.wait()
+    assert main(["runs", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"][0]["state"] == "stale"
+
+
+def test_a_job_killed_without_job_finished_becomes_stale(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    log = Log(run_dir, "train", time.time() - 600).start("train", pid=_dead_pid(), host=HOST)
+    log("progress", done=3, total=10, unit="steps")
+    doc = _doc(capsys, run_dir)
+    job = doc["jobs"][0]
+    assert doc["state"] == "stale" and job["state"] == "stale" and job["alive"] is False
+    assert "is gone" in job["stale_reason"] and job["eta_s"] is None
+    code, out, _ = _status(capsys, str(run_dir))
+    assert "train stale: process" in out and "gone" in out
+
+
+def test_a_cancelled_job_makes_a_cancelled_run(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    Log(run_dir, "concepts").start("concepts").finish(count=3)
+    Log(run_dir, "teacher", 1_763_900_100.0).start("teacher").finish(state="cancelled", exit_code=130)
+    doc = _doc(capsys, run_dir)
+    assert doc["state"] == "cancelled" and doc["current_stage"] == "teacher"
+
+
+def test_status_loads_no_ml_stack():
+    # Over SSH on a busy GPU box `po-tui status` must answer at once: no torch, no transformers.
+    code = "import sys, engine.commands.status, engine.commands.runs; print(sorted(m for m in ('torch', 'transformers', 'textual') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_follow_on_a_terminal_draws_a_live_screen_and_ends_with_the_run(tmp_path):
+    import pty
+
+    run_dir = tmp_path / "run"
+    manifest(run_dir, "r", "2026-11-23T10:00:00Z", "succeeded", [{"name": "concepts", "stage": "concepts", "state": "succeeded"}])
+    Log(run_dir, "concepts").start("concepts").finish(count=3)
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.chdir(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "engine", "status", str(run_dir), "--follow", "--interval", "0.1"])
+    out = b""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    text = out.decode(errors="replace")
+    assert "concepts" in text and "succeeded" in text and "\x1b[" in text  # styled: a real terminal

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.core.inert import one_line
+from engine.runlog.state import RunState
 from engine.views import render
 from engine.views.rundir import list_run_dirs, read_engine, read_manifest
 from engine.views.snapshot import build, iso
@@ -39,9 +40,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def summarize(run_dir: Path) -> dict[str, Any]:
-    """One row of the listing: the status document reduced to what tells runs apart."""
-    watcher = RunWatcher(run_dir)
-    doc = build(run_dir, watcher.refresh(), read_manifest(run_dir), read_engine(run_dir), damage=watcher.damage())
+    """One row of the listing: the status document reduced to what tells runs apart.
+
+    A run with a manifest is summarized from it and engine.pid alone (a long run's event logs
+    can hold millions of events); without one, its event logs are folded.
+    """
+    manifest = read_manifest(run_dir)
+    run = RunState() if manifest is not None else RunWatcher(run_dir).refresh()
+    doc = build(run_dir, run, manifest, read_engine(run_dir))
     created = doc["created_at"]
     if created is None:
         try:

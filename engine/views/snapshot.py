@@ -8,6 +8,7 @@ engine planned but has not started yet (or skipped) from the manifest. Texts tak
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from datetime import datetime, timezone
@@ -39,11 +40,26 @@ def _problem(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _alive(job: JobState, host: str) -> bool | None:
-    """Whether the job's process runs (None: not running, no pid, or on another host)."""
-    if job.state not in ("running", "stale") or job.pid is None or job.host != host:
+def _alive(job: JobState, planned: dict[str, Any], state: str, host: str, engine_host: str | None) -> bool | None:
+    """Whether the job's process runs (None: not running, no pid, or on another host).
+
+    Before its first event (or when events are not read) the manifest's process group of a
+    running job tells, when the engine that started it is on this host.
+    """
+    if state not in ("running", "stale"):
         return None
-    return pid_alive(job.pid)
+    if job.pid is not None and job.host == host:
+        return pid_alive(job.pid)
+    pgid = planned.get("pgid")
+    if job.pid is None and isinstance(pgid, int) and not isinstance(pgid, bool) and pgid > 0 and engine_host == host:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return None
+        return True
+    return None
 
 
 def _progress(job: JobState) -> dict[str, Any] | None:
@@ -59,7 +75,9 @@ def _progress(job: JobState) -> dict[str, Any] | None:
     }
 
 
-def job_row(job: JobState | None, planned: dict[str, Any] | None, now: float, host: str) -> dict[str, Any]:
+def job_row(
+    job: JobState | None, planned: dict[str, Any] | None, now: float, host: str, engine_host: str | None = None
+) -> dict[str, Any]:
     """One stage's line: events first, the manifest for what events cannot say."""
     planned = planned or {}
     name = job.job if job is not None else planned["name"]
@@ -76,7 +94,7 @@ def job_row(job: JobState | None, planned: dict[str, Any] | None, now: float, ho
         "name": name,
         "stage": stage,
         "state": state,
-        "alive": _alive(job, host),
+        "alive": _alive(job, planned, state, host, engine_host),
         "pid": job.pid,
         "host": job.host,
         "attempts": job.attempts,
@@ -125,7 +143,11 @@ def _current(rows: list[dict[str, Any]]) -> str | None:
             if row["state"] == wanted:
                 return row["name"]
     started = [r for r in rows if r["started_ts"] is not None]
-    return max(started, key=lambda r: r["started_ts"])["name"] if started else None
+    if started:
+        return max(started, key=lambda r: r["started_ts"])["name"]
+    # No events read: the manifest's plan order is the execution order.
+    done = [r for r in rows if r["state"] not in ("pending", "skipped")]
+    return done[-1]["name"] if done else None
 
 
 def _gate(manifest: dict[str, Any] | None, run: RunState, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -160,7 +182,8 @@ def build(
     unplanned = [n for n in run.order if n not in planned]
     unplanned.sort(key=lambda n: (run.jobs[n].first_started_ts is None, run.jobs[n].first_started_ts or 0.0))
     names = list(planned) + unplanned
-    rows = [job_row(run.jobs.get(n), planned.get(n), now, host) for n in names]
+    engine_host = engine.host if engine is not None else None
+    rows = [job_row(run.jobs.get(n), planned.get(n), now, host, engine_host) for n in names]
     state, source = _run_state(manifest, rows, engine)
     if state == "stale":
         for row in rows:
