@@ -202,3 +202,33 @@ def test_detached_run_is_cancelled_and_its_stage_log_says_so(tmp_path, capsys):
     assert last["type"] == "job_finished" and last["data"]["state"] == "cancelled"
     assert not (run_dir / "engine.pid").exists()
     assert not pid_alive(pid)
+
+
+def test_subscribers_get_job_events_and_engine_decisions(tmp_path):
+    """The API the TUI will use: an async iterator over the run, plus plain callbacks."""
+    import asyncio
+
+    from engine.pipeline.runner import Engine, create_run
+
+    bad = tmp_path / "concepts.jsonl"
+    bad.write_text("{}\n")
+    config = load_config(tiny_config(tmp_path, concepts={"file": str(bad)}))
+    run_dir = create_run(tmp_path / "run", config)
+    engine = Engine(run_dir, config)
+    seen = []
+    engine.add_listener(seen.append)
+
+    async def drive():
+        stream = engine.subscribe()
+        task = asyncio.create_task(engine.run())
+        received = [ev async for ev in stream]
+        return await task, received
+
+    final, received = asyncio.run(drive())
+    assert final == "failed" and [e.kind for e in received] == [e.kind for e in seen]
+    assert received[0].kind == "run" and received[0].data["state"] == "running"
+    assert received[-1].kind == "run" and received[-1].data["state"] == "failed"
+    teacher = [e.data["type"] for e in received if e.kind == "event" and e.job == "teacher"]
+    assert teacher[0] == "job_started" and "error" in teacher and teacher[-1] == "job_finished"
+    states = [e.data["state"] for e in received if e.kind == "job" and e.job == "teacher"]
+    assert states[0] == "running" and states[-1] == "failed"

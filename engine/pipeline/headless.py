@@ -40,6 +40,7 @@ class PlainPrinter:
         self.out = out or sys.stdout
         self._last_progress: dict[str, float] = {}
         self._started: set[str] = set()
+        self._last_done: dict[str, object] = {}
 
     def line(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -66,8 +67,11 @@ class PlainPrinter:
         kind, data = event.get("type"), event.get("data") or {}
         if kind == "progress":
             now = time.time()
-            if now - self._last_progress.get(job, 0.0) >= PLAIN_EVERY_S or data.get("done") == data.get("total"):
+            done = data.get("done")
+            final = done == data.get("total") and self._last_done.get(job) != done
+            if now - self._last_progress.get(job, 0.0) >= PLAIN_EVERY_S or final:
                 self._last_progress[job] = now
+                self._last_done[job] = done
                 total = data.get("total")
                 self.line(f"{job}: {data.get('done')}/{total if total is not None else '?'} {data.get('unit', '')}")
         elif kind == "error":
