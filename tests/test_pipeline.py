@@ -129,6 +129,10 @@ def test_a_failed_stage_stops_the_run_and_needs_retry_failed(tmp_path, capsys):
     assert "teacher: error:" in capsys.readouterr().out
     assert main(["run", "--resume", str(run_dir), "--headless"]) == 2
     assert "pass --retry-failed" in capsys.readouterr().err
+    # --retry-failed runs just that stage again (here it fails again: the file is still bad).
+    assert main(["run", "--resume", str(run_dir), "--headless", "--retry-failed"]) == 2
+    assert "teacher (continue: was failed" in capsys.readouterr().out
+    assert count(run_dir, "teacher", "job_started") == 2 and count(run_dir, "prep", "job_started") == 0
 
 
 def test_killed_twice_then_resumed_loses_nothing_and_redoes_nothing(tmp_path):
@@ -232,3 +236,20 @@ def test_subscribers_get_job_events_and_engine_decisions(tmp_path):
     assert teacher[0] == "job_started" and "error" in teacher and teacher[-1] == "job_finished"
     states = [e.data["state"] for e in received if e.kind == "job" and e.job == "teacher"]
     assert states[0] == "running" and states[-1] == "failed"
+
+
+def test_cancel_without_an_engine_stops_the_running_job(tmp_path, capsys):
+    """The engine died (SIGKILL) but its job runs on: cancel stops the job's process group."""
+    config = tiny_config(tmp_path)
+    run_dir = tmp_path / "run"
+    engine = start_engine(["run", str(config), "--headless", "--run-dir", str(run_dir)], tmp_path, "engine.log")
+    wait_for(lambda: count(run_dir, "teacher", "teacher_sample") >= 1, what="teacher samples")
+    os.killpg(engine.pid, signal.SIGKILL)
+    engine.wait(timeout=30)
+    assert main(["cancel", str(run_dir), "--grace", "20"]) == 0
+    assert "no live engine; 1 running job(s) cancelled" in capsys.readouterr().out
+    manifest = read_manifest(run_dir)
+    assert manifest["state"] == "cancelled"
+    assert next(j for j in manifest["jobs"] if j["name"] == "teacher")["state"] == "cancelled"
+    finished = [e for e in events(run_dir, "teacher") if e["type"] == "job_finished"]
+    assert len(finished) == 1 and finished[0]["data"]["state"] == "cancelled"  # written once, by the stage

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -25,7 +26,7 @@ from engine.pipeline.manifest import (FORMAT, live_engine, new_run_id, read_mani
                                       write_manifest, write_pidfile)
 from engine.pipeline.plan import CONFIG_NAME, Job, build_plan, fingerprint, outputs_present
 from engine.runlog.events import EventWriter, events_path
-from engine.runlog.tail import EventTail, follow, read_events
+from engine.runlog.tail import EventTail, follow
 from engine.store.atomic import atomic_write_text
 
 GRACE_S = 10.0  # SIGTERM, then SIGKILL after this long
@@ -82,12 +83,20 @@ def _entry(job: Job) -> dict[str, Any]:
             "inputs": list(job.inputs), "outputs": list(job.outputs)}
 
 
-def _latest_attempt(path: Path) -> list[dict[str, Any]]:
-    """The events of the last attempt (from its job_started) of one job log."""
+def _latest_attempt(path: Path, offset: int = 0) -> list[dict[str, Any]]:
+    """The events of the last attempt (from its job_started) written after byte `offset`."""
     try:
-        events = read_events(path, warn=lambda *_: None)
-    except Exception:  # a damaged log must not stop the engine from closing it
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            lines = fh.read().split(b"\n")[:-1]  # complete lines only: a torn tail is not an event
+    except OSError:
         return []
+    events = []
+    for raw in lines:
+        try:
+            events.append(json.loads(raw))
+        except ValueError:  # a damaged line must not stop the engine from closing the log
+            continue
     starts = [i for i, e in enumerate(events) if e.get("type") == "job_started"]
     return events[starts[-1]:] if starts else events
 
@@ -292,6 +301,7 @@ class Engine:
         tail = EventTail(log_path)
         while tail.poll():  # earlier attempts' events: subscribers get only the new ones
             pass
+        log_start = tail.offset
         stderr_path = self.run_dir / f"{job.name}.stderr.log"
         stderr_start = stderr_path.stat().st_size if stderr_path.exists() else 0
         started = time.time()
@@ -318,9 +328,9 @@ class Engine:
             state = "cancelled"
         else:
             state = "failed"
-        self._close_log(job, log_path, state, code, started, stderr_path, stderr_start)
+        self._close_log(job, log_path, log_start, state, code, started, stderr_path, stderr_start)
         if job.name == "gate" and state == "succeeded":
-            summary = next((e["data"].get("summary") or {} for e in reversed(_latest_attempt(log_path)) if e.get("type") == "job_finished"), {})
+            summary = next((e["data"].get("summary") or {} for e in reversed(_latest_attempt(log_path, log_start)) if e.get("type") == "job_finished"), {})
             gate = {"verdict": summary.get("verdict", "pass" if code == 0 else "fail"), "passed": summary.get("passed"), "criteria": summary.get("criteria")}
             self.manifest["gate"] = gate
             entry["gate_summary"] = gate
@@ -331,9 +341,10 @@ class Engine:
         async for event in follow(path, interval=0.2, stop=stop, tail=tail):
             self._publish(EngineEvent("event", job, event))
 
-    def _close_log(self, job: Job, path: Path, state: str, code: int, started: float, stderr_path: Path, stderr_start: int) -> None:
+    def _close_log(self, job: Job, path: Path, log_start: int, state: str, code: int, started: float,
+                   stderr_path: Path, stderr_start: int) -> None:
         """A job killed (or crashed) before writing job_finished gets one from the engine."""
-        attempt = _latest_attempt(path)
+        attempt = _latest_attempt(path, log_start)
         if attempt and attempt[0].get("type") == "job_started" and any(e.get("type") == "job_finished" for e in attempt):
             return
         if state == "succeeded" and attempt:
