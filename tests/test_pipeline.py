@@ -246,6 +246,9 @@ def test_cancel_without_an_engine_stops_the_running_job(tmp_path, capsys):
     wait_for(lambda: count(run_dir, "teacher", "teacher_sample") >= 1, what="teacher samples")
     os.killpg(engine.pid, signal.SIGKILL)
     engine.wait(timeout=30)
+    # A resume now would start a second teacher beside the orphan: refused.
+    assert main(["run", "--resume", str(run_dir), "--headless"]) == 2
+    assert "job teacher (process group" in capsys.readouterr().err
     assert main(["cancel", str(run_dir), "--grace", "20"]) == 0
     assert "no live engine; 1 running job(s) cancelled" in capsys.readouterr().out
     manifest = read_manifest(run_dir)

@@ -24,16 +24,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=run)
 
 
-def _is_our_job(pgid: int, run_dir: Path) -> bool:
-    """The process group still runs a po-tui job of this run (not a recycled id)."""
-    try:
-        cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    args = [a.decode(errors="replace") for a in cmdline]
-    return "engine" in args and "--run-dir" in args and Path(args[args.index("--run-dir") + 1]).resolve() == run_dir.resolve()
-
-
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -44,7 +34,7 @@ def _group_alive(pgid: int) -> bool:
 
 def _cancel_jobs(run_dir: Path, grace: float) -> int:
     """No engine: signal the running jobs' groups, then record them and the run as cancelled."""
-    from engine.pipeline.manifest import read_manifest, utc_now, write_manifest
+    from engine.pipeline.manifest import job_group_alive, read_manifest, utc_now, write_manifest
     from engine.runlog.events import EventWriter, events_path
     from engine.runlog.tail import read_events
 
@@ -52,7 +42,7 @@ def _cancel_jobs(run_dir: Path, grace: float) -> int:
     jobs = [j for j in manifest.get("jobs", []) if j.get("state") == "running"]
     for job in jobs:
         pgid = job.get("pgid")
-        if isinstance(pgid, int) and _is_our_job(pgid, run_dir):
+        if job_group_alive(run_dir, pgid):
             os.killpg(pgid, signal.SIGTERM)
             deadline = time.time() + grace
             while _group_alive(pgid) and time.time() < deadline:

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def prepare(args: argparse.Namespace):
     """(run_dir, config, resuming) — validating everything before a job starts."""
     from engine.pipeline.config import load_config
-    from engine.pipeline.manifest import live_engine, read_manifest, new_run_id
+    from engine.pipeline.manifest import live_engine, new_run_id, read_manifest, running_jobs
     from engine.pipeline.runner import create_run
 
     if args.resume:
@@ -53,6 +53,11 @@ def prepare(args: argparse.Namespace):
         other = live_engine(run_dir)
         if other is not None:
             raise InputError(f"an engine (pid {other['pid']}) is already driving this run", path=run_dir)
+        orphans = running_jobs(run_dir, read_manifest(run_dir) or {})
+        if orphans:
+            job = orphans[0]
+            raise InputError(f"job {job['name']} (process group {job['pgid']}) is still running without its engine: "
+                             "let it finish or `po-tui cancel` the run first", path=run_dir)
         if args.config:
             raise InputError("resume uses the run's own config.yaml; edit it there to change settings", field="CONFIG")
         return run_dir, load_config(run_dir / "config.yaml"), True

@@ -88,3 +88,21 @@ def live_engine(run_dir: str | Path) -> dict[str, Any] | None:
         return None
     pid = info.get("pid")
     return info if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid) else None
+
+
+def job_group_alive(run_dir: str | Path, pgid: object) -> bool:
+    """The process group `pgid` still runs a po-tui job of this run (not a recycled id)."""
+    if not isinstance(pgid, int) or pgid <= 0:
+        return False
+    try:
+        args = [a.decode(errors="replace") for a in Path(f"/proc/{pgid}/cmdline").read_bytes().split(b"\0")]
+    except OSError:
+        return False
+    if "engine" not in args or "--run-dir" not in args or args.index("--run-dir") + 1 >= len(args):
+        return False
+    return Path(args[args.index("--run-dir") + 1]).resolve() == Path(run_dir).resolve() and pid_alive(pgid)
+
+
+def running_jobs(run_dir: str | Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Jobs the manifest lists as running whose process group is still alive (an orphan of a dead engine)."""
+    return [j for j in manifest.get("jobs", []) if j.get("state") == "running" and job_group_alive(run_dir, j.get("pgid"))]

@@ -224,6 +224,11 @@ class Engine:
             loop = asyncio.get_running_loop()
             self._kill_handle = loop.call_later(self.grace_s, self._signal_job, signal.SIGKILL)
 
+    def _hangup(self) -> None:
+        """The terminal went away (SSH dropped): the run goes on; a printer that can no longer
+        write is dropped by _publish. `po-tui status` and `cancel` still reach it."""
+        self._publish(EngineEvent("note", None, {"message": "terminal hung up: the engine carries on"}))
+
     def _signal_job(self, sig: int) -> None:
         if self._proc is not None and self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -237,9 +242,9 @@ class Engine:
         decisions = {d.job: d for d in self.decisions()} if self.resume else {}
         loop = asyncio.get_running_loop()
         installed = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig, handler in ((signal.SIGTERM, self.cancel), (signal.SIGINT, self.cancel), (signal.SIGHUP, self._hangup)):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self.cancel)
+                loop.add_signal_handler(sig, handler)
                 installed.append(sig)
         write_pidfile(self.run_dir, os.getpid(), self.mode)
         final = "failed"
