@@ -256,3 +256,35 @@ def test_cancel_without_an_engine_stops_the_running_job(tmp_path, capsys):
     assert next(j for j in manifest["jobs"] if j["name"] == "teacher")["state"] == "cancelled"
     finished = [e for e in events(run_dir, "teacher") if e["type"] == "job_finished"]
     assert len(finished) == 1 and finished[0]["data"]["state"] == "cancelled"  # written once, by the stage
+
+
+def test_a_job_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path):
+    """cancel: SIGTERM to the job's process group, SIGKILL after the grace; the engine closes its log."""
+    import asyncio
+
+    from engine.pipeline.runner import Engine, create_run
+
+    stubborn = tmp_path / "stubborn.sh"
+    stubborn.write_text("#!/bin/sh\ntrap '' TERM\nsleep 60\n")
+    stubborn.chmod(0o755)
+    config = load_config(tiny_config(tmp_path))
+    run_dir = create_run(tmp_path / "run", config)
+    engine = Engine(run_dir, config, grace_s=0.5, python=str(stubborn))  # every job: a process deaf to SIGTERM
+
+    async def drive():
+        task = asyncio.create_task(engine.run())
+        while (read_manifest(run_dir)["jobs"][0]["pgid"]) is None:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        started = time.time()
+        engine.cancel()
+        return await task, time.time() - started
+
+    final, took = asyncio.run(drive())
+    assert final == "cancelled" and 0.4 < took < 10
+    manifest = read_manifest(run_dir)
+    assert manifest["state"] == "cancelled" and manifest["jobs"][0]["state"] == "cancelled"
+    assert manifest["jobs"][0]["exit_code"] == 128 + signal.SIGKILL and manifest["jobs"][1]["state"] == "pending"
+    log = events(run_dir, "concepts")
+    assert [e["type"] for e in log] == ["job_started", "job_finished"] and log[-1]["data"]["state"] == "cancelled"
+    assert not (run_dir / "engine.pid").exists()

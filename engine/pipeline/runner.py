@@ -339,7 +339,8 @@ class Engine:
             gate = {"verdict": summary.get("verdict", "pass" if code == 0 else "fail"), "passed": summary.get("passed"), "criteria": summary.get("criteria")}
             self.manifest["gate"] = gate
             entry["gate_summary"] = gate
-        self._set_job(entry, state=state, exit_code=code, finished_at=utc_now(), pgid=None)
+        # A signal's death is written as the shell does (128 + signal), as in the job's log.
+        self._set_job(entry, state=state, exit_code=code if code >= 0 else 128 - code, finished_at=utc_now(), pgid=None)
         return state
 
     async def _follow(self, job: str, path: Path, tail: EventTail, stop: asyncio.Event) -> None:
