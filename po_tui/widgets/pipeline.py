@@ -1,0 +1,72 @@
+"""Pipeline panel: one row per job with its state, a progress bar, elapsed time and ETA."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Label, ProgressBar, Static
+
+from engine.runlog.state import JobState
+from po_tui.model import CockpitModel
+from po_tui.widgets.text import STATE_STYLE, duration, inert
+
+
+class JobRow(Horizontal):
+    """One job: name and state, progress bar, done/total, elapsed, ETA."""
+
+    def __init__(self, job: str) -> None:
+        super().__init__(classes="job-row")
+        self.job = job
+
+    def compose(self) -> ComposeResult:
+        yield Label(inert(self.job, limit=18), classes="job-name")
+        yield Label("", classes="job-state")
+        yield ProgressBar(total=None, show_eta=False, show_percentage=True, classes="job-bar")
+        yield Label("", classes="job-times")
+
+    def show(self, job: JobState, manifest_state: str | None, now: float) -> None:
+        state = job.state if job.state != "pending" or not manifest_state else manifest_state
+        self.query_one(".job-state", Label).update(Text(state, style=STATE_STYLE.get(state, "")))
+        bar = self.query_one(ProgressBar)
+        if job.progress_total:
+            bar.update(total=job.progress_total, progress=job.progress_done or 0)
+        elif state in ("succeeded", "skipped"):
+            bar.update(total=1, progress=1)
+        else:
+            bar.update(total=None)
+        done = ""
+        if job.progress_done is not None:
+            total = f"/{job.progress_total:g}" if job.progress_total else ""
+            done = f"{job.progress_done:g}{total} {job.progress_unit or ''} ".rstrip() + "  "
+        eta = job.eta_at(now) if job.state == "running" else None
+        times = f"{done}{duration(job.elapsed_at(now))}" + (f"  ETA {duration(eta)}" if eta is not None else "")
+        self.query_one(".job-times", Label).update(inert(times))
+
+
+class PipelinePanel(VerticalScroll):
+    """All jobs of the run in the manifest's order; rows are added as jobs appear."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="pipeline-headline")
+
+    def show(self, model: CockpitModel, now: float) -> None:
+        manifest = model.manifest or {}
+        head = Text("run ")
+        head.append(inert(manifest.get("run_id") or model.run_dir.name, "bold"))
+        head.append(f"  {manifest.get('state', '?')}  ")
+        counts = model.run.counts()
+        head.append("  ".join(f"{k} {v}" for k, v in counts.items() if v))
+        gate = manifest.get("gate")
+        if isinstance(gate, dict) and gate.get("verdict"):
+            head.append(f"  gate {str(gate['verdict']).upper()}", style="bold")
+        self.query_one("#pipeline-headline", Static).update(head)
+        rows = {row.job: row for row in self.query(JobRow)}
+        for job in model.jobs():
+            row = rows.get(job.job)
+            if row is None:
+                row = JobRow(job.job)
+                self.mount(row)
+                row.call_after_refresh(row.show, job, model.manifest_job(job.job).get("state"), now)
+                continue
+            row.show(job, model.manifest_job(job.job).get("state"), now)

@@ -1,0 +1,99 @@
+"""Teacher panel: throughput, rates, cost, score histogram, review statuses, recent retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from po_tui.model import HIST_BINS, CockpitModel
+from po_tui.widgets.text import bar, duration, inert, num, pct
+
+REVIEW_STATUSES = ("aligned", "needs_adjustment", "misaligned", "invalid")
+
+
+def _grid() -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    return grid
+
+
+class TeacherPanel(VerticalScroll):
+    """Folded from teacher_stats (the stage's own running numbers) and teacher_sample events."""
+
+    def compose(self):
+        yield Static("No teacher job in this run yet.", id="teacher-body")
+
+    def show(self, model: CockpitModel, now: float) -> None:
+        job = model.teacher_job()
+        if job is None:
+            return
+        stats: dict[str, Any] = dict(job.extra.get("teacher", {}))
+        full = job.extra.get("teacher_full", {})
+        stats.update({k: v for k, v in full.items() if k not in stats})
+        top = _grid()
+        accepted, target = stats.get("accepted"), stats.get("target")
+        top.add_row("accepted", Text(f"{num(accepted)} / {num(target)} target"))
+        top.add_row("attempted", Text(f"{num(stats.get('attempted'))}   rejected {num(stats.get('rejected'))}   in flight {num(stats.get('in_flight'))}"))
+        top.add_row("rate", Text(f"{num(stats.get('records_per_min'), '{:,.1f}')} records/min"))
+        top.add_row("acceptance", Text(f"{pct(stats.get('acceptance_rate'))}   retry success {pct(stats.get('retry_success_rate'))}   retries {num(stats.get('retries'))}"))
+        eta = job.eta_at(now) if job.state == "running" else (0.0 if job.state == "succeeded" else None)
+        top.add_row("ETA", Text(f"{duration(eta)}   state {job.state}"))
+        top.add_row("cost", Text(f"${num(stats.get('cost_usd'), '{:,.4f}')} so far   ${num(stats.get('cost_per_accepted_usd'), '{:,.4f}')} per accepted"))
+        parts: list[Any] = [top, Text("")]
+        parts.append(Text("score histogram", style="bold"))
+        parts.append(self._histogram(model))
+        parts.append(Text("review status", style="bold"))
+        parts.append(self._statuses(model, stats))
+        reasons = stats.get("reject_reasons")
+        if isinstance(reasons, dict) and reasons:
+            parts.append(Text("reject reasons", style="bold"))
+            grid = _grid()
+            for name, count in sorted(reasons.items(), key=lambda kv: -kv[1] if isinstance(kv[1], int) else 0)[:8]:
+                grid.add_row(inert(name, limit=40), Text(num(count)))
+            parts.append(grid)
+        per_model = stats.get("per_model")
+        if isinstance(per_model, dict) and len(per_model) > 1:
+            parts.append(Text("per model", style="bold"))
+            grid = _grid()
+            for name, counts in list(per_model.items())[:8]:
+                counts = counts if isinstance(counts, dict) else {}
+                grid.add_row(inert(name, limit=40), Text(f"accepted {num(counts.get('accepted', 0))}  rejected {num(counts.get('rejected', 0))}"))
+            parts.append(grid)
+        parts.append(Text(f"recent retries ({len(model.retries)})", style="bold"))
+        for retry in list(model.retries)[-8:]:
+            line = Text("  ")
+            line.append(inert(f"{retry.get('concept_id', '?')}/{retry.get('variant', '?')} attempt {retry.get('attempt', '?')}: ", limit=50))
+            line.append(inert(retry.get("reason"), "bold", limit=30))
+            if retry.get("detail") is not None:
+                line.append(" ")
+                line.append(inert(retry.get("detail"), limit=80))
+            parts.append(line)
+        self.query_one("#teacher-body", Static).update(Group(*parts))
+
+    @staticmethod
+    def _histogram(model: CockpitModel) -> Table:
+        grid = _grid()
+        biggest = max(model.scores) if any(model.scores) else 0
+        for i, count in enumerate(model.scores):
+            low = i / HIST_BINS
+            grid.add_row(Text(f"{low:.1f}-{low + 1 / HIST_BINS:.1f}"), Text(f"{bar(count, biggest, 30)} {count}"))
+        return grid
+
+    @staticmethod
+    def _statuses(model: CockpitModel, stats: dict[str, Any]) -> Table:
+        from_stats = stats.get("statuses")
+        counts = dict(from_stats) if isinstance(from_stats, dict) and from_stats else dict(model.sample_statuses)
+        names = list(REVIEW_STATUSES) + sorted(k for k in counts if k not in REVIEW_STATUSES)
+        biggest = max([c for c in counts.values() if isinstance(c, int)], default=0)
+        grid = _grid()
+        for name in names:
+            count = counts.get(name, 0)
+            count = count if isinstance(count, int) else 0
+            grid.add_row(inert(name, limit=24), Text(f"{bar(count, biggest, 30)} {count}"))
+        return grid

@@ -1,0 +1,67 @@
+"""Inert text and the small number formats every panel shares.
+
+Anything read from a run directory (messages, model output, log lines, job names) goes through
+`inert()` so Rich markup, ANSI escapes and control characters show literally and change nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.text import Text
+
+from engine.core.inert import clean, one_line
+
+
+def inert(value: object, style: str = "", *, limit: int | None = None) -> Text:
+    """A rich Text that never parses markup, without escape sequences or control characters."""
+    s = one_line(value, limit) if limit is not None else clean(value)
+    return Text(s, style=style)
+
+
+def num(value: Any, fmt: str = "{:,.4g}", none: str = "–") -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return none if value is None else one_line(value, 12)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return fmt.format(value)
+
+
+def pct(value: Any) -> str:
+    return num(value * 100, "{:.1f} %") if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+
+
+def duration(seconds: Any) -> str:
+    """1h02m, 4m05s, 12.3s; '–' when unknown."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
+        return "–"
+    s = max(0.0, float(seconds))
+    if s < 60:
+        return f"{s:.1f}s"
+    m, sec = divmod(int(s), 60)
+    if m < 60:
+        return f"{m}m{sec:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"
+
+
+def bar(count: int, biggest: int, width: int) -> str:
+    """A horizontal bar of block characters, `count` scaled so `biggest` fills `width`."""
+    if biggest <= 0 or count <= 0:
+        return ""
+    cells = count * width / biggest
+    full = int(cells)
+    part = " ▏▎▍▌▋▊▉"[int((cells - full) * 8)]
+    return ("█" * full + (part if part != " " else ""))[: max(width, 1)]
+
+
+STATE_STYLE = {
+    "succeeded": "bold",
+    "failed": "bold reverse",
+    "cancelled": "italic",
+    "running": "bold underline",
+    "stale": "italic dim",
+    "pending": "dim",
+    "skipped": "dim",
+}

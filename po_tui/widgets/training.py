@@ -1,0 +1,52 @@
+"""Training panel: loss and eval loss against step (sparklines), LR, epoch, tokens/s, ETA, GPU."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Label, Sparkline, Static
+
+from po_tui.model import CockpitModel
+from po_tui.widgets.text import duration, num
+
+
+def _series_label(name: str, points) -> Text:
+    if not points:
+        return Text(f"{name}: no points yet")
+    values = [v for _, v in points]
+    return Text(f"{name}: last {values[-1]:.4g} at step {points[-1][0]}   min {min(values):.4g}   first {values[0]:.4g}   ({len(values)} points)")
+
+
+class TrainingPanel(VerticalScroll):
+    """Folded from train_step / train_eval (JobState.extra['train']) and the loss series."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("No training job in this run yet.", id="train-stats")
+        yield Label("", id="loss-label")
+        yield Sparkline([], id="loss-chart", summary_function=max)
+        yield Label("", id="eval-loss-label")
+        yield Sparkline([], id="eval-loss-chart", summary_function=max)
+
+    def show(self, model: CockpitModel, now: float) -> None:
+        job = model.train_job()
+        if job is None:
+            return
+        train = job.extra.get("train", {})
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column()
+        grid.add_row("step", Text(f"{num(train.get('step'))} / {num(train.get('max_steps') or job.progress_total)}   epoch {num(train.get('epoch'), '{:.2f}')}   state {job.state}"))
+        grid.add_row("loss", Text(f"{num(train.get('loss'))}   eval {num(train.get('eval_loss'))}"))
+        grid.add_row("learning rate", Text(num(train.get("learning_rate"), "{:.3g}")))
+        grid.add_row("tokens/s", Text(f"{num(train.get('tokens_per_s'), '{:,.0f}')}   seen {num(train.get('tokens_seen'), '{:,}')}"))
+        eta = job.eta_at(now) if job.state == "running" else (0.0 if job.state == "succeeded" else None)
+        grid.add_row("ETA", Text(f"{duration(eta)}   elapsed {duration(job.elapsed_at(now))}"))
+        if train.get("gpu_mem_allocated_gb") is not None or train.get("gpu_mem_peak_gb") is not None:
+            grid.add_row("GPU memory", Text(f"{num(train.get('gpu_mem_allocated_gb'), '{:.2f}')} GB allocated   peak {num(train.get('gpu_mem_peak_gb'), '{:.2f}')} GB"))
+        self.query_one("#train-stats", Static).update(grid)
+        self.query_one("#loss-label", Label).update(_series_label("train loss", model.loss))
+        self.query_one("#loss-chart", Sparkline).data = [v for _, v in model.loss]
+        self.query_one("#eval-loss-label", Label).update(_series_label("eval loss", model.eval_loss))
+        self.query_one("#eval-loss-chart", Sparkline).data = [v for _, v in model.eval_loss]

@@ -1,0 +1,254 @@
+"""The cockpit (po-tui attach): each panel from a recorded run, inert text, live tailing, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.cli import build_parser, main
+from po_tui.app import CockpitApp
+from po_tui.commands import CockpitCommands
+from po_tui.screens.confirm import ConfirmScreen
+from po_tui.screens.help import HelpScreen
+from po_tui.screens.report import ReportScreen
+from tests.tui_run import HOSTILE, T0, Recorder, finished_run, write_manifest
+
+SIZES = [(80, 24), (200, 50)]
+FIXED_NOW = T0 + 1000
+
+
+def screen_text(app: CockpitApp) -> str:
+    """What the terminal shows, as plain text."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def until(pilot, predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("the UI did not get there in time:\n" + screen_text(pilot.app))
+        await pilot.pause(0.05)
+
+
+async def open_tab(pilot, tab: str, *expected: str) -> str:
+    pilot.app.action_show_tab(tab)
+    await until(pilot, lambda: all(e in screen_text(pilot.app) for e in expected))
+    await pilot.pause(0.1)  # a panel that grew is laid out again on the next refresh
+    return screen_text(pilot.app)
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    return finished_run(tmp_path / "run")
+
+
+def app_for(run: Path) -> CockpitApp:
+    return CockpitApp(run, poll_s=0.05, clock=lambda: FIXED_NOW)
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_pipeline_panel_lists_every_job_with_progress(run, size):
+    app = app_for(run)
+    async with app.run_test(size=size) as pilot:
+        text = await open_tab(pilot, "pipeline", "gate", "8/8 steps")
+        for job in ("teacher", "train", "eval-baseline", "eval-student", "gate"):
+            assert job in text
+        assert "4/8 records" in text and "succeeded" in text and "gate PASS" in text
+        assert "100%" in text
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_teacher_panel_shows_rates_cost_histogram_statuses_and_retries(run, size):
+    app = app_for(run)
+    async with app.run_test(size=size) as pilot:
+        text = await open_tab(pilot, "teacher", "3 / 8 target")
+        assert "75.0 %" in text and "12.5 records/min" in text and "retry success 100.0 %" in text
+        assert "$0.0400 so far" in text and "$0.0133 per accepted" in text
+        assert "0.9-1.0" in text and "█" in text
+        assert app.model.scores[9] == 2 and app.model.scores[7] == 1 and app.model.scores[3] == 1
+        panel = app.query_one("#teacher-panel")
+        panel.scroll_end(animate=False)
+        await until(pilot, lambda: "invalid_review_yaml" in screen_text(app))
+        text = screen_text(app)
+        assert "needs_adjustment" in text and "POCON-0002/0 attempt 1" in text
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_training_panel_shows_losses_lr_tokens_and_gpu(run, size):
+    app = app_for(run)
+    async with app.run_test(size=size) as pilot:
+        text = await open_tab(pilot, "training", "8 / 8", "eval loss: last")
+        assert "epoch 2.00" in text and "5,120" in text and "0.0001" in text
+        assert "GPU memory" in text and "7.40 GB" in text
+        assert "train loss: last 0.4 at step 8" in text and "(8 points)" in text
+        assert "eval loss: last 1.1 at step 8" in text and "(2 points)" in text
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_gate_panel_shows_each_criterion_and_the_interval(run, size):
+    app = app_for(run)
+    async with app.run_test(size=size) as pilot:
+        text = await open_tab(pilot, "gate", "computed verdict", "interval [")
+        assert "verdict PASS" in text and "3/3 criteria" in text
+        assert "student valid rate" in text and ">= 0.9" in text and "pass" in text
+        assert "ratio" in text and "resamples" in text
+
+
+async def test_gate_panel_without_eval_results_shows_the_summary_only(run):
+    for job in ("eval-baseline", "eval-student"):
+        (run / f"{job}.events.jsonl").unlink()
+    app = app_for(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        text = await open_tab(pilot, "gate", "verdict PASS")
+        assert "computed verdict" not in text and "interval [0.950, 1.030]" in text
+
+
+async def test_logs_panel_tails_stdout_and_stderr(run):
+    (run / "train.stderr.log").write_text("step 1/8 loss 1.8\nstep 8/8 loss 0.4\n", encoding="utf-8")
+    app = app_for(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        text = await open_tab(pilot, "logs", "teacher says hello", "step 8/8 loss 0.4")
+        assert "train:err" in text
+
+
+async def test_hostile_text_renders_literally_and_inert(run):
+    literal = "[bold red]boom[/] [link=http://x]click[/link] red bell nul end"
+    app = app_for(run)
+    async with app.run_test(size=(200, 50)) as pilot:
+        text = await open_tab(pilot, "logs", literal)
+        assert "\x1b" not in text and "\x07" not in text and "\x00" not in text
+        panel = app.query_one("#teacher-panel")
+        await open_tab(pilot, "teacher", "3 / 8 target")
+        panel.scroll_end(animate=False)
+        await until(pilot, lambda: "[bold red]boom[/]" in screen_text(app))
+        # Nothing on screen turned into a link or took a style from the hostile markup.
+        for y in range(50):
+            for x in range(200):
+                style = app.screen._compositor.get_style_at(x, y)
+                assert not style.link
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ReportScreen))
+        await until(pilot, lambda: literal in screen_text(app))
+
+
+async def test_replays_a_finished_run_at_once(run):
+    app = app_for(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.model.run.jobs.get("gate") is not None and app.model.run.jobs["gate"].finished, timeout=2.0)
+        assert app.model.events == sum(1 for p in run.glob("*.events.jsonl") for _ in p.open())
+
+
+async def test_follows_a_log_appended_by_another_writer_with_torn_and_damaged_lines(tmp_path):
+    run = tmp_path / "live"
+    run.mkdir()
+    write_manifest(run, {"teacher": "running"}, state="running")
+    log = Recorder(run / "teacher.events.jsonl", "teacher", T0)
+    log.started("teacher")
+    log.progress(1, 10, unit="records")
+    stop = threading.Event()
+
+    def writer() -> None:
+        for done in range(2, 6):
+            if stop.is_set():
+                return
+            log.progress(done, 10, unit="records")
+            time.sleep(0.05)
+
+    app = CockpitApp(run, poll_s=0.05, clock=lambda: T0 + 10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "1/10 records" in screen_text(app))
+        thread = threading.Thread(target=writer)
+        thread.start()
+        await asyncio.to_thread(thread.join)
+        await until(pilot, lambda: "5/10 records" in screen_text(app))
+        with open(run / "teacher.events.jsonl", "a", encoding="utf-8") as fh:
+            fh.write("{this is not json}\n")  # a damaged line in the middle: skipped
+            line = log.line("progress", done=7, total=10, unit="records")
+            fh.write(line[:25])  # torn: the writer is mid-append
+            fh.flush()
+        await pilot.pause(0.3)
+        assert "5/10 records" in screen_text(app) and app.model.run.jobs["teacher"].progress_done == 5
+        with open(run / "teacher.events.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(line[25:])
+        await until(pilot, lambda: "7/10 records" in screen_text(app))
+        assert "running" in screen_text(app)
+        stop.set()
+
+
+async def test_keys_help_tabs_and_cancel_refused_on_a_finished_run(run):
+    app = app_for(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "gate PASS" in screen_text(app))
+        footer = screen_text(app).splitlines()[-1]
+        assert "Quit" in footer and "Help" in footer and "Report" in footer
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await pilot.press("5")
+        assert app.query_one("TabbedContent").active == "gate"
+        await pilot.press("2")
+        assert app.query_one("TabbedContent").active == "teacher"
+        await pilot.press("c")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, ConfirmScreen)  # nothing to cancel: a notice instead
+
+
+async def test_cancel_asks_first_on_a_running_run(tmp_path):
+    run = tmp_path / "live"
+    run.mkdir()
+    write_manifest(run, {"teacher": "running"}, state="running")
+    Recorder(run / "teacher.events.jsonl", "teacher", T0).started("teacher")
+    app = CockpitApp(run, poll_s=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.model.manifest is not None)
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+
+
+async def test_palette_offers_report_cancel_and_every_tab(run):
+    app = app_for(run)
+    async with app.run_test(size=(80, 24)):
+        names = [name for name, _, _ in CockpitCommands(app.screen)._commands()]
+    assert "Open report" in names and "Cancel run" in names
+    for title in ("Pipeline", "Teacher", "Training", "Evaluation", "Gate", "Logs"):
+        assert f"Go to {title}" in names
+
+
+async def test_a_run_without_a_report_says_so(run):
+    (run / "report.md").unlink()
+    app = app_for(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, ReportScreen)
+        assert any("no report yet" in n.message for n in app._notifications)
+
+
+def test_attach_is_a_command_and_refuses_a_missing_run_dir(tmp_path, capsys):
+    args = build_parser().parse_args(["attach", str(tmp_path)])
+    assert args.func.__module__ == "engine.commands.attach"
+    assert main(["attach", str(tmp_path / "nope")]) != 0
+    assert "no such run directory" in capsys.readouterr().err
+
+
+def test_pipeline_snapshot_80x24(run, snap_compare):
+    async def settle(pilot):
+        await until(pilot, lambda: "gate PASS" in screen_text(pilot.app) and "8/8 steps" in screen_text(pilot.app))
+
+    assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=settle)
+
+
+def test_teacher_snapshot_80x24(run, snap_compare):
+    async def settle(pilot):
+        await until(pilot, lambda: "8/8 steps" in screen_text(pilot.app))
+        pilot.app.action_show_tab("teacher")
+        await until(pilot, lambda: "3 / 8 target" in screen_text(pilot.app))
+
+    assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=settle)
