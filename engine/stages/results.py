@@ -267,6 +267,12 @@ def load_results(
     return run
 
 
+def parse_case(raw_case: dict, index: int, path: str | Path, *, metric: str | None = None) -> CaseResult:
+    """One case dict as a results file holds it (the eval stage's cases.jsonl `case` rows too),
+    for readers that follow an evaluation while it runs."""
+    return _case(raw_case, index, Path(path), metric=metric or LEGACY_METRIC, rescore=None, concepts=None)
+
+
 # --- summary numbers --------------------------------------------------------------------------
 
 

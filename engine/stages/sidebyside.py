@@ -27,11 +27,14 @@ class CaseView:
     review_yaml: str | None
     raw_response: str | None
     check_reason: str | None  # po-tui's format check, also where the file counted the answer valid
+    breakdown: dict | None = None  # the metric's parts (new files only)
+    detail: str | None = None  # the format error's detail
 
     @classmethod
     def of(cls, tag: str, case: CaseResult) -> "CaseView":
         return cls(tag, case.score, case.valid, case.reason, case.review_status,
-                   case.vision_yaml, case.review_yaml, case.raw_response, case.check_reason)
+                   case.vision_yaml, case.review_yaml, case.raw_response, case.check_reason,
+                   case.breakdown, case.detail)
 
 
 @dataclass
@@ -89,6 +92,18 @@ def regressions(
     drops = [(row, d) for row in rows if (d := row.delta(base, new)) is not None and d < 0]
     drops.sort(key=lambda item: (item[1], item[0].concept_id))
     return drops if limit is None else drops[:limit]
+
+
+def changed_lines(a: str | None, b: str | None) -> tuple[set[int], set[int]]:
+    """Indices of the lines of `a` and of `b` that a line diff does not match (to highlight them)."""
+    la, lb = (a or "").splitlines(), (b or "").splitlines()
+    out_a: set[int] = set()
+    out_b: set[int] = set()
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, la, lb, autojunk=False).get_opcodes():
+        if op != "equal":
+            out_a.update(range(i1, i2))
+            out_b.update(range(j1, j2))
+    return out_a, out_b
 
 
 def yaml_diff(a: str | None, b: str | None, from_label: str, to_label: str, *, context: int = 3) -> list[str]:
