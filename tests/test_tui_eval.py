@@ -73,7 +73,7 @@ async def test_sorting_and_filtering_change_rows(tmp_path):
         await pilot.pause()
         panel = app.query_one(EvaluationPanel)
         app.query_one("#eval-table", DataTable).focus()
-        await pilot.press("r")  # delta descending: the best improvement first
+        await pilot.press("o")  # delta descending: the best improvement first
         assert _ids(app)[0] == "POCON-0003"
         panel.sort_column, panel.sort_reverse = "concept", False
         panel._redraw()
@@ -128,6 +128,15 @@ async def test_enter_opens_diff_with_highlights_scores_and_navigation(tmp_path):
         assert base_marked and stud_marked
         assert any("Student Scheduler" in texts[1].plain[s.start:s.end] for s in stud_marked)
         assert not any("Student Scheduler" in texts[0].plain[s.start:s.end] for s in base_marked)
+        await pilot.press("u")  # one unified diff instead
+        await pilot.pause()
+        unified = [s.content for s in screen.query(".diff-col").results(Static)]
+        assert len(unified) == 1
+        assert "-product_name: Field Service Scheduler" in unified[0].plain
+        assert "+product_name: Student Scheduler" in unified[0].plain
+        await pilot.press("u")
+        await pilot.pause()
+        assert len(list(screen.query(".diff-col"))) == 3
         await pilot.press("n")
         assert screen.row.concept_id != "POCON-0002" and screen.index == 2
         await pilot.press("p", "p")

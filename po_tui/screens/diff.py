@@ -19,7 +19,7 @@ from textual.widgets import Footer, Static
 
 from engine.core.inert import clean, one_line
 from engine.stages.results import RunResults
-from engine.stages.sidebyside import changed_lines
+from engine.stages.sidebyside import changed_lines, yaml_diff
 from engine.views.evaltable import EvalRow
 
 ADDED = "on #1f4a2a"  # visible with and without colour themes; NO_COLOR drops it, the marker stays
@@ -115,6 +115,24 @@ def render_columns(cols: list[Column]) -> list[Text]:
     return [render_column(c, *marks.get(c.title, (set(), ADDED))) for c in cols]
 
 
+def render_unified(cols: list[Column]) -> Text:
+    """baseline -> student as one unified diff (for narrow terminals and copy-paste)."""
+    by = {c.title: c for c in cols}
+    base, student = by.get("baseline"), by.get("student")
+    if base is None or student is None:
+        return Text("a unified diff needs both a baseline and a student answer", style="dim")
+    lines = yaml_diff(clean(base.text or ""), clean(student.text or ""), "baseline", "student")
+    if not lines:
+        return Text("baseline and student answers are identical", style="dim")
+    out = Text()
+    for line in lines:
+        style = "bold" if line.startswith(("---", "+++")) else "cyan" if line.startswith("@@") else (
+            ADDED if line.startswith("+") else REMOVED if line.startswith("-") else "")
+        out.append(line + "\n", style=style)
+    out.rstrip()
+    return out
+
+
 class DiffScreen(Screen):
     """Side-by-side answers of one concept; n/p move through the panel's rows in its order."""
 
@@ -130,6 +148,7 @@ class DiffScreen(Screen):
         Binding("escape", "close", "Close"),
         Binding("n,right_square_bracket", "move(1)", "Next case"),
         Binding("p,left_square_bracket", "move(-1)", "Previous case"),
+        Binding("u", "toggle_unified", "Unified/side by side"),
     ]
 
     def __init__(self, rows: list[EvalRow], index: int, runs: dict[str, RunResults] | None = None) -> None:
@@ -139,6 +158,7 @@ class DiffScreen(Screen):
         self.rows = rows
         self.index = max(0, min(index, len(rows) - 1))
         self.runs = runs or {}
+        self.unified = False
 
     @property
     def row(self) -> EvalRow:
@@ -172,6 +192,8 @@ class DiffScreen(Screen):
         cols = columns_for(self.row)
         if not cols:
             box.mount(Static(Text("no answers recorded for this concept", style="dim")))
+        elif self.unified:
+            box.mount(Static(render_unified(cols), classes="diff-col diff-unified"))
         else:
             box.mount_all(Static(text, classes="diff-col") for text in render_columns(cols))
         self.query_one("#diff-body", VerticalScroll).scroll_home(animate=False)
@@ -183,6 +205,10 @@ class DiffScreen(Screen):
             self._show()
         else:
             self.app.bell()
+
+    def action_toggle_unified(self) -> None:
+        self.unified = not self.unified
+        self._show()
 
     def action_close(self) -> None:
         self.dismiss(self.row.concept_id)

@@ -63,7 +63,7 @@ class EvaluationPanel(Widget):
 
     BINDINGS = [
         Binding("s", "cycle_sort", "Sort"),
-        Binding("r", "reverse_sort", "Reverse"),
+        Binding("o", "reverse_sort", "Order"),
         Binding("t", "cycle_tier", "Tier"),
         Binding("f", "cycle_status", "Status"),
     ]
