@@ -307,3 +307,35 @@ def test_eval_table_refresh_is_a_no_op_when_nothing_changed(tmp_path):
     assert table.refresh() is True
     assert table.refresh() is False
     assert [r.concept_id for r in table.rows] == ["POCON-0001", "POCON-0002", "POCON-0003", "POCON-0004"]
+
+
+async def test_reference_answer_stands_in_for_the_teacher_and_open_concept_jumps(tmp_path):
+    run = tmp_path / "run"
+    ref = {"vision_yaml": "product_name: Reference Scheduler\n", "review_yaml": "status: aligned\n", "score": 0.77,
+           "breakdown": {"schema": 25.0}}
+    write_results(run, "baseline", "20251120_100000", [case("POCON-0001", 0.5, reference=ref), case("POCON-0002", 0.6)])
+    write_results(run, "student", "20251120_110000", [case("POCON-0001", 0.6, reference=ref), case("POCON-0002", 0.7)])
+    app = _Host(run)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await pilot.pause()
+        panel = app.query_one(EvaluationPanel)
+        rows = {r[0]: r for r in _rows(app)}
+        assert rows["POCON-0001"][2] == "0.770ʳ" and rows["POCON-0002"][2] == "-"
+        assert "reference answer" in str(app.query_one("#eval-head", Static).content)
+        panel.tier_filter = "medium"  # hides everything: open_concept clears it
+        panel._redraw()
+        assert panel.open_concept("POCON-0001") is True
+        await pilot.pause()
+        cols = [s.content.plain for s in app.screen.query(".diff-col").results(Static)]
+        assert [c.split("\n")[0] for c in cols] == ["baseline", "student", "reference"]
+        assert "score 0.770" in cols[2] and "schema 25" in cols[2] and "Reference Scheduler" in cols[2]
+        assert panel.open_concept("NOPE") is False
+
+
+def test_changed_lines_marks_only_differing_lines():
+    from engine.stages.sidebyside import changed_lines
+
+    a = "one\ntwo\nthree\n"
+    b = "one\nTWO\nthree\nfour\n"
+    assert changed_lines(a, b) == ({1}, {1, 3})
+    assert changed_lines(None, "x") == (set(), {0})

@@ -173,7 +173,8 @@ class EvaluationPanel(Widget):
                 parts.append(f"{s.tag} {s.path.name}")
         arrow = "↓" if self.sort_reverse else "↑"
         filters = f"tier={self.tier_filter} status={self.status_filter} sort={self.sort_column}{arrow}"
-        return Text(one_line(" · ".join(parts), 160) + f"  [{len(self.shown_rows)}/{len(self.table.rows)}] " + filters)
+        legend = "  ʳ = the dataset's reference answer" if any(r.teacher_is_reference for r in self.table.rows) else ""
+        return Text(one_line(" · ".join(parts), 160) + f"  [{len(self.shown_rows)}/{len(self.table.rows)}] " + filters + legend)
 
     def _tiers(self) -> Text:
         text = Text()
@@ -204,6 +205,18 @@ class EvaluationPanel(Widget):
             if row.concept_id == concept_id:
                 self.query_one("#eval-table", DataTable).move_cursor(row=i)
                 return
+
+    def open_concept(self, concept_id: str) -> bool:
+        """Jump to a case by concept_id (for a command palette); filters are cleared if they hide it."""
+        if not any(r.concept_id == concept_id for r in self.shown_rows):
+            self.tier_filter = self.status_filter = "all"
+            self._redraw()
+        for i, row in enumerate(self.shown_rows):
+            if row.concept_id == concept_id:
+                self.select_concept(concept_id)
+                self.open_diff(i)
+                return True
+        return False
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
