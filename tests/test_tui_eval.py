@@ -339,3 +339,14 @@ def test_changed_lines_marks_only_differing_lines():
     b = "one\nTWO\nthree\nfour\n"
     assert changed_lines(a, b) == ({1}, {1, 3})
     assert changed_lines(None, "x") == (set(), {0})
+
+
+def test_eval_table_forgets_removed_files(tmp_path):
+    run = _run_dir(tmp_path)
+    table = EvalTable(run)
+    table.refresh()
+    assert "student" in table.runs
+    (run / "eval" / "student_20251120_110000.json").unlink()
+    assert table.refresh() is True
+    assert list(table.runs) == ["teacher", "baseline"]
+    assert all(r.scores["student"] is None for r in table.rows)

@@ -186,22 +186,27 @@ class EvalTable:
             elif path.name.endswith(CASES_SUFFIX) and len(path.name) > len(CASES_SUFFIX):
                 live_paths.append(path)
         warnings: list[str] = []
-        chosen: dict[str, tuple[RunResults, float]] = {}
+        chosen: dict[str, tuple[RunResults, float, Path]] = {}
         for tag, found in results.items():
             for _stamp, path in sorted(found, reverse=True):
                 got = self._load(path)
                 if isinstance(got[0], RunResults):
-                    chosen[tag] = (got[0], got[1])
+                    chosen[tag] = (got[0], got[1], path)
                     break
                 warnings.append(f"{path.name}: {got[0]}")
+        seen = {path for found in results.values() for _stamp, path in found}
+        self._loaded = {path: v for path, v in self._loaded.items() if path in seen}  # files since removed
+        self._live = {path: v for path, v in self._live.items() if path in live_paths}
         live_changed = False
         for path in live_paths:
             live = self._live.get(path) or self._live.setdefault(path, LiveCases(path))
             live_changed |= live.poll()
         runs: dict[str, RunResults] = {}
         sources: list[Source] = []
-        for tag, (run, mtime) in chosen.items():
+        versions: dict[str, tuple] = {}  # what each tag's table content was read from
+        for tag, (run, _mtime, path) in chosen.items():
             runs[tag] = run
+            versions[tag] = (str(path), self._loaded[path][0])
             sources.append(Source(tag, run.path, False, len(run.cases), len(run.cases)))
         for path in live_paths:
             live = self._live[path]
@@ -210,9 +215,10 @@ class EvalTable:
             run = live.run(warnings)
             if run is not None:
                 runs[live.tag] = run
+                versions[live.tag] = (str(path), live.tail.resets, live.tail.offset)
                 sources = [s for s in sources if s.tag != live.tag]
                 sources.append(Source(live.tag, path, True, len(run.cases), live.total))
-        key = tuple(sorted((t, id(r), len(r.cases)) for t, r in runs.items()))
+        key = tuple(sorted(versions.items()))
         changed = live_changed or key != self._key or warnings != self.warnings
         self._key = key
         self.warnings = warnings
