@@ -350,3 +350,32 @@ def test_eval_table_forgets_removed_files(tmp_path):
     assert table.refresh() is True
     assert list(table.runs) == ["teacher", "baseline"]
     assert all(r.scores["student"] is None for r in table.rows)
+
+
+def test_real_eval_stage_output_reads_the_same_from_results_and_from_cases_jsonl(tmp_path):
+    """The contract with `po-tui eval`: its cases.jsonl rows give the same table as its results file."""
+    import contextlib
+    import io
+
+    from engine.cli import main
+    from engine.stages.concepts import generate_concepts
+    from engine.store.atomic import atomic_write_jsonl
+
+    concepts = atomic_write_jsonl(tmp_path / "concepts.jsonl", generate_concepts(6, 3))
+    run = tmp_path / "run"
+    for tag, defects in (("baseline", "0.5"), ("student", "0.2")):
+        argv = ["eval", "--dataset", str(concepts), "--provider", "synthetic", "--tag", tag, "--out", str(run / "eval"),
+                "--max-samples", "0", "--synthetic-defect-rate", defects, "--retries", "0"]
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            assert main(argv) == 0
+    finished = EvalTable(run)
+    finished.refresh()
+    assert len(finished.rows) == 6 and not any(s.live for s in finished.sources)
+    for path in (run / "eval").glob("student_*.json"):
+        path.unlink()
+    live = EvalTable(run)
+    live.refresh()
+    assert [s.live for s in live.sources] == [False, True]
+    assert [(s.done, s.total) for s in live.sources if s.live] == [(6, 6)]
+    key = lambda t: [(r.concept_id, r.tier, r.scores, r.delta, r.status) for r in t.rows]  # noqa: E731
+    assert key(live) == key(finished)
