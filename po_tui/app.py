@@ -140,6 +140,7 @@ class CockpitApp(App[None]):
 
     def _tick(self) -> None:
         if any(j.state == "running" for j in self.model.run.jobs.values()):
+            self.model.run.check_liveness()  # a job of this host whose process is gone turns stale
             self._dirty = True
 
     def _redraw(self) -> None:

@@ -136,6 +136,22 @@ async def test_hostile_text_renders_literally_and_inert(run):
         await until(pilot, lambda: literal in screen_text(app))
 
 
+async def test_pipeline_shows_the_last_error_of_a_failed_job_inert(tmp_path):
+    run = tmp_path / "failed"
+    run.mkdir()
+    write_manifest(run, {"teacher": "failed"}, state="failed")
+    log = Recorder(run / "teacher.events.jsonl", "teacher", T0)
+    log.started("teacher")
+    log.emit("error", message="first problem")
+    log.emit("error", message="auth failed " + HOSTILE, code="auth")
+    log.finished("failed", exit_code=1, summary={})
+    app = app_for(run)
+    async with app.run_test(size=(200, 50)) as pilot:
+        text = await open_tab(pilot, "pipeline", "teacher: auth failed")
+        assert "[bold red]boom[/] [link=http://x]click[/link] red" in text and "(+1 more)" in text
+        assert "failed" in text
+
+
 async def test_replays_a_finished_run_at_once(run):
     app = app_for(run)
     async with app.run_test(size=(80, 24)) as pilot:

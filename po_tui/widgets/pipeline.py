@@ -49,6 +49,7 @@ class PipelinePanel(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="pipeline-headline")
+        yield Static("", id="pipeline-errors")
 
     def show(self, model: CockpitModel, now: float) -> None:
         manifest = model.manifest or {}
@@ -66,7 +67,26 @@ class PipelinePanel(VerticalScroll):
             row = rows.get(job.job)
             if row is None:
                 row = JobRow(job.job)
-                self.mount(row)
+                self.mount(row, before="#pipeline-errors")
                 row.call_after_refresh(row.show, job, model.manifest_job(job.job).get("state"), now)
                 continue
             row.show(job, model.manifest_job(job.job).get("state"), now)
+        errors = self._errors(model)
+        box = self.query_one("#pipeline-errors", Static)
+        box.display = bool(errors)
+        box.update(errors)
+
+    @staticmethod
+    def _errors(model: CockpitModel) -> Text:
+        """The latest error of each job that reported one (why a run failed, at a glance)."""
+        out = Text()
+        for job in model.jobs():
+            if not job.errors:
+                continue
+            last = job.errors[-1]
+            out.append("\n" if out else "")
+            out.append(inert(f"{job.job}: ", "bold"))
+            out.append(inert(last.get("message"), limit=160))
+            if job.error_count > 1:
+                out.append(f" (+{job.error_count - 1} more)")
+        return out
