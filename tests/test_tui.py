@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -196,12 +196,43 @@ async def test_follows_a_log_appended_by_another_writer_with_torn_and_damaged_li
         stop.set()
 
 
+WRITER = """
+import itertools, json, sys, time
+path, t0 = sys.argv[1], float(sys.argv[2])
+seq = itertools.count()
+def line(etype, **data):
+    n = next(seq)
+    return json.dumps({"v": 1, "ts": t0 + n, "seq": n, "job": "train", "type": etype, "data": data}) + "\\n"
+with open(path, "a", encoding="utf-8") as fh:
+    fh.write(line("job_started", stage="train", pid=None, host="recorded-host"))
+    for step in range(1, 5):
+        fh.write(line("train_step", step=step, max_steps=4, loss=2.0 - step / 4))
+        fh.write(line("progress", done=step, total=4, unit="steps")); fh.flush(); time.sleep(0.1)
+    last = line("train_step", step=5, max_steps=4, loss=0.25)
+    fh.write(last[:30]); fh.flush()   # killed mid-append: a torn last line
+"""
+
+
+async def test_follows_another_process_that_dies_mid_line(tmp_path):
+    run = tmp_path / "proc"
+    run.mkdir()
+    write_manifest(run, {"train": "running"}, state="running")
+    app = CockpitApp(run, poll_s=0.05, clock=lambda: T0 + 10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", WRITER, str(run / "train.events.jsonl"), str(T0))
+        assert await proc.wait() == 0
+        await until(pilot, lambda: "4/4 steps" in screen_text(app))
+        app.action_show_tab("training")
+        await until(pilot, lambda: "train loss: last 1 at step 4" in screen_text(app))
+        assert len(app.model.loss) == 4
+
+
 async def test_keys_help_tabs_and_cancel_refused_on_a_finished_run(run):
     app = app_for(run)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: "gate PASS" in screen_text(app))
-        footer = screen_text(app).splitlines()[-1]
-        assert "Quit" in footer and "Help" in footer and "Report" in footer
+        footer = lambda: screen_text(app).splitlines()[-1]  # noqa: E731
+        await until(pilot, lambda: all(word in footer() for word in ("Quit", "Help", "Report", "Cancel run")))
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.press("escape")
