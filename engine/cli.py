@@ -68,8 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get("PO_TUI_DEBUG") == "1"
     if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_USAGE
+        if argv or not (sys.stdin.isatty() and sys.stdout.isatty()) or os.environ.get("TERM") == "dumb":
+            parser.print_help()
+            return EXIT_USAGE
+        return int(importlib.import_module("po_tui.cli").pick() or 0)  # `po-tui` alone: the runs picker
     try:
         return int(args.func(args) or 0)
     except InputError as exc:

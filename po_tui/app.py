@@ -21,11 +21,14 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from engine.errors import InputError
+from engine.views.controls import Control, Controls, controls
 from po_tui.commands import CockpitCommands
 from po_tui.feed import Batch, RunFeed
 from po_tui.model import CockpitModel
 from po_tui.screens.confirm import ConfirmScreen
 from po_tui.screens.help import HelpScreen
+from po_tui.screens.leave import CANCEL, DETACH, LeaveScreen
 from po_tui.screens.report import ReportScreen
 from po_tui.widgets.gate import GatePanel
 from po_tui.widgets.logs import LogsPanel
@@ -36,6 +39,7 @@ from po_tui.widgets.training import TrainingPanel
 POLL_S = 0.2  # how often the worker looks for appended events
 REDRAW_S = 0.1  # at most 10 redraws a second
 TICK_S = 1.0  # running clocks (elapsed, ETA) advance this often without events
+EVAL_S = 1.0  # the evaluation table looks for new or grown results files this often
 
 TABS = (("pipeline", "Pipeline"), ("teacher", "Teacher"), ("training", "Training"),
         ("evaluation", "Evaluation"), ("gate", "Gate"), ("logs", "Logs"))
@@ -61,8 +65,13 @@ def _evaluation_panel(run_dir: Path) -> Any:
         return Static(f"The evaluation panel failed to start: {type(exc).__name__}", id="evaluation-missing")
 
 
-class CockpitApp(App[None]):
-    """`po-tui attach RUN_DIR`: follow a run, live or finished."""
+class CockpitApp(App[str | None]):
+    """`po-tui attach RUN_DIR`: follow a run, live or finished.
+
+    `owned`: this cockpit started the run (`po-tui run CONFIG`, the picker), so quitting while it
+    goes asks whether to leave it running or cancel it. `back`: opened from the runs picker, `b`
+    returns there. The app's return value says how it ended: "back", "detach", "cancel" or None.
+    """
 
     CSS_PATH = "po_tui.tcss"
     TITLE = "po-tui"
@@ -72,12 +81,19 @@ class CockpitApp(App[None]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("r", "open_report", "Report"),
         Binding("c", "cancel_run", "Cancel run"),
+        Binding("R", "resume_run", "Resume", show=False),
+        Binding("F", "resume_run(True)", "Retry failed", show=False),
+        Binding("b", "back", "Runs", show=False),
         *[Binding(str(i), f"show_tab('{tab}')", title, show=False) for i, (tab, title) in enumerate(TABS, 1)],
     ]
 
-    def __init__(self, run_dir: str | Path, *, poll_s: float = POLL_S, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, run_dir: str | Path, *, poll_s: float = POLL_S, clock: Callable[[], float] = time.time,
+                 owned: bool = False, back: bool = False) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
+        self.owned = owned
+        self.back = back
+        self.controls = controls(self.run_dir, None)
         self.model = CockpitModel(self.run_dir)
         self.poll_s = poll_s
         self.clock = clock
@@ -105,7 +121,9 @@ class CockpitApp(App[None]):
     def on_mount(self) -> None:
         self.set_interval(REDRAW_S, self._redraw)
         self.set_interval(TICK_S, self._tick)
+        self.set_interval(EVAL_S, self._refresh_evaluation)
         self._follow()
+        self._check_controls()
 
     # -- the worker and the fold ---------------------------------------------------------------
 
@@ -131,6 +149,7 @@ class CockpitApp(App[None]):
             self.model.reset_job(job)
         if batch.manifest is not None:
             self.model.manifest = batch.manifest
+            self._check_controls()
         for event in batch.events:
             self.model.apply(event)
         for job, stream, line in batch.log_lines:
@@ -142,6 +161,27 @@ class CockpitApp(App[None]):
         if any(j.state == "running" for j in self.model.run.jobs.values()):
             self.model.run.check_liveness()  # a job of this host whose process is gone turns stale
             self._dirty = True
+        self._check_controls()
+
+    @work(thread=True, exclusive=True, group="controls")
+    def _check_controls(self) -> None:
+        """Which controls can work (engine.pid, process groups): file and /proc reads, so a thread."""
+        try:
+            found = controls(self.run_dir, self.model.manifest and dict(self.model.manifest))
+        except Exception as exc:  # never a crash: the controls say why instead
+            no = Control(False, f"cannot tell ({type(exc).__name__})")
+            found = Controls(no, no, no)
+        self.call_from_thread(self._set_controls, found)
+
+    def _set_controls(self, found: Controls) -> None:
+        if found != self.controls:
+            self.controls = found
+            self._dirty = True
+
+    def _refresh_evaluation(self) -> None:
+        panel = self._evaluation()
+        if panel is not None:
+            panel.refresh_in_background()
 
     def _redraw(self) -> None:
         if self._pending_logs:
@@ -151,6 +191,11 @@ class CockpitApp(App[None]):
             return
         self._dirty = False
         now = self.clock()
+        self.sub_title = f"{self.run_dir.name}  {(self.model.manifest or {}).get('state', '')}".rstrip()
+        try:
+            self.query_one(PipelinePanel).show_controls(self.controls)
+        except Exception as exc:
+            self.notify(f"controls: {type(exc).__name__}: {exc}", severity="error", markup=False)
         for panel in (PipelinePanel, TeacherPanel, TrainingPanel, GatePanel):
             try:
                 self.query_one(panel).show(self.model, now)
@@ -162,8 +207,32 @@ class CockpitApp(App[None]):
     def tab_titles(self) -> list[tuple[str, str]]:
         return list(TABS)
 
+    def _evaluation(self):
+        try:
+            from po_tui.widgets.evaluation import EvaluationPanel
+
+            return self.query_one(EvaluationPanel)
+        except Exception:  # not installed, or failed to start
+            return None
+
+    def cases(self) -> list[tuple[str, str, str]]:
+        """(concept, tier, status) of every evaluated case, for the palette's jump to a case."""
+        panel = self._evaluation()
+        return [(r.concept_id, r.tier, r.status) for r in panel.table.rows] if panel is not None else []
+
+    def open_case(self, concept_id: str) -> None:
+        panel = self._evaluation()
+        self.action_show_tab("evaluation")
+        if panel is None or not panel.open_concept(concept_id):
+            self.notify(f"no evaluated case {concept_id}", severity="warning", markup=False)
+
     def action_show_tab(self, tab: str) -> None:
+        """Show a tab and focus its first focusable widget, so its keys (Enter, sort, scroll) work at once."""
         self.query_one(TabbedContent).active = tab
+        for widget in self.query_one(f"TabPane#{tab}").query("*"):
+            if widget.focusable:
+                widget.focus()
+                break
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -178,9 +247,8 @@ class CockpitApp(App[None]):
         self.push_screen(ReportScreen(text))
 
     def action_cancel_run(self) -> None:
-        state = (self.model.manifest or {}).get("state")
-        if state not in (None, "running", "pending"):
-            self.notify(f"nothing to cancel: the run is {state}", severity="warning", markup=False)
+        if not self.controls.cancel.ok:
+            self.notify(f"cannot cancel: {self.controls.cancel.why}", severity="warning", markup=False)
             return
 
         def answered(yes: bool | None) -> None:
@@ -189,10 +257,59 @@ class CockpitApp(App[None]):
 
         self.push_screen(ConfirmScreen(f"Cancel the run in {self.run_dir}?"), answered)
 
+    def action_resume_run(self, retry_failed: bool = False) -> None:
+        control = self.controls.retry if retry_failed else self.controls.resume
+        if not control.ok:
+            verb = "retry the failed stage" if retry_failed else "resume"
+            self.notify(f"cannot {verb}: {control.why}", severity="warning", markup=False)
+            return
+        self._resume(retry_failed)
+
+    @work(thread=True, exclusive=True, group="resume")
+    def _resume(self, retry_failed: bool) -> None:
+        """The engine's own resume (fingerprints, skip/redo), started detached like `po-tui run --resume`."""
+        from engine.pipeline.launch import resume_run
+
+        try:
+            resume_run(self.run_dir, retry_failed=retry_failed)
+        except InputError as exc:
+            self.call_from_thread(self.notify, f"cannot resume: {exc}", severity="error", markup=False)
+            return
+        except Exception as exc:
+            self.call_from_thread(self.notify, f"resume failed: {type(exc).__name__}: {exc}", severity="error", markup=False)
+            return
+        self.owned = True  # this cockpit started the engine: quitting asks whether to leave it running
+        self.call_from_thread(self.notify, "resumed: the engine runs detached (engine.log in the run directory)", markup=False)
+        self.call_from_thread(self._check_controls)
+
+    def action_back(self) -> None:
+        if self.back:
+            self._leave("back")
+        else:
+            self.notify("no runs list: this cockpit was opened on one run", markup=False)
+
+    async def action_quit(self) -> None:
+        self._leave(None)
+
+    def _leave(self, result: str | None) -> None:
+        """Quit (or go back to the runs); a run this cockpit started and that still goes asks first."""
+        state = (self.model.manifest or {}).get("state")
+        if not (self.owned and state in ("running", "pending") and self.controls.cancel.ok):
+            self.exit(result)
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice == DETACH:
+                self.exit(result or DETACH)
+            elif choice == CANCEL:
+                self._cancel(then_exit=result or CANCEL)
+
+        self.push_screen(LeaveScreen(str(self.run_dir)), answered)
+
     @work(thread=True, exclusive=True, group="cancel")
-    def _cancel(self) -> None:
-        """`po-tui cancel RUN_DIR --wait 0` in a child process: the engine's own cancel path."""
-        cmd = [sys.executable, "-m", "engine", "cancel", str(self.run_dir), "--wait", "0"]
+    def _cancel(self, then_exit: str | None = None) -> None:
+        """`po-tui cancel RUN_DIR` in a child process: the engine's own cancel path."""
+        cmd = [sys.executable, "-m", "engine", "cancel", str(self.run_dir), "--wait", "0" if then_exit is None else "15"]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
             ok, said = done.returncode == 0, (done.stdout + done.stderr).strip()
@@ -200,3 +317,5 @@ class CockpitApp(App[None]):
             ok, said = False, str(exc)
         self.call_from_thread(self.notify, said[-400:] or ("cancel sent" if ok else "cancel failed"),
                               severity="information" if ok else "error", markup=False)
+        if then_exit is not None and ok:
+            self.call_from_thread(self.exit, then_exit)

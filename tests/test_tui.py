@@ -252,7 +252,7 @@ async def test_cancel_asks_first_on_a_running_run(tmp_path):
     Recorder(run / "teacher.events.jsonl", "teacher", T0).started("teacher")
     app = CockpitApp(run, poll_s=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.model.manifest is not None)
+        await until(pilot, lambda: app.controls.cancel.ok)
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
@@ -287,7 +287,7 @@ def test_attach_is_a_command_and_refuses_a_missing_run_dir(tmp_path, capsys):
 
 def test_pipeline_snapshot_80x24(run, snap_compare):
     async def settle(pilot):
-        await until(pilot, lambda: "gate PASS" in screen_text(pilot.app) and "8/8 steps" in screen_text(pilot.app))
+        await until(pilot, lambda: all(s in screen_text(pilot.app) for s in ("gate PASS", "8/8 steps", "config.yaml")))
 
     assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=settle)
 
@@ -299,3 +299,39 @@ def test_teacher_snapshot_80x24(run, snap_compare):
         await until(pilot, lambda: "3 / 8 target" in screen_text(pilot.app))
 
     assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=settle)
+
+
+def _tab_snapshot(tab: str, *expected: str):
+    async def settle(pilot):
+        await until(pilot, lambda: "8/8 steps" in screen_text(pilot.app) and "gate PASS" in screen_text(pilot.app))
+        await open_tab(pilot, tab, *expected)
+
+    return settle
+
+
+def test_training_snapshot_200x50(run, snap_compare):
+    assert snap_compare(app_for(run), terminal_size=(200, 50), run_before=_tab_snapshot("training", "train loss: last"))
+
+
+def test_evaluation_snapshot_80x24(run, snap_compare):
+    assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=_tab_snapshot("evaluation", "POCON-0001", "tier means"))
+
+
+def test_gate_snapshot_80x24(run, snap_compare):
+    assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=_tab_snapshot("gate", "verdict PASS"))
+
+
+def test_logs_snapshot_80x24(run, snap_compare):
+    assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=_tab_snapshot("logs", "teacher says hello"))
+
+
+def test_diff_snapshot_200x50(run, snap_compare):
+    from po_tui.screens.diff import DiffScreen
+
+    async def settle(pilot):
+        await _tab_snapshot("evaluation", "POCON-0001", "tier means")(pilot)
+        pilot.app.open_case("POCON-0002")
+        await until(pilot, lambda: isinstance(pilot.app.screen, DiffScreen))
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_for(run), terminal_size=(200, 50), run_before=settle)

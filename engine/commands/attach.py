@@ -26,4 +26,5 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace) -> int:
     run_dir = require_run_dir(args.run_dir)
     cockpit = importlib.import_module("po_tui.cli")
-    return int(cockpit.attach(run_dir) or 0)
+    cockpit.attach(run_dir)
+    return 0

@@ -9,6 +9,7 @@ event logs as `po-tui run`, so `po-tui status` reads a demo like any run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         description="Run the whole pipeline offline through the engine, each stage a subprocess job with its own event log.",
     )
     p.add_argument("--out", metavar="DIR", help="run directory (default: artifacts/demo/<run id>)")
-    p.add_argument("--headless", action="store_true", help="no TUI (the default until the TUI exists)")
+    p.add_argument("--headless", action="store_true", help="no cockpit: progress on stdout (the default without a terminal)")
     p.add_argument("--count", type=int, default=120, help="concepts to generate (default: %(default)s)")
     p.add_argument("--seed", type=int, default=7, help="seed for every stage (default: %(default)s)")
     p.add_argument("--train-steps", type=int, default=40, metavar="N", help="LoRA steps on the tiny model (default: %(default)s)")
@@ -82,9 +83,13 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out or Path("artifacts") / "demo" / new_run_id())
     create_run(run_dir, config)
     console = Console(stderr=True)
-    if not args.headless:
-        console.print(Text("po-tui demo: the TUI is not available yet (issue 8): running headless"))
     console.print(Text(f"po-tui demo: run directory {run_dir}"))
+    if not args.headless and sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+        from engine.commands.run import cockpit
+        from engine.pipeline.launch import spawn_engine
+
+        spawn_engine(run_dir, mode="demo")  # detached: the cockpit follows it, quitting asks whether to stop it
+        return cockpit(run_dir)
     engine = Engine(run_dir, config, mode="demo")
     final = drive(engine, tty=sys.stdout.isatty())
     state = RunState.from_run_dir(run_dir)

@@ -1,4 +1,7 @@
-"""`po-tui run`: drive a pipeline config through the engine, headless, detached, or resumed.
+"""`po-tui run`: drive a pipeline config through the engine: in the cockpit, headless, detached, or resumed.
+
+On a terminal without --headless, the engine starts detached (engine/pipeline/launch.py) and the
+cockpit follows it: quitting the cockpit can leave the run going or cancel it.
 
 Exit codes follow the run: 0 the gate passed, 1 it failed, 2 bad input or a failed stage,
 130 cancelled.
@@ -9,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,14 +24,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser(
         "run",
         parents=[common],
-        help="run a pipeline config (headless, detached, or --resume RUN_DIR)",
+        help="run a pipeline config in the cockpit (or --headless, --detach, --resume RUN_DIR)",
         description=(
             "Validate CONFIG, plan the jobs and run each as a subprocess with its own event log in a run "
             "directory (docs/runs.md). Exit 0 when the gate passes, 1 when it fails, 2 on error."
         ),
     )
     p.add_argument("config", nargs="?", metavar="CONFIG", help="pipeline config YAML (`po-tui init` writes one)")
-    p.add_argument("--headless", action="store_true", help="no TUI: progress on stdout (rich on a terminal, plain lines otherwise)")
+    p.add_argument("--headless", action="store_true", help="no cockpit: progress on stdout (rich on a terminal, plain lines otherwise)")
     p.add_argument("--detach", action="store_true", help="with --headless: run in the background, print the run directory, exit")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR: unchanged finished jobs are skipped")
     p.add_argument("--retry-failed", action="store_true", help="with --resume: run the failed stage again and continue")
@@ -43,21 +45,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def prepare(args: argparse.Namespace):
     """(run_dir, config, resuming) — validating everything before a job starts."""
     from engine.pipeline.config import load_config
-    from engine.pipeline.manifest import live_engine, new_run_id, read_manifest, running_jobs
+    from engine.pipeline.launch import check_resumable
+    from engine.pipeline.manifest import new_run_id
     from engine.pipeline.runner import create_run
 
     if args.resume:
         run_dir = Path(args.resume)
-        if read_manifest(run_dir) is None:
-            raise InputError("no manifest.json: not a run directory", path=run_dir)
-        other = live_engine(run_dir)
-        if other is not None:
-            raise InputError(f"an engine (pid {other['pid']}) is already driving this run", path=run_dir)
-        orphans = running_jobs(run_dir, read_manifest(run_dir) or {})
-        if orphans:
-            job = orphans[0]
-            raise InputError(f"job {job['name']} (process group {job['pgid']}) is still running without its engine: "
-                             "let it finish or `po-tui cancel` the run first", path=run_dir)
+        check_resumable(run_dir)
         if args.config:
             raise InputError("resume uses the run's own config.yaml; edit it there to change settings", field="CONFIG")
         return run_dir, load_config(run_dir / "config.yaml"), True
@@ -71,19 +65,11 @@ def prepare(args: argparse.Namespace):
     return run_dir, config, False
 
 
-def detach(run_dir: Path, args: argparse.Namespace) -> int:
-    """Start the engine in its own session (it survives the terminal closing); print the run dir."""
-    from engine.pipeline.manifest import write_pidfile
+def cockpit(run_dir: Path) -> int:
+    """The TUI mode: the engine runs detached, the cockpit follows it and owns its controls."""
+    import importlib
 
-    argv = [sys.executable, "-m", "engine", "run", "--headless", "--resume", str(run_dir), "--engine-mode", "detached",
-            "--grace", str(args.grace)]
-    if args.retry_failed:
-        argv.append("--retry-failed")
-    with open(run_dir / "engine.log", "ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    write_pidfile(run_dir, proc.pid, "detached")
-    print(run_dir)
-    return EXIT_PASS
+    return int(importlib.import_module("po_tui.cli").run_owned(run_dir) or 0)
 
 
 def print_decisions(engine, out) -> None:
@@ -122,13 +108,20 @@ def run(args: argparse.Namespace) -> int:
 
     if args.detach and not args.headless:
         raise InputError("--detach needs --headless", field="--detach")
+    tui = not args.headless and sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+    if not args.headless and not tui:
+        print("po-tui run: no terminal for the cockpit: running headless")
     run_dir, config, resuming = prepare(args)
-    if args.detach:
+    if args.detach or tui:
+        from engine.pipeline.launch import spawn_engine
+
         if resuming:
             Engine(run_dir, config, resume=True, retry_failed=args.retry_failed).decisions()  # refuse before detaching
-        return detach(run_dir, args)
-    if not args.headless:
-        print("po-tui run: the TUI is not available yet (issue 8): running headless")
+        spawn_engine(run_dir, retry_failed=args.retry_failed, grace_s=args.grace)
+        if args.detach:
+            print(run_dir)
+            return EXIT_PASS
+        return cockpit(run_dir)
     engine = Engine(run_dir, config, resume=resuming, retry_failed=args.retry_failed, grace_s=args.grace,
                     mode=args.engine_mode or "headless")
     print(f"run directory: {run_dir}", flush=True)

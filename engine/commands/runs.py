@@ -18,11 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.core.inert import one_line
-from engine.runlog.state import RunState
 from engine.views import render
-from engine.views.rundir import list_run_dirs, read_engine, read_manifest
-from engine.views.snapshot import build, iso
-from engine.views.watch import RunWatcher
+from engine.views.runlist import list_runs
 
 FORMAT = "po-tui-runs/1"
 
@@ -37,39 +34,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("dir", metavar="DIR", nargs="?", default="runs", help="where the runs are (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=run)
-
-
-def summarize(run_dir: Path) -> dict[str, Any]:
-    """One row of the listing: the status document reduced to what tells runs apart.
-
-    A run with a manifest is summarized from it and engine.pid alone (a long run's event logs
-    can hold millions of events); without one, its event logs are folded.
-    """
-    manifest = read_manifest(run_dir)
-    run = RunState() if manifest is not None else RunWatcher(run_dir).refresh()
-    doc = build(run_dir, run, manifest, read_engine(run_dir))
-    created = doc["created_at"]
-    if created is None:
-        try:
-            created = iso(run_dir.stat().st_mtime)
-        except OSError:
-            created = None
-    return {
-        "run_id": doc["run_id"],
-        "created_at": created,
-        "state": doc["state"],
-        "stage": doc["current_stage"],
-        "gate": doc["gate"]["verdict"] if doc["gate"] else None,
-        "jobs": len(doc["jobs"]),
-        "path": str(run_dir),
-    }
-
-
-def list_runs(root: Path) -> list[dict[str, Any]]:
-    rows = [summarize(p) for p in list_run_dirs(root)]
-    # Newest first; ISO-8601 UTC strings sort as times. Ties (and unknown times) by path.
-    rows.sort(key=lambda r: (r["created_at"] or "", r["path"]), reverse=True)
-    return rows
 
 
 def run(args: argparse.Namespace) -> int:

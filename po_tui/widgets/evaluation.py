@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -79,6 +80,7 @@ class EvaluationPanel(Widget):
         self.shown_rows: list[EvalRow] = []
         self._last_error: str | None = None
         self._drawn = False
+        self._refreshing = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="eval-head")
@@ -95,9 +97,32 @@ class EvaluationPanel(Widget):
     def refresh_data(self) -> None:
         """Re-read the results that changed on disk and redraw; a problem becomes a notification."""
         try:
-            changed = self.table.refresh()
+            changed: bool | Exception = self.table.refresh()
         except Exception as exc:  # a view must never take the app down
-            self._notify_once(f"evaluation: {exc}")
+            changed = exc
+        self._after_refresh(changed)
+
+    def refresh_in_background(self) -> None:
+        """`refresh_data` with the file reads off the UI thread (the app's timer calls this).
+
+        One refresh at a time: a slow disk skips ticks instead of stacking threads.
+        """
+        if not self._refreshing:
+            self._refreshing = True
+            self._refresh_worker()
+
+    @work(thread=True, group="eval-refresh")
+    def _refresh_worker(self) -> None:
+        try:
+            changed: bool | Exception = self.table.refresh()
+        except Exception as exc:
+            changed = exc
+        self.app.call_from_thread(self._after_refresh, changed)
+
+    def _after_refresh(self, changed: bool | Exception) -> None:
+        self._refreshing = False
+        if isinstance(changed, Exception):
+            self._notify_once(f"evaluation: {changed}")
             return
         if self.table.warnings:
             self._notify_once("evaluation: " + self.table.warnings[0])

@@ -8,6 +8,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, ProgressBar, Static
 
 from engine.runlog.state import JobState
+from engine.views.controls import Controls
 from po_tui.model import CockpitModel
 from po_tui.widgets.text import STATE_STYLE, duration, inert
 
@@ -50,6 +51,21 @@ class PipelinePanel(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("", id="pipeline-headline")
         yield Static("", id="pipeline-errors")
+        yield Static("", id="pipeline-controls")
+
+    def show_controls(self, found: Controls) -> None:
+        """Which of cancel (c), resume (R) and retry (F) can work here; the others, grouped by why not."""
+        line = Text()
+        why_not: dict[str, list[str]] = {}
+        for key, name, control in (("c", "cancel", found.cancel), ("R", "resume", found.resume), ("F", "retry failed", found.retry)):
+            if control.ok:
+                line.append(("  " if line else "") + f"{key} {name}", style="bold")
+            else:
+                why_not.setdefault(control.why, []).append(name)
+        for why, names in why_not.items():
+            line.append(("  " if line else "") + f"{', '.join(names)}: ", style="dim")
+            line.append(inert(why, "dim", limit=100))
+        self.query_one("#pipeline-controls", Static).update(line)
 
     def show(self, model: CockpitModel, now: float) -> None:
         manifest = model.manifest or {}

@@ -65,10 +65,13 @@ class TeacherPanel(VerticalScroll):
                 counts = counts if isinstance(counts, dict) else {}
                 grid.add_row(inert(name, limit=40), Text(f"accepted {num(counts.get('accepted', 0))}  rejected {num(counts.get('rejected', 0))}"))
             parts.append(grid)
-        parts.append(Text(f"recent retries ({len(model.retries)})", style="bold"))
-        for retry in list(model.retries)[-8:]:
+        shown = list(model.retries)[-max(5, self.app.size.height - 30):]  # a taller terminal shows more of the log
+        parts.append(Text(f"recent retries (last {len(shown)} of {len(model.retries)} kept)" if len(shown) < len(model.retries)
+                          else f"recent retries ({len(shown)})", style="bold"))
+        for retry in shown:
             line = Text("  ")
-            line.append(inert(f"{retry.get('concept_id', '?')}/{retry.get('variant', '?')} attempt {retry.get('attempt', '?')}: ", limit=50))
+            line.append(inert(f"{retry.get('concept_id', '?')}/{retry.get('variant', '?')} attempt {retry.get('attempt', '?')}", limit=50))
+            line.append(": ")
             line.append(inert(retry.get("reason"), "bold", limit=30))
             if retry.get("detail") is not None:
                 line.append(" ")

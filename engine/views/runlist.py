@@ -1,0 +1,44 @@
+"""The run directories under a folder, newest first, one summary row each (`po-tui runs`, the cockpit's picker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.runlog.state import RunState
+from engine.views.rundir import list_run_dirs, read_engine, read_manifest
+from engine.views.snapshot import build, iso
+from engine.views.watch import RunWatcher
+
+
+def summarize(run_dir: Path) -> dict[str, Any]:
+    """One row of the listing: the status document reduced to what tells runs apart.
+
+    A run with a manifest is summarized from it and engine.pid alone (a long run's event logs
+    can hold millions of events); without one, its event logs are folded.
+    """
+    manifest = read_manifest(run_dir)
+    run = RunState() if manifest is not None else RunWatcher(run_dir).refresh()
+    doc = build(run_dir, run, manifest, read_engine(run_dir))
+    created = doc["created_at"]
+    if created is None:
+        try:
+            created = iso(run_dir.stat().st_mtime)
+        except OSError:
+            created = None
+    return {
+        "run_id": doc["run_id"],
+        "created_at": created,
+        "state": doc["state"],
+        "stage": doc["current_stage"],
+        "gate": doc["gate"]["verdict"] if doc["gate"] else None,
+        "jobs": len(doc["jobs"]),
+        "path": str(run_dir),
+    }
+
+
+def list_runs(root: Path) -> list[dict[str, Any]]:
+    rows = [summarize(p) for p in list_run_dirs(root)]
+    # Newest first; ISO-8601 UTC strings sort as times. Ties (and unknown times) by path.
+    rows.sort(key=lambda r: (r["created_at"] or "", r["path"]), reverse=True)
+    return rows
