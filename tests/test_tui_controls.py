@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -244,3 +245,68 @@ def test_no_color_makes_the_cockpit_monochrome(tmp_path, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     app = CockpitApp(finished_run(tmp_path / "run"))
     assert app.no_color and any(isinstance(f, Monochrome) for f in app._filters)
+
+
+def test_gate_panel_judges_with_the_runs_own_gates(tmp_path):
+    from po_tui.widgets.gate import gate_options, planned_gate_options
+
+    argv = ["gate", "b.json", "s.json", "--gates", "/x/pass.yaml", "--resamples", "500", "--seed", "3"]
+    assert gate_options(argv) == {"gates_file": "/x/pass.yaml", "resamples": 500, "seed": 3}
+    assert gate_options(["gate", "--preset", "seeds", "--seed"]) == {"preset": "seeds"}
+    assert planned_gate_options(tmp_path) == {}  # no config: the gate's defaults
+    (tmp_path / "config.yaml").write_text("gate:\n  gates: /x/pass.yaml\n  resamples: 200\n")
+    assert planned_gate_options(tmp_path) == {"gates_file": "/x/pass.yaml", "resamples": 200, "seed": 0}
+
+
+def test_run_without_a_terminal_runs_headless_with_a_note(tmp_path, capsys):
+    from engine.cli import main
+
+    bad = tmp_path / "concepts.jsonl"
+    bad.write_text("not json\n")
+    (tmp_path / "c.yaml").write_text(f"concepts:\n  file: {bad}\n")
+    assert main(["run", str(tmp_path / "c.yaml"), "--runs-dir", str(tmp_path / "runs")]) == 2  # the failed stage
+    out = capsys.readouterr().out
+    assert "no terminal for the cockpit: running headless" in out and "teacher: failed" in out
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+def test_attach_in_a_real_terminal_under_tmux(tmp_path, size):
+    """The real CLI in a tmux pane: every tab shows its data, keys work, q ends the process."""
+    run = finished_run(tmp_path / "run")
+    session = f"po-tui-test-{os.getpid()}-{size[0]}"
+    socket_name = f"po-tui-test-{os.getpid()}"
+    tmux = ["tmux", "-L", socket_name]
+    command = f"{sys.executable} -m engine attach {run}; echo EXITED=$?; sleep 30"
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command], check=True,
+                   env={**os.environ, "TERM": "xterm-256color"})
+
+    def pane() -> str:
+        return subprocess.run([*tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+    def wait(*words: str, timeout: float = 20.0) -> str:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            text = pane()
+            if all(w in text for w in words):
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"{words} not on screen:\n{pane()}")
+
+    try:
+        wait("gate PASS", "8/8 steps", "eval-student")
+        for key, words in (("2", ("3 / 8 target", "aligned")), ("3", ("train loss: last",)), ("4", ("POCON-0001", "tier means")),
+                           ("5", ("verdict PASS",)), ("6", ("teacher says hello",))):
+            subprocess.run([*tmux, "send-keys", "-t", session, key], check=True)
+            text = wait(*words)
+        assert "[bold red]boom[/]" in text  # the hostile log line shows literally
+        subprocess.run([*tmux, "send-keys", "-t", session, "4"], check=True)
+        subprocess.run([*tmux, "send-keys", "-t", session, "Enter"], check=True)
+        wait("baseline", "student", "score")
+        subprocess.run([*tmux, "send-keys", "-t", session, "Escape"], check=True)
+        time.sleep(0.5)  # an escape followed at once by a key reads as alt+key
+        wait("tier means")
+        subprocess.run([*tmux, "send-keys", "-t", session, "q"], check=True)
+        wait("EXITED=0")
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)

@@ -12,16 +12,25 @@ from textual.widgets import Static
 HELP = """po-tui cockpit: follows a run directory's event logs (the files are the source of truth).
 
 Keys
-  1-6        jump to a tab (Pipeline, Teacher, Training, Evaluation, Gate, Logs)
-  tab        move focus        ctrl+p  command palette (open report, cancel run, jump to tab)
-  r          open report.md    c       cancel the run (asks first)
-  ?          this help         q       quit (the run goes on)
+  1-6        jump to a tab (Pipeline, Teacher, Training, Evaluation, Gate, Logs) and focus it
+  tab        move focus        ctrl+p  command palette (report, cancel, resume, retry, tabs, "case POCON-…")
+  r          open report.md    c       cancel the run through its engine (asks first)
+  R          resume the run    F       resume, running the failed stage again
+  b          back to the runs list (when opened from `po-tui`)
+  ?          this help         q       quit (a run this cockpit started asks: leave it running or cancel)
+
+  Controls that cannot work here say why (Pipeline tab, palette): a run driven from another
+  host, an engine already driving it, nothing running, no config.yaml to resume from.
+
+Evaluation tab
+  enter      side-by-side diff of the case (n/p next/previous, u unified, esc back)
+  s / o      sort column / order         t / f   filter by tier / by status (ok, error)
 
 Tabs
   Pipeline   each job: state, progress, elapsed, ETA
   Teacher    accepted/attempted/rejected, rates, cost, score histogram, review statuses, retries
   Training   train and eval loss against step, learning rate, epoch, tokens/s, GPU memory
-  Evaluation per-case table and YAML diffs (when installed)
+  Evaluation per-case scores (teacher, baseline, student), delta, status; per-tier means; diffs
   Gate       each criterion: value, threshold, pass/fail; the ratio interval
   Logs       the tail of each job's stdout/stderr
 """

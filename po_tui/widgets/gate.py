@@ -22,14 +22,30 @@ from po_tui.widgets.text import inert, num
 
 
 def gate_options(argv: list[Any]) -> dict[str, Any]:
-    """The gate job's --preset / --gates from its manifest argv (so the panel judges alike)."""
+    """The gate job's --preset / --gates / --resamples / --seed from its manifest argv (so the panel judges alike)."""
     opts: dict[str, Any] = {}
-    for flag, key in (("--preset", "preset"), ("--gates", "gates_file")):
+    for flag, key, kind in (("--preset", "preset", str), ("--gates", "gates_file", str), ("--resamples", "resamples", int),
+                            ("--seed", "seed", int)):
         if flag in argv:
             i = argv.index(flag)
             if i + 1 < len(argv) and isinstance(argv[i + 1], str):
-                opts[key] = argv[i + 1]
+                try:
+                    opts[key] = kind(argv[i + 1])
+                except ValueError:
+                    pass
     return opts
+
+
+def planned_gate_options(run_dir: Path) -> dict[str, Any]:
+    """Before the gate job has an argv: the gates the run's config.yaml asks for (none: the defaults)."""
+    from engine.pipeline.config import load_config
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return {}
+    g = load_config(path).gate
+    opts: dict[str, Any] = {"gates_file": g.gates} if g.gates else {"preset": g.preset}
+    return {**opts, "resamples": g.resamples, "seed": g.seed}
 
 
 class GatePanel(VerticalScroll):
@@ -37,7 +53,7 @@ class GatePanel(VerticalScroll):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._pair: tuple[Path, Path] | None = None
+        self._key: tuple[Any, ...] | None = None
         self._verdict: dict[str, Any] | None = None
         self._error: str | None = None
 
@@ -47,16 +63,19 @@ class GatePanel(VerticalScroll):
     def show(self, model: CockpitModel, now: float) -> None:
         results = model.eval_results()
         baseline, student = results.get("eval-baseline"), results.get("eval-student")
-        if baseline is not None and student is not None and (baseline, student) != self._pair:
-            self._pair = (baseline, student)
-            self._compute(baseline, student, gate_options(list(model.manifest_job("gate").get("argv") or [])))
+        argv = model.manifest_job("gate").get("argv")
+        key = (baseline, student, tuple(argv) if isinstance(argv, list) else None)
+        if baseline is not None and student is not None and key != self._key:
+            self._key = key
+            self._compute(baseline, student, list(argv) if isinstance(argv, list) else None, model.run_dir)
         self._draw(model)
 
     @work(thread=True, exclusive=True, group="gate")
-    def _compute(self, baseline: Path, student: Path, opts: dict[str, Any]) -> None:
+    def _compute(self, baseline: Path, student: Path, argv: list[Any] | None, run_dir: Path) -> None:
         try:
             from engine.stages.gate import run_gate
 
+            opts = gate_options(argv) if argv is not None else planned_gate_options(run_dir)
             verdict = run_gate(baseline, student, **opts).as_dict()
             error = None
         except Exception as exc:  # a half-written or foreign results file: say so, keep going

@@ -34,8 +34,10 @@ class JobRow(Horizontal):
             bar.update(total=job.progress_total, progress=job.progress_done or 0)
         elif state in ("succeeded", "skipped"):
             bar.update(total=1, progress=1)
+        elif state == "running":
+            bar.update(total=None)  # busy, amount unknown: the bar pulses
         else:
-            bar.update(total=None)
+            bar.update(total=1, progress=0)  # pending, failed, cancelled: still, not busy
         done = ""
         if job.progress_done is not None:
             total = f"/{job.progress_total:g}" if job.progress_total else ""
