@@ -85,17 +85,24 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     console.print(Text(f"po-tui demo: run directory {run_dir}"))
     if not args.headless and sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
-        from engine.commands.run import cockpit
+        import importlib
+
         from engine.pipeline.launch import spawn_engine
+        from engine.pipeline.manifest import read_manifest
 
         spawn_engine(run_dir, mode="demo")  # detached: the cockpit follows it, quitting asks whether to stop it
-        return cockpit(run_dir)
-    engine = Engine(run_dir, config, mode="demo")
-    final = drive(engine, tty=sys.stdout.isatty())
+        if importlib.import_module("po_tui.cli").attach(run_dir, owned=True) == "detach":
+            return 0
+        manifest = read_manifest(run_dir) or {}
+        final = str(manifest.get("state"))
+    else:
+        engine = Engine(run_dir, config, mode="demo")
+        final = drive(engine, tty=sys.stdout.isatty())
+        manifest = engine.manifest
     state = RunState.from_run_dir(run_dir)
     console.print(state_table(state))
     console.print(Text(f"outputs and event logs: {run_dir}"))
-    gate = engine.manifest.get("gate") or {}
+    gate = manifest.get("gate") or {}
     if final != "succeeded":
         console.print(Text(f"po-tui demo: run {final}", style="bold red"))
         return 2 if final == "failed" else 130
