@@ -15,6 +15,7 @@ import sys
 import traceback
 from typing import Sequence
 
+from engine.commands import can_show_cockpit
 from engine.errors import InputError, StageFailed
 
 COMMANDS = ("score", "concepts", "teacher", "import", "prep", "train", "demo", "stats", "make-tiny-model", "export", "gate", "eval", "report", "status", "runs", "init", "run", "cancel", "attach")
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get("PO_TUI_DEBUG") == "1"
     if not getattr(args, "func", None):
-        if argv or not (sys.stdin.isatty() and sys.stdout.isatty()) or os.environ.get("TERM") == "dumb":
+        if argv or not can_show_cockpit():
             parser.print_help()
             return EXIT_USAGE
         return int(importlib.import_module("po_tui.cli").pick() or 0)  # `po-tui` alone: the runs picker

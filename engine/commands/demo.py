@@ -9,7 +9,6 @@ event logs as `po-tui run`, so `po-tui status` reads a demo like any run.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from engine.commands import can_show_cockpit
 from engine.pipeline.config import PipelineConfig, parse_config
 from engine.pipeline.headless import headline
 from engine.runlog.state import RunState
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     create_run(run_dir, config)
     console = Console(stderr=True)
     console.print(Text(f"po-tui demo: run directory {run_dir}"))
-    if not args.headless and sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+    if not args.headless and can_show_cockpit():
         import importlib
 
         from engine.pipeline.launch import spawn_engine

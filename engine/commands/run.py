@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from engine.commands import can_show_cockpit
 from engine.errors import InputError
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.detach and not args.headless:
         raise InputError("--detach needs --headless", field="--detach")
-    tui = not args.headless and sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+    tui = not args.headless and can_show_cockpit()
     if not args.headless and not tui:
         print("po-tui run: no terminal for the cockpit: running headless")
     run_dir, config, resuming = prepare(args)
