@@ -19,7 +19,13 @@ from engine.views.rundir import event_files, read_manifest
 LOG_STREAMS = ("stdout", "stderr")
 LOG_FIRST_READ = 64 << 10  # on attach, only the last 64 KiB of each log: the pane is a tail
 LOG_POLL_BYTES = 1 << 20
-MAX_BATCH_EVENTS = 20_000  # a finished run replays in slices of this many events
+# A finished run replays in slices of about this many events: each is one message, folded in
+# one go on the UI thread (some 2 us an event), so it bounds both that pause and what a message
+# holds in memory. bench/tui_ingest.py measures both (docs/BENCHMARKS.md).
+MAX_BATCH_EVENTS = 5_000
+# What one EventTail.poll reads at most: a slice overshoots MAX_BATCH_EVENTS by one such read
+# (some 1,900 events of 280 bytes; the EventTail default, 4 MiB, would be 15,000).
+TAIL_POLL_BYTES = 512 << 10
 
 
 @dataclass
@@ -81,7 +87,7 @@ class RunFeed:
         for path in event_files(self.run_dir):
             job = job_of_path(path)
             if job not in self.tails:
-                self.tails[job] = EventTail(path)
+                self.tails[job] = EventTail(path, max_bytes=TAIL_POLL_BYTES)
         slices: list[list[dict[str, Any]]] = []
         budget = MAX_BATCH_EVENTS
         for job, tail in self.tails.items():
@@ -96,8 +102,12 @@ class RunFeed:
                 if tail.at_eof:
                     break
             batch.more = batch.more or not tail.at_eof
-            slices.append(events)
-        batch.events = list(heapq.merge(*slices, key=lambda e: (e["ts"], e["seq"])))
+            if events:
+                slices.append(events)
+        if len(slices) == 1:  # one job wrote: its events are in order already
+            batch.events = slices[0]
+        else:
+            batch.events = list(heapq.merge(*slices, key=lambda e: (e["ts"], e["seq"])))
         for job in self.tails:
             for stream in LOG_STREAMS:
                 key = (job, stream)

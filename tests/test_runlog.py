@@ -313,6 +313,62 @@ def test_tail_skips_corrupt_middle_line_but_read_events_raises(tmp_path: Path) -
     assert f"{path}:2:" in str(info.value) and info.value.line == 2
 
 
+def _reference_parse(block: bytes) -> tuple[list[dict], list[int]]:
+    """What EventTail made of a block line by line, with json.loads, before its scanner path."""
+    events, corrupt = [], []
+    for n, raw in enumerate(block.split(b"\n")[:-1], 1):
+        if not raw.strip():
+            continue
+        try:
+            events.append(events_mod.check_event(json.loads(raw.decode("utf-8"))))
+        except (UnicodeDecodeError, ValueError):
+            corrupt.append(n)
+    return events, corrupt
+
+
+@pytest.mark.parametrize("bad_utf8", [False, True])
+def test_tail_scanner_path_reads_odd_lines_as_json_loads_does(tmp_path: Path, bad_utf8: bool) -> None:
+    odd = [
+        line(1, message="ünïcode ✓ \u2028 and an escaped \\n"),
+        b" " + line(2),  # leading blank: json.loads takes it
+        line(3).rstrip(b"\n") + b"\r\n",  # CRLF
+        b"\n", b"  \t \n", b"\xc2\xa0\n",  # empty, blank, a no-break space (not blank to bytes.strip)
+        b"\xef\xbb\xbf" + line(7),  # a BOM
+        line(8).rstrip(b"\n") + b" trailing\n",
+        b'{"v":1,"ts":NaN,"seq":9,"job":"j","type":"log","data":{"x":Infinity}}\n',  # json.loads takes NaN
+        b'{"v":1,"ts":1.0,"seq":true,"job":"j","type":"log","data":{}}\n',  # bool is no seq
+        b'{"v":1,"ts":1.0,"seq":11,"job":"j","type":"log"}\n',  # data may be absent
+        b'{"v":1,"ts":1.0,"seq":12,"job":"j","type":"log","data":[]}\n',
+        b'{"v":1,"ts":1.0,"seq":13,"job":"j","type":"log","data":{},"seq":14}\n',  # the last key wins
+        b"[1, 2]\n", b"42\n", b'"text"\n',
+    ]
+    if bad_utf8:
+        odd.append(b'{"v":1,"ts":1.0,"seq":15,"job":"j","type":"log","data":{"m":"\xff"}}\n')
+    block = line(0) + b"".join(odd) + line(16)
+    path = tmp_path / "j.events.jsonl"
+    path.write_bytes(block)
+    tail = EventTail(path)
+    got = tail.poll()
+    expected, corrupt = _reference_parse(block)
+    assert got == expected and list(tail.corrupt_lines) == corrupt and tail.corrupt_count == len(corrupt)
+    assert tail.line == block.count(b"\n") and tail.offset == len(block)
+    assert [e["seq"] for e in got][:3] == [0, 1, 2] and got[-1]["seq"] == 16
+
+
+def test_tail_subclass_deciding_what_a_line_is_still_gets_bytes(tmp_path: Path) -> None:
+    class Rows(EventTail):
+        @staticmethod
+        def _decode(raw: bytes) -> dict | None:
+            assert isinstance(raw, bytes)
+            row = json.loads(raw)
+            return row if isinstance(row, dict) else None
+
+    path = tmp_path / "cases.jsonl"
+    path.write_bytes(b'{"index": 0}\n[1]\n{"index": 1}\n')
+    tail = Rows(path)
+    assert tail.poll() == [{"index": 0}, {"index": 1}] and tail.corrupt_count == 1
+
+
 def test_read_events_envelope_errors_name_the_field(tmp_path: Path) -> None:
     path = tmp_path / "j.events.jsonl"
     path.write_bytes(line(0) + b'{"v":1,"ts":1.0,"job":"j","type":"log","data":{}}\n')

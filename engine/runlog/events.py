@@ -111,12 +111,27 @@ def is_known_type(name: str) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+_TS_TYPES = (float, int)
+
+
 def check_event(obj: Any) -> dict[str, Any]:
     """Return `obj` if it has the event envelope, else raise ValueError saying which field is off.
 
     Unknown types and newer `v` values are accepted: readers keep them as generic events so an
     old TUI can follow a newer stage.
     """
+    # Fast path, taken by every event a JSON decoder produced from a well-formed line (exact
+    # built-in types); anything else gets the full check below, which names the field.
+    if (
+        type(obj) is dict
+        and type(obj.get("job")) is str
+        and type(obj.get("type")) is str
+        and type(obj.get("seq")) is int
+        and type(obj.get("ts")) in _TS_TYPES
+        and type(obj.get("v")) is int
+        and type(obj.get("data")) is dict
+    ):
+        return obj
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
     for key, kinds in (("job", str), ("type", str), ("seq", int), ("ts", (int, float)), ("v", int)):

@@ -22,6 +22,9 @@ from engine.store.jsonl import TornLine, Warn, iter_jsonl
 POLL_BYTES = 4 << 20
 # Line numbers of damaged lines kept for display; the total is in `corrupt_count`.
 KEEP_CORRUPT = 100
+# The C scanner behind json.loads, called without its Python wrappers (a follower parses every
+# line of a busy log); json.loads stays the reference for every line it does not take as is.
+_SCAN = json.JSONDecoder().scan_once
 
 
 class EventTail:
@@ -116,17 +119,42 @@ class EventTail:
         events: list[dict[str, Any]] = []
         if not block:
             return events
-        for raw in block.split(b"\n")[:-1]:
+        lines: list[str] | list[bytes]
+        try:  # one decode for the whole block; a line of bad UTF-8 among them: bytes, line by line
+            lines = block.decode("utf-8").split("\n") if self._fast else block.split(b"\n")
+        except UnicodeDecodeError:
+            lines = block.split(b"\n")
+        lines.pop()  # what follows the last newline: nothing
+        scan = _SCAN
+        for raw in lines:
             self.line += 1
-            if not raw.strip():
-                continue
-            event = self._decode(raw)
+            event = None
+            if type(raw) is str:
+                # A well-formed line in one C call; whatever it does not take as is (whitespace
+                # around the object, damage, a bad envelope) goes the json.loads way below.
+                try:
+                    obj, end = scan(raw, 0)
+                    if end == len(raw):
+                        event = check_event(obj)
+                except (StopIteration, ValueError):
+                    pass
+                if event is None:
+                    raw = raw.encode("utf-8")  # the line's own bytes again
+            if event is None:
+                if not raw.strip():
+                    continue
+                event = self._decode(raw)
             if event is None:
                 self.corrupt_count += 1
                 self.corrupt_lines.append(self.line)
             else:
                 events.append(event)
         return events
+
+    @property
+    def _fast(self) -> bool:
+        """Whether lines may take the scanner path: not when a subclass decides what a line is."""
+        return type(self)._decode is EventTail._decode
 
     @staticmethod
     def _decode(raw: bytes) -> dict[str, Any] | None:
