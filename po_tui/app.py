@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -99,6 +100,8 @@ class CockpitApp(App[str | None]):
         self.clock = clock
         self._dirty = True
         self._pending_logs: list[tuple[str, str, str]] = []
+        self._folded = threading.Event()
+        self._folded.set()
         self.sub_title = self.run_dir.name  # the full path rarely fits in the header
 
     def compose(self) -> ComposeResult:
@@ -132,6 +135,9 @@ class CockpitApp(App[str | None]):
         worker = get_current_worker()
         feed = RunFeed(self.run_dir)
         while not worker.is_cancelled:
+            # At most one batch in flight: a UI thread held up never has slices piling up behind it.
+            if not self._folded.wait(timeout=1.0):
+                continue
             try:
                 batch = feed.poll()
             except Exception as exc:  # an unreadable file must cost a notice, not the app
@@ -139,12 +145,18 @@ class CockpitApp(App[str | None]):
                                       severity="error", markup=False)
                 batch = Batch()
             if batch:
+                self._folded.clear()
                 self.post_message(EventsBatch(batch))
             if not batch.more:
                 time.sleep(self.poll_s)
 
     def on_events_batch(self, message: EventsBatch) -> None:
-        batch = message.batch
+        try:
+            self._fold(message.batch)
+        finally:
+            self._folded.set()  # the worker may read the next slice
+
+    def _fold(self, batch: Batch) -> None:
         for job in batch.resets:
             self.model.reset_job(job)
         if batch.manifest is not None:
