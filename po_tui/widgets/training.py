@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Label, Sparkline, Static
@@ -28,6 +29,12 @@ class TrainingPanel(VerticalScroll):
         yield Sparkline([], id="loss-chart", summary_function=max)
         yield Label("", id="eval-loss-label")
         yield Sparkline([], id="eval-loss-chart", summary_function=max)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The two charts share the height the stats leave (3 rows each at least): a taller terminal, taller curves."""
+        rows = max(3, (event.size.height - 11) // 2)
+        for chart in self.query(Sparkline):
+            chart.styles.height = rows
 
     def show(self, model: CockpitModel, now: float) -> None:
         job = model.train_job()
