@@ -21,23 +21,6 @@ def attach(run_dir: str | Path, *, owned: bool = False, back: bool = False) -> s
     return result
 
 
-def run_owned(run_dir: str | Path) -> int:
-    """`po-tui run CONFIG`: the engine runs detached; the cockpit follows it. Exit code as headless runs."""
-    from engine.views.rundir import read_manifest
-
-    attach(run_dir, owned=True)
-    manifest = read_manifest(Path(run_dir)) or {}
-    state = manifest.get("state")
-    if state == "succeeded":
-        verdict = str((manifest.get("gate") or {}).get("verdict", "fail"))
-        print(f"run {run_dir}: succeeded; gate verdict {verdict.upper()}")
-        return 0 if verdict == "pass" else 1
-    if state in ("failed", "cancelled"):
-        print(f"run {run_dir}: {state}")
-        return 2 if state == "failed" else 130
-    return 0  # still going, detached
-
-
 def pick(roots: list[Path] | None = None) -> int:
     """`po-tui`: the runs picker, then the cockpit on the chosen run; `b` there comes back."""
     from po_tui.picker import RunsApp

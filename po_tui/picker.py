@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.core.inert import one_line
 from engine.errors import InputError
-from engine.views.runlist import list_runs
+from engine.views.runlist import list_runs, newest_first
 from po_tui.screens.newrun import NewRunScreen
 from po_tui.widgets.text import STATE_STYLE, inert
 
@@ -37,8 +37,7 @@ def gather(roots: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
             rows.extend(list_runs(root))
         except InputError as exc:
             problems.append(str(exc))
-    rows.sort(key=lambda r: (r["created_at"] or "", r["path"]), reverse=True)
-    return rows, problems
+    return newest_first(rows), problems
 
 
 class RunsApp(App[tuple[str, Path] | None]):

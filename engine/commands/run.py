@@ -67,10 +67,20 @@ def prepare(args: argparse.Namespace):
 
 
 def cockpit(run_dir: Path) -> int:
-    """The TUI mode: the engine runs detached, the cockpit follows it and owns its controls."""
+    """The TUI mode: the engine runs detached, the cockpit follows it and owns its controls.
+
+    Once the run has ended the exit code is the headless one; left running, 0.
+    """
     import importlib
 
-    return int(importlib.import_module("po_tui.cli").run_owned(run_dir) or 0)
+    from engine.pipeline.manifest import read_manifest
+
+    importlib.import_module("po_tui.cli").attach(run_dir, owned=True)
+    manifest = read_manifest(run_dir) or {}
+    final = str(manifest.get("state"))
+    if final in ("succeeded", "failed", "cancelled"):
+        return exit_code(run_dir, final, manifest)
+    return EXIT_PASS
 
 
 def print_decisions(engine, out) -> None:

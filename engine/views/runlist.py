@@ -38,7 +38,9 @@ def summarize(run_dir: Path) -> dict[str, Any]:
 
 
 def list_runs(root: Path) -> list[dict[str, Any]]:
-    rows = [summarize(p) for p in list_run_dirs(root)]
-    # Newest first; ISO-8601 UTC strings sort as times. Ties (and unknown times) by path.
-    rows.sort(key=lambda r: (r["created_at"] or "", r["path"]), reverse=True)
-    return rows
+    return newest_first([summarize(p) for p in list_run_dirs(root)])
+
+
+def newest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ISO-8601 UTC strings sort as times; ties (and unknown times) by path."""
+    return sorted(rows, key=lambda r: (r["created_at"] or "", r["path"]), reverse=True)

@@ -96,11 +96,14 @@ class EvaluationPanel(Widget):
 
     def refresh_data(self) -> None:
         """Re-read the results that changed on disk and redraw; a problem becomes a notification."""
+        self._after_refresh(self._read())
+
+    def _read(self) -> bool | Exception:
+        """Whether the table changed, or what went wrong (a view must never take the app down)."""
         try:
-            changed: bool | Exception = self.table.refresh()
-        except Exception as exc:  # a view must never take the app down
-            changed = exc
-        self._after_refresh(changed)
+            return self.table.refresh()
+        except Exception as exc:
+            return exc
 
     def refresh_in_background(self) -> None:
         """`refresh_data` with the file reads off the UI thread (the app's timer calls this).
@@ -113,11 +116,7 @@ class EvaluationPanel(Widget):
 
     @work(thread=True, group="eval-refresh")
     def _refresh_worker(self) -> None:
-        try:
-            changed: bool | Exception = self.table.refresh()
-        except Exception as exc:
-            changed = exc
-        self.app.call_from_thread(self._after_refresh, changed)
+        self.app.call_from_thread(self._after_refresh, self._read())
 
     def _after_refresh(self, changed: bool | Exception) -> None:
         self._refreshing = False
