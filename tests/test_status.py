@@ -268,13 +268,17 @@ def test_manifest_jobs_not_started_are_listed_and_a_dead_engine_makes_the_run_st
     assert f"engine pid {os.getpid()} alive" in out
 
 
-def test_a_torn_manifest_falls_back_to_the_event_logs(tmp_path, capsys):
+def test_a_torn_manifest_is_reported_as_damaged_not_read_from_the_event_logs(tmp_path, capsys):
+    # manifest.json is replaced atomically: a torn one was damaged by something else, and the
+    # event logs alone would show every planned job that has not started as "pending".
     run_dir = tmp_path / "r"
     run_dir.mkdir()
     (run_dir / "manifest.json").write_text('{"format": "po-tui-run/1", "run_id": "x", "sta')
     Log(run_dir, "concepts").start("concepts").finish(state="failed", exit_code=1)
-    doc = _doc(capsys, run_dir)
-    assert doc["manifest"] is False and doc["state"] == "failed" and doc["run_id"] == "r"
+    for args in ((), ("--json",)):
+        code, out, err = _status(capsys, str(run_dir), *args)
+        assert (code, out) == (2, "")
+        assert err.count("\n") == 1 and f"{run_dir / 'manifest.json'}:1: damaged run manifest: malformed JSON" in err
     # A manifest alone (a run being created) is a run directory too.
     (run_dir / "concepts.events.jsonl").unlink()
     (run_dir / "manifest.json").write_text(json.dumps({"run_id": "x", "state": "pending", "jobs": [{"name": "concepts"}]}))

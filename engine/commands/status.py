@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.live import Live
 
 from engine.views import render
-from engine.views.rundir import read_engine, read_manifest, require_run_dir
+from engine.views.rundir import load_manifest, read_engine, require_run_dir
 from engine.views.snapshot import build
 from engine.views.watch import RunWatcher
 
@@ -52,8 +52,12 @@ class Snapshotter:
         self.watcher = RunWatcher(run_dir)
 
     def __call__(self) -> dict[str, Any]:
+        # A damaged manifest is refused, not shown: without it every planned job would read as "pending".
+        manifest, damaged = load_manifest(self.run_dir)
+        if damaged is not None:
+            raise damaged
         run = self.watcher.refresh()
-        return build(self.run_dir, run, read_manifest(self.run_dir), read_engine(self.run_dir), damage=self.watcher.damage())
+        return build(self.run_dir, run, manifest, read_engine(self.run_dir), damage=self.watcher.damage())
 
 
 def ended(doc: dict[str, Any], quiet_since: float | None, now: float) -> bool:

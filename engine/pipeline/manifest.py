@@ -1,24 +1,76 @@
 """The run directory's shared files: manifest.json and engine.pid (docs/runs.md).
 
-Both are rewritten atomically, so `po-tui status` in another shell never reads half a file.
+Both are rewritten atomically, so `po-tui status` in another shell never reads half a file. A
+manifest that does not parse or does not have the documented shape was therefore damaged by
+something else; `read_manifest` is the one place that checks it, so `run --resume`, `cancel`,
+`status` and the engine all refuse it with the same located line instead of a traceback (or,
+worse, reading it as "pending").
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.configfile import validate
+from engine.errors import InputError
 from engine.store.atomic import atomic_write_json
+from engine.store.jsonfile import read_json_document
 
 FORMAT = "po-tui-run/1"
 MANIFEST = "manifest.json"
 PIDFILE = "engine.pid"
 RUN_STATES = ("pending", "running", "succeeded", "failed", "cancelled")
+DAMAGED = "damaged run manifest"
+
+
+class JobEntry(BaseModel):
+    """One job of manifest.json as the engine writes it (docs/runs.md); unknown fields are kept."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    name: str = Field(min_length=1)
+    stage: str | None = None
+    argv: list[str] | None = None
+    fingerprint: str | None = None
+    state: Literal["pending", "running", "succeeded", "failed", "cancelled", "skipped"] = "pending"
+    exit_code: int | None = None
+    pgid: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    skipped_reason: str | None = None
+    inputs: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    gate_summary: dict[str, Any] | None = None
+
+
+class Manifest(BaseModel):
+    """manifest.json: checked, never rewritten from the model (readers ignore unknown fields)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    format: Literal["po-tui-run/1"] = FORMAT
+    run_id: str | None = None
+    created_at: str | None = None
+    config: str | None = None
+    config_sha256: str | None = None
+    state: Literal["pending", "running", "succeeded", "failed", "cancelled"]
+    gate: dict[str, Any] | None = None
+    jobs: list[JobEntry]
+
+    @field_validator("jobs")
+    @classmethod
+    def _unique_names(cls, jobs: list[JobEntry]) -> list[JobEntry]:
+        seen: set[str] = set()
+        for job in jobs:
+            if job.name in seen:
+                raise ValueError(f"job {job.name!r} listed twice")
+            seen.add(job.name)
+        return jobs
 
 
 def utc_now() -> str:
@@ -31,10 +83,33 @@ def new_run_id() -> str:
 
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any] | None:
+    """The manifest as a dict, None when there is none; InputError (file, line or field) when damaged."""
+    path = Path(run_dir) / MANIFEST
     try:
-        return json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8"))
+        doc = read_json_document(path)
     except FileNotFoundError:
         return None
+    except InputError as exc:
+        exc.message = f"{DAMAGED}: {exc.message}"
+        raise
+    if not isinstance(doc, dict):
+        raise InputError(f"{DAMAGED}: a JSON {_json_kind(doc)}, expected an object", path=path)
+    try:
+        validate(Manifest, doc, path=path)
+    except InputError as exc:
+        exc.message = f"{DAMAGED}: {exc.message.removeprefix('Value error, ')}"
+        raise
+    return doc
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    return "null" if value is None else "number"
 
 
 def write_manifest(run_dir: str | Path, manifest: dict[str, Any]) -> None:
@@ -50,10 +125,13 @@ def write_pidfile(run_dir: str | Path, pid: int, mode: str) -> None:
 
 
 def read_pidfile(run_dir: str | Path) -> dict[str, Any] | None:
+    """engine.pid, or None when absent or unreadable: a pidfile that is not a JSON object names
+    no process, so no engine is known to drive the run (the manifest is what gets checked)."""
     try:
-        return json.loads((Path(run_dir) / PIDFILE).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+        doc = read_json_document(Path(run_dir) / PIDFILE)
+    except (FileNotFoundError, InputError):
         return None
+    return doc if isinstance(doc, dict) else None
 
 
 def remove_pidfile(run_dir: str | Path, pid: int) -> None:

@@ -17,7 +17,7 @@ from engine.core.inert import one_line
 
 STATE_STYLES = {
     "running": "bold cyan", "succeeded": "green", "failed": "bold red", "cancelled": "yellow",
-    "stale": "bold magenta", "pending": "dim", "skipped": "dim",
+    "stale": "bold magenta", "pending": "dim", "skipped": "dim", "damaged": "bold red",
 }
 VERDICT_STYLES = {"pass": "bold green", "fail": "bold red"}
 

@@ -1,21 +1,23 @@
 """What a run directory says besides its event logs: manifest.json and engine.pid, read leniently.
 
-Both files are rewritten while we read them, by another process, and may be missing (a run being
-created, an old demo run with event logs only) or half written; a view shows what it can and
-never fails on them. Only a path that is not a run directory at all is an InputError.
+Both files are rewritten while we read them, by another process (atomically), and may be missing
+(a run being created, an old demo run with event logs only) or damaged; a view shows what it can
+and never fails on them (`load_manifest` also says what is wrong with a damaged manifest). Only a
+path that is not a run directory at all is an InputError.
 """
 
 from __future__ import annotations
 
-import json
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
+from engine.pipeline.manifest import read_manifest as read_checked
 from engine.runlog.events import EVENTS_SUFFIX, list_event_files
 from engine.runlog.state import pid_alive
+from engine.store.jsonfile import read_json_document
 
 MANIFEST = "manifest.json"
 ENGINE_PID = "engine.pid"
@@ -41,8 +43,8 @@ def require_run_dir(path: str | Path) -> Path:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        doc = read_json_document(path)
+    except (FileNotFoundError, InputError):
         return None
     return doc if isinstance(doc, dict) else None
 
@@ -80,14 +82,21 @@ def read_engine(run_dir: Path) -> EngineInfo | None:
     return EngineInfo(pid, host, mode, started, alive)
 
 
+def load_manifest(run_dir: Path) -> tuple[dict[str, Any] | None, InputError | None]:
+    """(manifest, damage): the checked manifest, or None and why not when it is damaged.
+
+    The manifest is replaced atomically, so a damaged one stays damaged: a view that must not
+    fail (the cockpit, the runs list) shows it as such; `po-tui status` refuses it.
+    """
+    try:
+        return read_checked(run_dir), None
+    except InputError as exc:
+        return None, exc
+
+
 def read_manifest(run_dir: Path) -> dict[str, Any] | None:
-    """The manifest, or None when missing or torn (it is replaced atomically, but be lenient)."""
-    doc = _read_json(run_dir / MANIFEST)
-    if doc is None:
-        return None
-    jobs = doc.get("jobs")
-    doc["jobs"] = [j for j in jobs if isinstance(j, dict) and isinstance(j.get("name"), str)] if isinstance(jobs, list) else []
-    return doc
+    """The checked manifest, or None when missing or damaged (see load_manifest)."""
+    return load_manifest(run_dir)[0]
 
 
 def event_files(run_dir: Path) -> list[Path]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.runlog.state import RunState
-from engine.views.rundir import list_run_dirs, read_engine, read_manifest
+from engine.views.rundir import list_run_dirs, load_manifest, read_engine
 from engine.views.snapshot import build, iso
 from engine.views.watch import RunWatcher
 
@@ -15,11 +15,14 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     """One row of the listing: the status document reduced to what tells runs apart.
 
     A run with a manifest is summarized from it and engine.pid alone (a long run's event logs
-    can hold millions of events); without one, its event logs are folded.
+    can hold millions of events); without one, its event logs are folded; a damaged one shows as
+    state "damaged" (`po-tui status` says what is wrong).
     """
-    manifest = read_manifest(run_dir)
-    run = RunState() if manifest is not None else RunWatcher(run_dir).refresh()
+    manifest, damaged = load_manifest(run_dir)
+    run = RunState() if manifest is not None or damaged is not None else RunWatcher(run_dir).refresh()
     doc = build(run_dir, run, manifest, read_engine(run_dir))
+    if damaged is not None:  # one bad run must not hide the others, nor pass for "pending"
+        doc["state"], doc["current_stage"] = "damaged", None
     created = doc["created_at"]
     if created is None:
         try:
