@@ -75,6 +75,26 @@ ERROR_MATRIX = [
 ]
 
 
+# The status code decides first: a body saying the key is bad (as a proxy or an overloaded backend
+# may send with any status) makes only a 400 an auth error; 401/403 are auth whatever they say.
+BAD_KEY_TEXT = "API key not valid. Please pass a valid API key."
+STATUS_FIRST = [
+    pytest.param(error(503, message=BAD_KEY_TEXT, reason="API_KEY_INVALID", echo_key=True), SERVER_ERROR, 503, id="503-bad-key-body"),
+    pytest.param(error(500, message="API key expired. Please renew the API key.", echo_key=True), SERVER_ERROR, 500, id="500-expired-key-body"),
+    pytest.param(error(502, message="Incorrect API key provided", api_status="invalid_api_key"), SERVER_ERROR, 502, id="502-bad-key-body"),
+    pytest.param(error(504, message=BAD_KEY_TEXT), SERVER_ERROR, 504, id="504-bad-key-body"),
+    pytest.param(error(429, message=BAD_KEY_TEXT, reason="API_KEY_INVALID"), RATE_LIMITED, 429, id="429-bad-key-body"),
+    pytest.param(error(408, message=BAD_KEY_TEXT), TIMEOUT, 408, id="408-bad-key-body"),
+    pytest.param(error(404, message=BAD_KEY_TEXT), NOT_FOUND, 404, id="404-bad-key-body"),
+    pytest.param(error(422, message=BAD_KEY_TEXT), INVALID_REQUEST, 422, id="422-bad-key-body"),
+    pytest.param(error(400, message="API key expired. Please renew the API key.", echo_key=True), AUTH, 400, id="400-expired-key"),
+    pytest.param(error(400, message="Incorrect API key provided: sk-...", echo_key=True), AUTH, 400, id="400-incorrect-key"),
+    pytest.param(error(400, message="temperature must be at most 2"), INVALID_REQUEST, 400, id="400-plain"),
+    pytest.param(error(401, message="upstream said no"), AUTH, 401, id="401-any-body"),
+    pytest.param(error(403, message="Forbidden"), AUTH, 403, id="403-any-body"),
+]
+
+
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """A proxy from the environment would swallow requests meant for the local fakes."""
@@ -184,6 +204,15 @@ async def test_gemini_invalid_key_400_is_fatal_auth(gemini, gemini_server):
     gemini_server.push(error(400, reason="API_KEY_INVALID", message="API key not valid.", echo_key=True))
     exc = await _fails(gemini)
     assert (exc.kind, exc.status, exc.fatal) == (AUTH, 400, True)
+
+
+@pytest.mark.parametrize(("behaviour", "kind", "status"), STATUS_FIRST)
+async def test_gemini_error_class_is_decided_by_the_status_first(gemini, gemini_server, behaviour, kind, status):
+    gemini_server.push(behaviour)
+    exc = await _fails(gemini)
+    assert (exc.kind, exc.status) == (kind, status)
+    assert exc.retryable == (kind in {RATE_LIMITED, SERVER_ERROR, TIMEOUT})
+    assert exc.fatal == (kind in {AUTH, NOT_FOUND})
 
 
 async def test_gemini_slow_reply_times_out(gemini_server):
@@ -347,6 +376,21 @@ async def test_openai_http_errors(openai, openai_server, behaviour, kind, status
     exc = await _fails(openai)
     _assert_error(exc, kind, status, retry_after)
     assert openai_server.request_count == 1
+
+
+@pytest.mark.parametrize(("behaviour", "kind", "status"), STATUS_FIRST)
+async def test_openai_error_class_is_decided_by_the_status_first(openai, openai_server, behaviour, kind, status):
+    openai_server.push(behaviour)
+    exc = await _fails(openai)
+    assert (exc.kind, exc.status) == (kind, status)
+    assert exc.retryable == (kind in {RATE_LIMITED, SERVER_ERROR, TIMEOUT})
+    assert exc.fatal == (kind in {AUTH, NOT_FOUND})
+
+
+async def test_openai_invalid_api_key_code_on_a_400_is_fatal_auth(openai, openai_server):
+    openai_server.push(error(400, api_status="invalid_api_key", message="the request was refused", echo_key=True))
+    exc = await _fails(openai)
+    assert (exc.kind, exc.status, exc.fatal) == (AUTH, 400, True)
 
 
 async def test_openai_http_date_retry_after(openai, openai_server):

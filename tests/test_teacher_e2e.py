@@ -117,6 +117,22 @@ def test_missing_key_and_auth_failure_are_one_line_errors(tmp_path, concepts_fil
     assert_no_key_anywhere(tmp_path / "b", err)
 
 
+def test_a_5xx_or_429_saying_the_key_is_bad_is_retried_not_fatal(tmp_path, concepts_file, monkeypatch, capsys):
+    # The status decides: an overloaded backend (or a proxy) may say anything in a 503's body.
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    bad_key = "API key not valid. Please pass a valid API key."
+    script = [error(503, message=bad_key, reason="API_KEY_INVALID"), error(500, message=bad_key), error(429, message=bad_key, reason="API_KEY_INVALID")]
+    out = tmp_path / "out"
+    with FakeGemini(po_responder, script=script) as server:
+        code = main(["teacher", "--concepts", str(concepts_file(2)), "--out", str(out), "--base-url", server.url,
+                     "--concurrency", "1", "--backoff-base", "0.01", "--api-retries", "3"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert len(lines(out / "po_teacher_dataset.jsonl")) == 2 and "auth" not in err
+    kinds = [e["data"]["kind"] for e in read_events(out / "teacher.events.jsonl") if e["type"] == "provider_error"]
+    assert kinds == ["server_error", "server_error", "rate_limited"]
+
+
 def _teacher_cmd(concepts: Path, out: Path, url: str, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "engine", "teacher", "--concepts", str(concepts), "--out", str(out),

@@ -8,6 +8,7 @@ help and, when the server said so, after how long. The retry policy lives in the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Sequence
 
@@ -27,7 +28,7 @@ TIMEOUT = "timeout"
 CONNECTION = "connection"
 BAD_RESPONSE = "bad_response"  # unparseable body
 INVALID_REQUEST = "invalid_request"  # 400: this request will never work
-AUTH = "auth"  # 401/403: no request will work
+AUTH = "auth"  # 401/403, or 400 with a refused key: no request will work
 NOT_FOUND = "not_found"  # 404: model or endpoint unknown
 RETRYABLE_KINDS = frozenset({RATE_LIMITED, SERVER_ERROR, TIMEOUT, CONNECTION, BAD_RESPONSE})
 FATAL_KINDS = frozenset({AUTH, NOT_FOUND})  # stop the run: every request would fail the same way
@@ -127,15 +128,36 @@ def scrub(text: str, secrets: Sequence[str | None]) -> str:
     return text
 
 
-def kind_for_status(status: int) -> str:
+# What an error body says when the key itself is refused (Gemini: "API key not valid", "API key
+# expired"; OpenAI: "Incorrect API key provided", code invalid_api_key).
+_BAD_KEY = re.compile(
+    r"api[ _-]?key\b.{0,40}\b(not valid|invalid|incorrect|expired|revoked|disabled)"
+    r"|\b(invalid|incorrect|expired|revoked|bad)[ _-]+api[ _-]?key",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def mentions_bad_key(*texts: object) -> bool:
+    """Whether an error body says the API key was refused (one input to kind_for_status)."""
+    return any(isinstance(t, str) and _BAD_KEY.search(t) is not None for t in texts)
+
+
+def kind_for_status(status: int, *, bad_key: bool = False) -> str:
+    """The class of an HTTP error: the status code decides first, the body only refines a 400.
+
+    A 429 or a 5xx is retryable whatever its body says (a proxy or an overloaded backend can
+    wrap any text, "API key not valid" included, in a 503); only 401/403, or a 400 whose body
+    says the key was refused (`bad_key`, how the Gemini API answers a wrong key), stop the run
+    as an auth error.
+    """
     if status == 429:
         return RATE_LIMITED
     if status >= 500:
         return SERVER_ERROR
-    if status in (401, 403):
+    if status == 408:
+        return TIMEOUT
+    if status in (401, 403) or (status == 400 and bad_key):
         return AUTH
     if status == 404:
         return NOT_FOUND
-    if status == 408:
-        return TIMEOUT
     return INVALID_REQUEST

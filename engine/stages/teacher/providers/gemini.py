@@ -33,6 +33,7 @@ from engine.stages.teacher.providers.base import (
     Message,
     ProviderError,
     kind_for_status,
+    mentions_bad_key,
     parse_retry_after,
     scrub,
 )
@@ -218,7 +219,7 @@ class GeminiProvider:
         retry_after = parse_retry_after(_header(exc, "retry-after")) or _retry_delay(details)
         if code is None:
             return ProviderError(BAD_RESPONSE, message, retry_after_s=retry_after)
-        kind = AUTH if _is_bad_key(details, exc.message) else kind_for_status(code)
+        kind = kind_for_status(code, bad_key=_is_bad_key(details, exc.message))
         return ProviderError(kind, message, status=code, retry_after_s=retry_after)
 
     def _describe(self, what: str, exc: BaseException) -> str:
@@ -311,8 +312,9 @@ def _retry_delay(details: Any) -> float | None:
 
 
 def _is_bad_key(details: Any, message: str | None) -> bool:
-    """The Gemini API answers a wrong key with 400 INVALID_ARGUMENT; every request would fail."""
+    """Whether the body says the key was refused (the Gemini API answers a wrong key with 400
+    INVALID_ARGUMENT, reason API_KEY_INVALID); kind_for_status weighs it against the status."""
     for item in _error_details(details):
         if str(item.get("reason", "")).startswith("API_KEY_"):
             return True
-    return bool(message) and "API key not valid" in str(message)
+    return mentions_bad_key(message)

@@ -34,6 +34,7 @@ from engine.stages.teacher.providers.base import (
     Message,
     ProviderError,
     kind_for_status,
+    mentions_bad_key,
     parse_retry_after,
     scrub,
 )
@@ -174,7 +175,7 @@ class OpenAICompatProvider:
         status = response.status_code
         detail = _error_text(response) or response.reason_phrase or "HTTP error"
         return ProviderError(
-            kind_for_status(status),
+            kind_for_status(status, bad_key=mentions_bad_key(detail, _body_text(response))),
             self._clip(scrub(detail, self._secrets)),
             status=status,
             retry_after_s=_retry_after(response.headers),
@@ -239,6 +240,14 @@ def _error_text(response: Any) -> str:
         parts = [err.get("type") or err.get("code"), err.get("message")]
         return ": ".join(str(p) for p in parts if p)
     return str(err)
+
+
+def _body_text(response: Any) -> str:
+    """The raw error body (an error `code` such as invalid_api_key is not in `_error_text`)."""
+    try:
+        return str(response.text)[:4096]
+    except Exception:  # noqa: BLE001 - an undecodable body says nothing about the key
+        return ""
 
 
 def _retry_after(headers: Any) -> float | None:
