@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         args.job = args.job or settings.tag
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
-        with job_events(args, "eval") as events:
+        with job_events(args, "eval", resumed=prepared.resumed) as events:
             outcome = evaluate(prepared, events, on_case=_case_line(settings.tag), echo=_echo)
             if outcome.moved is not None:
                 _echo(f"--restart: the previous cases file was moved to {outcome.moved}")

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from engine.configfile import load_yaml_file, validate
 from engine.core.records import Concept, read_concept_list
-from engine.errors import InputError
+from engine.errors import InputError, StageFailed
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.teacher.pricing import PriceTable, load_prices
 from engine.stages.teacher.settings import DEFINING, PROVIDERS, TeacherSettings
@@ -273,9 +273,10 @@ def run(args: argparse.Namespace) -> int:
     prices = load_prices(settings.prices) if settings.prices else PriceTable()
     store = TeacherStore(args.out, warn=_warn)
     manifest = check_resume(store, settings, args)
+    resumed = store.exists()  # earlier answers or outcomes are picked up (check_resume required --resume)
     if not args.run_dir:
         args.run_dir = args.out  # standalone: the output directory is the run directory
-    with job_events(args, "teacher") as events:
+    with job_events(args, "teacher", resumed=resumed) as events:
         store.write_manifest(manifest)
         try:
             summary = asyncio.run(_generate(settings, concepts, store, events, prices))
@@ -290,4 +291,20 @@ def run(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt
         if summary.get("fatal_error"):
             raise InputError(f"{settings.provider}: {summary['fatal_error']}", field="provider")
+        if not summary["accepted"]:
+            # An empty dataset is no result: the stage fails with the reason (prep would only
+            # say the dataset is missing), and a resume retries what the provider failed.
+            raise StageFailed(nothing_accepted(summary))
     return 0
+
+
+def nothing_accepted(summary: dict[str, Any]) -> str:
+    """Why a teacher run ended without one accepted record, in one line."""
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary["reject_reasons"].items(), key=lambda kv: (-kv[1], kv[0])))
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(summary["provider_errors"].items(), key=lambda kv: (-kv[1], kv[0])))
+    why = f"no record accepted ({summary['stop_reason']}): {summary['rejected']} rejected"
+    why += f" ({reasons})" if reasons else ""
+    why += f"; provider errors: {errors}" if errors else ""
+    if any(k.startswith("provider_error") for k in summary["reject_reasons"]):
+        why += "; fix the provider, then resume with --resume --retry-errors (po-tui run --resume RUN --retry-failed)"
+    return why

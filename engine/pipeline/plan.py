@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.pipeline.config import PipelineConfig
+from engine.stages.teacher.store import TeacherStore
 
 # Files above this size (a local 7B base) are fingerprinted by size and mtime, not content:
 # hashing 15 GB on every resume would cost minutes.
@@ -106,8 +107,11 @@ def build_plan(config: PipelineConfig, run_dir: str | Path) -> list[Job]:
     def teacher_argv(cont: bool, redo: bool) -> list[str]:
         argv = ["teacher", "--config", cfg, "--concepts", concepts_path, "--out", str(r / "teacher")]
         # The teacher replays what it already paid for; on changed settings it refuses and says which.
-        if (r / "teacher" / "responses.jsonl").exists():
+        # Any earlier outcome counts (a run whose every call failed left rejects but no responses).
+        if TeacherStore(r / "teacher").exists():
             argv.append("--resume")
+        if cont or redo:
+            argv.append("--retry-errors")  # run again: ask what the provider failed last time
         return argv
 
     dataset = "teacher/po_teacher_dataset.jsonl"

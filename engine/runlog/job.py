@@ -43,12 +43,13 @@ class NullEvents:
 
 
 @contextlib.contextmanager
-def job_events(args: argparse.Namespace, stage: str) -> Iterator[Any]:
+def job_events(args: argparse.Namespace, stage: str, *, resumed: bool = False) -> Iterator[Any]:
+    """`resumed`: this attempt picks up earlier work (job_started.resumed, docs/events.md)."""
     run_dir = getattr(args, "run_dir", None)
     if not run_dir:
         yield NullEvents()
         return
     job = getattr(args, "job", None) or stage
     with EventWriter(events_path(run_dir, job), job) as writer:
-        with writer.running(stage, argv=list(sys.argv)):
+        with writer.running(stage, argv=list(sys.argv), resumed=resumed):
             yield writer

@@ -122,7 +122,8 @@ class TeacherRun:
         self.fatal: ProviderError | None = None
         self.tally = TeacherTally(target=settings.max_records)
         self.tally.accepted = len(self.resume.accepted)
-        self.tally.rejected = len(self.resume.rejected)
+        # Rejects that --retry-errors asks again are not counted twice.
+        self.tally.rejected = sum(self.resume.finished(k, retry_errors=settings.retry_errors) for k in self.resume.rejected)
         self.tally.cost_usd = self.resume.cost_usd
         self._last_stats = 0.0
         self._tasks: set[asyncio.Task] = set()
