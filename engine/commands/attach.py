@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from engine.commands import can_show_cockpit
+from engine.errors import InputError
 from engine.views.rundir import require_run_dir
 
 
@@ -25,6 +27,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     run_dir = require_run_dir(args.run_dir)
+    if not can_show_cockpit():
+        # Without a terminal the cockpit would wait for keys that never come (a pipe, nohup, CI).
+        raise InputError(f"the cockpit needs a terminal (stdin and stdout are not both a TTY, or TERM=dumb): "
+                         f"follow the run with `po-tui status --follow {run_dir}`")
     cockpit = importlib.import_module("po_tui.cli")
     cockpit.attach(run_dir)
     return 0
