@@ -148,3 +148,51 @@ def test_a_damaged_engine_pid_names_no_engine(tmp_path, capsys, content):
     assert doc["engine"] is None and doc["state"] == "pending"
     assert main(["cancel", str(run_dir), "--wait", "0"]) == 0
     assert "no live engine" in capsys.readouterr().out
+
+
+# --- the teacher's own run record, teacher_run.json: the same class of damage --------------------
+
+TEACHER_DAMAGE = [
+    pytest.param(b"\x89PNG\r\n\x1a\n\x00\xff", "not UTF-8 text (byte 0x89 at offset 0)", id="binary"),
+    pytest.param(b'{"segments": [', "malformed JSON", id="truncated"),
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, "nested too deeply", id="nested-100000"),
+    pytest.param(b'["segment"]', "expected a JSON object", id="list"),
+    pytest.param(b'{"segments": "one"}', "segments: damaged teacher run record", id="segments-string"),
+    pytest.param(b'{"segments": [], "fingerprint": "abc"}', "fingerprint: damaged teacher run record", id="fingerprint-string"),
+    pytest.param(b'{"segments": [], "rescores": 3}', "rescores: damaged teacher run record", id="rescores-int"),
+]
+
+
+@pytest.fixture(scope="module")
+def teacher_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from engine.stages.concepts import generate_concepts
+    from engine.store.atomic import atomic_write_jsonl
+
+    root = tmp_path_factory.mktemp("teacher")
+    concepts = atomic_write_jsonl(root / "concepts.jsonl", generate_concepts(2, 4))
+    assert main(["teacher", "--concepts", str(concepts), "--out", str(root / "out"), "--provider", "synthetic",
+                 "--synthetic-defect-rate", "0", "--synthetic-low-quality-rate", "0"]) == 0
+    return root
+
+
+@pytest.mark.parametrize("mode", ["resume", "rescore"])
+@pytest.mark.parametrize("content,named", TEACHER_DAMAGE)
+def test_a_damaged_teacher_run_record_is_one_located_line_exit_2_and_nothing_written(tmp_path, capsys, teacher_out, content, named, mode):
+    import shutil
+
+    root = tmp_path / "t"
+    shutil.copytree(teacher_out, root)
+    record = root / "out" / "teacher_run.json"
+    record.write_bytes(content)
+    capsys.readouterr()
+    before = _tree(root)
+    if mode == "resume":
+        argv = ["teacher", "--concepts", str(root / "concepts.jsonl"), "--out", str(root / "out"), "--provider", "synthetic", "--resume"]
+    else:
+        argv = ["teacher", "--rescore", "--out", str(root / "out"), "--provider", "synthetic"]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"po-tui teacher: error: {record}") and named in err and "damaged teacher run record" in err
+    assert _tree(root) == before

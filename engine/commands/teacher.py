@@ -158,7 +158,7 @@ def check_resume(store: TeacherStore, settings: TeacherSettings, args: argparse.
             )
     manifest["fingerprint"] = current
     manifest["settings"] = settings.model_dump(mode="json")
-    manifest["segments"].append({"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **current, "allow_change": bool(args.allow_change)})
+    manifest.setdefault("segments", []).append({"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **current, "allow_change": bool(args.allow_change)})
     return manifest
 
 

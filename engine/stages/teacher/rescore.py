@@ -24,6 +24,7 @@ def rescore(out_dir: str, *, metric: str, min_score: float, warn: Callable[[str]
     if not store.responses_path.exists():
         raise InputError("no responses.jsonl here: nothing to rescore", path=store.responses_path)
     state = store.load()
+    manifest = store.read_manifest() or {"version": 1, "segments": []}  # refused before anything moves
     accepted: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     for (concept_id, variant), rows in state.responses.items():
@@ -56,7 +57,6 @@ def rescore(out_dir: str, *, metric: str, min_score: float, warn: Callable[[str]
             os.replace(path, path.with_name(f"{path.name}.before-rescore-{stamp}"))
     atomic_write_jsonl(store.dataset_path, accepted)
     atomic_write_jsonl(store.rejects_path, rejected)
-    manifest = store.read_manifest() or {"version": 1, "segments": []}
     manifest.setdefault("rescores", []).append({"at": stamp, "metric": metric, "min_score": min_score})
     fingerprint = dict(manifest.get("fingerprint") or {})
     fingerprint.update(metric=metric, min_score=min_score)

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.configfile import validate
+from engine.errors import InputError
 from engine.store.atomic import atomic_write_json
+from engine.store.jsonfile import read_json_document
 from engine.store.jsonl import JsonlAppender, iter_jsonl
 
 DATASET = "po_teacher_dataset.jsonl"
@@ -25,6 +30,18 @@ RESPONSES = "responses.jsonl"
 MANIFEST = "teacher_run.json"
 
 Key = tuple[str, int]
+DAMAGED = "damaged teacher run record"
+
+
+class RunRecord(BaseModel):
+    """The parts of teacher_run.json that resume reads and appends to (others are kept as they are)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    segments: list[dict[str, Any]] = Field(default_factory=list)
+    fingerprint: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    rescores: list[dict[str, Any]] = Field(default_factory=list)
 
 
 def key_of(record: dict[str, Any]) -> Key:
@@ -109,11 +126,23 @@ class TeacherStore:
         self._appender(self.rejects_path).write(row)
 
     def read_manifest(self) -> dict[str, Any] | None:
-        if not self.manifest_path.exists():
+        """teacher_run.json, None when absent; InputError naming the file when damaged (it is
+        written atomically, so a bad one was damaged by something else: refused, not overwritten)."""
+        try:
+            doc = read_json_document(self.manifest_path)
+        except FileNotFoundError:
             return None
-        import json
-
-        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except InputError as exc:
+            exc.message = f"{DAMAGED}: {exc.message}"
+            raise
+        if not isinstance(doc, dict):
+            raise InputError(f"{DAMAGED}: expected a JSON object", path=self.manifest_path)
+        try:
+            validate(RunRecord, doc, path=self.manifest_path)
+        except InputError as exc:
+            exc.message = f"{DAMAGED}: {exc.message}"
+            raise
+        return doc
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
