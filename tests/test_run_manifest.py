@@ -196,3 +196,14 @@ def test_a_damaged_teacher_run_record_is_one_located_line_exit_2_and_nothing_wri
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"po-tui teacher: error: {record}") and named in err and "damaged teacher run record" in err
     assert _tree(root) == before
+
+
+def test_the_cockpit_controls_say_the_manifest_is_damaged(tmp_path, good_manifest):
+    from engine.views.controls import controls
+
+    run_dir = _damaged_run(tmp_path, good_manifest, _set(("jobs", 1, "state"), 3))
+    found = controls(run_dir, None)
+    for control in (found.cancel, found.resume, found.retry):
+        assert not control.ok and "manifest.json: jobs.1.state: damaged run manifest" in control.why
+    (run_dir / "manifest.json").unlink()
+    assert controls(run_dir, None).resume.why.startswith("no manifest.json")

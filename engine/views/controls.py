@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.pipeline.manifest import running_jobs
-from engine.views.rundir import read_engine
+from engine.views.rundir import load_manifest, read_engine
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ class Controls:
 def controls(run_dir: str | Path, manifest: dict[str, Any] | None) -> Controls:
     run_dir = Path(run_dir)
     if manifest is None:
-        no = Control(False, "no manifest.json: this run was not started by `po-tui run` (read-only)")
+        damaged = load_manifest(run_dir)[1]
+        why = f"{damaged} (read-only)" if damaged else "no manifest.json: this run was not started by `po-tui run` (read-only)"
+        no = Control(False, why)
         return Controls(no, no, no)
     state = str(manifest.get("state") or "pending")
     engine = read_engine(run_dir)
