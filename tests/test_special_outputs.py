@@ -140,6 +140,11 @@ def test_a_chain_of_links_and_a_dangling_link(tmp_path):
     (tmp_path / "dangling").symlink_to(tmp_path / "created.txt")
     atomic_write_text(tmp_path / "dangling", "made")
     assert (tmp_path / "dangling").is_symlink() and (tmp_path / "created.txt").read_text() == "made"
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    with pytest.raises(InputError, match="loop"):
+        atomic_write_text(tmp_path / "loop1", "x")
+    assert (tmp_path / "loop1").is_symlink() and (tmp_path / "loop2").is_symlink()
 
 
 def _unix_socket(path: Path) -> socket.socket:

@@ -92,14 +92,17 @@ def _target(path: Path) -> tuple[Path, bool]:
     """(the path to write, whether it is a stream); raises InputError for a target never replaced."""
     try:
         mode = os.stat(path).st_mode  # follows links, /proc's /dev/stdout magic links included
-    except FileNotFoundError:
+    except OSError:  # absent; or unreachable (a file as a folder, a link loop): the write says why
         mode = None
     if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
         return path, True
     if mode is not None and not stat.S_ISREG(mode):
         raise _refuse(path, mode)
     if os.path.islink(path):  # a link (possibly dangling): replace what it points at
-        return Path(os.path.realpath(path)), False
+        real = Path(os.path.realpath(path))
+        if os.path.islink(real):
+            raise InputError("is a symlink that leads nowhere (a loop): refusing to replace it", path=path)
+        return real, False
     return path, False
 
 
