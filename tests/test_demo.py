@@ -48,8 +48,13 @@ def test_demo_runs_stages_as_jobs_with_event_logs(tmp_path):
 
 def test_stage_failure_is_recorded_in_its_event_log(tmp_path):
     run_dir = tmp_path / "run"
-    code = main(["concepts", "--count", "3", "-o", str(tmp_path), "--run-dir", str(run_dir)])
-    assert code == 2  # the output path is a directory: bad input
+    # A directory as the output is refused up front: nothing written, not even the event log.
+    assert main(["concepts", "--count", "3", "-o", str(tmp_path), "--run-dir", str(run_dir)]) == 2
+    assert not run_dir.exists()
+    # A failure found only when writing (a file where a folder should be) is in the job's log.
+    (tmp_path / "file").write_text("x")
+    code = main(["concepts", "--count", "3", "-o", str(tmp_path / "file" / "c.jsonl"), "--run-dir", str(run_dir)])
+    assert code == 2
     job = RunState.from_run_dir(run_dir).jobs["concepts"]
     assert job.state == "failed" and job.exit_code == 2
     assert "cannot write" in job.errors[-1]["message"]

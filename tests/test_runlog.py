@@ -112,7 +112,7 @@ def test_reopen_after_torn_tail_continues_seq(tmp_path: Path) -> None:
 def test_second_writer_on_same_file_is_refused(tmp_path: Path) -> None:
     path = events_path(tmp_path, "j")
     with EventWriter(path, "j"):
-        with pytest.raises(RuntimeError, match="another writer"):
+        with pytest.raises(InputError, match="in use by"):
             EventWriter(path, "j")
     EventWriter(path, "j").close()  # free again once closed
 

@@ -14,7 +14,7 @@ from collections import Counter
 from engine.errors import InputError
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.concepts import TIERS, generate_concepts, normalize_tiers
-from engine.store.atomic import atomic_write_jsonl
+from engine.store.atomic import atomic_write_jsonl, check_output
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -64,6 +64,8 @@ def _validated(args: argparse.Namespace) -> tuple[int, int, tuple[str, ...], flo
         tiers = normalize_tiers(str(args.tiers).split(","))
     except ValueError as exc:
         raise InputError(str(exc), field="--tiers") from None
+    if args.output not in (None, "-"):
+        check_output(args.output)
     return args.count, args.seed, tiers, rate, args.start_index
 
 

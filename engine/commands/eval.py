@@ -12,6 +12,7 @@ from engine.configfile import validate
 from engine.errors import InputError, StageFailed
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.eval.settings import PROVIDERS, EvalSettings
+from engine.store.lock import output_lock
 
 # flag -> settings field; defaults live in EvalSettings (flags default to None).
 FLAGS: list[tuple[str, dict[str, Any]]] = [
@@ -164,9 +165,16 @@ def _sigterm(_signum: int, _frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    # One writer per results directory, held from before the cases file is read until the end;
+    # taken before the event log is opened, so a refused second eval writes nothing.
+    with output_lock(settings.out, stage="eval"):
+        return _run_locked(args, settings)
+
+
+def _run_locked(args: argparse.Namespace, settings: EvalSettings) -> int:
     from engine.stages.eval.stage import evaluate, prepare
 
-    settings = settings_from(args)
     prepared = prepare(settings, warn=_warn)  # every bad-input error happens here; nothing is written
     if not args.run_dir:  # standalone: the events go beside the results, one log per tag
         args.run_dir = settings.out

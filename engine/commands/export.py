@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from engine.runlog.job import add_job_args, job_events
+from engine.store.lock import output_lock
 from engine.stages.export import (
     CHAT_MODES,
     DEFAULT_DTYPE,
@@ -122,7 +124,9 @@ def run_merge(args: argparse.Namespace) -> int:
     check_dtype(args.dtype)
     check_merge_out(args.out)
     start = time.monotonic()
-    with job_events(args, "export-merge") as events:
+    # One merge into a folder at a time; the lock sits beside the folder, which must stay new or
+    # empty until the merged model replaces it whole. Taken before the event log is opened.
+    with output_lock(Path(args.out).expanduser(), stage="export merge", beside=True), job_events(args, "export-merge") as events:
         path = merge_adapter(args.adapter, args.base_model, args.out, dtype=args.dtype, warn=_warner("merge"))
         events.artifact(str(path), "model")
         events.summary.update(base_model=args.base_model, dtype=args.dtype)
@@ -134,6 +138,11 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def run_ollama(args: argparse.Namespace) -> int:
+    with output_lock(Path(args.out).expanduser(), stage="export ollama"):
+        return _write_ollama(args)
+
+
+def _write_ollama(args: argparse.Namespace) -> int:
     path = write_modelfile(
         args.adapter,
         args.base_model,

@@ -9,7 +9,7 @@ from collections import Counter
 from engine.core.metric import DEFAULT_METRIC, METRICS
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.importer import import_records
-from engine.store.atomic import atomic_write_jsonl
+from engine.store.atomic import atomic_write_jsonl, check_output
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         sys.stderr.write(f"po-tui import: warning: {message}\n")
 
+    check_output(args.out)  # before any work: a directory or socket as OUT is refused, not replaced
     with job_events(args, "import") as events:
         kind, records = import_records(args.file, metric=args.metric, warn=warn)
         atomic_write_jsonl(args.out, records)

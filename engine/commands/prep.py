@@ -9,6 +9,7 @@ from engine.core.metric import DEFAULT_METRIC, METRICS
 from engine.errors import InputError
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.prep import FORMATS, STRATA_KEYS, PrepOptions, parse_map_status, prepare
+from engine.store.lock import output_lock
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -106,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         sys.stderr.write(f"po-tui prep: warning: {message}\n")
 
-    with job_events(args, "prep") as events:
+    # One writer per output directory, taken before the event log is opened.
+    with output_lock(args.out, stage="prep"), job_events(args, "prep") as events:
         report = prepare(args.teacher, args.out, opts, warn=warn)
         events.summary.update(records=report["records"], **report["outcomes"])
     for line in report_lines(report):

@@ -17,7 +17,7 @@ from engine.runlog.job import add_job_args, job_events
 from engine.stages.gate import load_gates
 from engine.stages.report.build import DEFAULT_TOP, build_report
 from engine.stages.report.inputs import collect
-from engine.store.atomic import atomic_write_text
+from engine.store.atomic import atomic_write_text, check_output, is_stream
 
 
 def _count(text: str) -> int:
@@ -77,10 +77,13 @@ def run(args: argparse.Namespace) -> int:
     out = _out_path(args, run_dir)  # checked before any work
     if out is not None and out.is_dir():
         raise InputError("is a directory, expected a file name", path=out, field="-o/--out")
+    if out is not None:
+        check_output(out)  # a socket or block device is refused before any plot is written beside it
     with job_events(args, "report") as events:
         inputs = collect(args.paths, rescore=args.rescore, concepts_path=args.concepts, train_dir=args.train)
         report = build_report(
-            inputs, spec, out=out, plots=not args.no_plots, top=args.top, resamples=args.resamples, seed=args.seed
+            # A device or FIFO as -o (/dev/null, a pipe) has no folder for plots to sit beside.
+            inputs, spec, out=out, plots=not args.no_plots and not (out is not None and is_stream(out)), top=args.top, resamples=args.resamples, seed=args.seed
         )
         if out is None:
             sys.stdout.write(report.markdown)

@@ -11,7 +11,7 @@ from engine.core.records import read_concepts, read_samples
 from engine.core.scoring import ScoreSummary, score_sample, summarize
 from engine.errors import InputError
 from engine.runlog.job import add_job_args, job_events
-from engine.store.atomic import atomic_write_jsonl
+from engine.store.atomic import atomic_write_jsonl, check_output
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -72,6 +72,8 @@ def format_summary(summary: ScoreSummary, metric: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out:
+        check_output(args.out)  # before any work: a directory or socket as OUT is refused, not replaced
     with job_events(args, "score") as events:
         concepts = read_concepts(args.concepts, warn=_warn) if args.concepts else None
         kind, samples = read_samples(args.file, concepts=concepts, warn=_warn)

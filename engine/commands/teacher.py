@@ -22,6 +22,7 @@ from engine.stages.teacher.pricing import PriceTable, load_prices
 from engine.stages.teacher.settings import DEFINING, PROVIDERS, TeacherSettings
 from engine.stages.teacher.store import TeacherStore
 from engine.stages.teacher.tally import TeacherTally
+from engine.store.lock import output_lock
 
 # CLI flag -> settings field (the flags default to None: only what the user typed overrides config).
 FLAGS: list[tuple[str, dict[str, Any]]] = [
@@ -260,7 +261,8 @@ def run(args: argparse.Namespace) -> int:
         from engine.stages.teacher.rescore import rescore
 
         settings = settings_from(args)
-        result = rescore(args.out, metric=settings.metric, min_score=settings.min_score, warn=_warn)
+        with output_lock(args.out, stage="teacher --rescore"):
+            result = rescore(args.out, metric=settings.metric, min_score=settings.min_score, warn=_warn)
         sys.stderr.write(
             f"po-tui teacher --rescore: {result['samples']} samples from {result['responses']} stored answers -> "
             f"{result['accepted']} accepted, {result['rejected']} rejected ({settings.metric}, min-score {settings.min_score:.2f})\n"
@@ -271,11 +273,18 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     concepts = concept_list(args.concepts)
     prices = load_prices(settings.prices) if settings.prices else PriceTable()
+    if not args.run_dir:
+        args.run_dir = args.out  # standalone: the output directory is the run directory
+    # One writer per output directory, from before its state is read until the last record is
+    # written; taken before the event log is opened, so a refused second run writes nothing.
+    with output_lock(args.out, stage="teacher"):
+        return _generate_locked(args, settings, concepts, prices)
+
+
+def _generate_locked(args: argparse.Namespace, settings: TeacherSettings, concepts, prices: PriceTable) -> int:
     store = TeacherStore(args.out, warn=_warn)
     manifest = check_resume(store, settings, args)
     resumed = store.exists()  # earlier answers or outcomes are picked up (check_resume required --resume)
-    if not args.run_dir:
-        args.run_dir = args.out  # standalone: the output directory is the run directory
     with job_events(args, "teacher", resumed=resumed) as events:
         store.write_manifest(manifest)
         try:

@@ -9,6 +9,7 @@ from typing import Any
 from engine.configfile import load_yaml_file, validate
 from engine.errors import InputError
 from engine.stages.train.settings import TrainSettings
+from engine.store.lock import output_lock
 
 # flag -> settings field; flags default to None so only what the user typed overrides the config.
 FLAGS: list[tuple[str, dict[str, Any]]] = [
@@ -97,10 +98,13 @@ def run(args: argparse.Namespace) -> int:
     from engine.stages.train.worker import run_worker
 
     settings = settings_from(args)
-    check_inputs(settings)  # everything that can fail does so before a model is loaded
-    if settings.world_size > 1:
-        return launch(settings)
-    info = run_worker(settings, echo=sys.stderr)
+    # One writer per output directory, held by this (launching) process for the whole run, from
+    # before the checkpoints are looked at; torchrun's ranks do not inherit it and never take it.
+    with output_lock(settings.out, stage="train"):
+        check_inputs(settings)  # everything that can fail does so before a model is loaded
+        if settings.world_size > 1:
+            return launch(settings)
+        info = run_worker(settings, echo=sys.stderr)
     loss = info["loss"]
     sys.stderr.write(
         f"po-tui train: {info['steps']} steps in {info['duration_s']:.1f}s on {info['hardware']}; "

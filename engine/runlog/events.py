@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from engine.errors import InputError, StageFailed
 from engine.store.jsonl import JsonlAppender, Warn
+from engine.store.lock import lock_open_file
 
 SCHEMA_VERSION = 1
 EVENTS_SUFFIX = ".events.jsonl"
@@ -339,10 +340,20 @@ def last_seq(path: str | Path) -> int | None:
     return None
 
 
-try:  # One writer per file: a second one would interleave seq numbers.
-    import fcntl as _fcntl
-except ImportError:  # pragma: no cover - not on Windows
-    _fcntl = None  # type: ignore[assignment]
+def log_holder(path: str | Path) -> str | None:
+    """Who writes an event log: 'po-tui STAGE, pid N on host H' from its last job_started, if any."""
+    try:
+        for raw in _reverse_lines(Path(path)):
+            try:
+                obj = json.loads(raw) if raw.strip() else None
+            except (UnicodeDecodeError, ValueError):
+                continue
+            if isinstance(obj, dict) and obj.get("type") == "job_started" and isinstance(obj.get("data"), dict):
+                data = obj["data"]
+                return f"po-tui {data.get('stage') or obj.get('job')}, pid {data.get('pid')} on host {data.get('host')}"
+    except OSError:
+        return None
+    return None
 
 
 class EventWriter:
@@ -351,7 +362,7 @@ class EventWriter:
     Reopening an existing file continues its `seq`, so a resumed job appends to the same log.
     Payloads are redacted and checked before anything is written: a bad payload raises
     ValueError and leaves the file untouched. A second writer on the same file (another process
-    still running the job) is refused with RuntimeError.
+    still running the job) is refused with a one-line InputError naming the holder's pid and host.
     """
 
     def __init__(
@@ -388,15 +399,14 @@ class EventWriter:
     def _take_file_lock(self) -> Any:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "ab")
-        if _fcntl is None:
-            return fh
         try:
-            _fcntl.flock(fh.fileno(), _fcntl.LOCK_EX | _fcntl.LOCK_NB)
-        except BlockingIOError:
+            lock_open_file(
+                fh.fileno(), self.path, holder=lambda: log_holder(self.path),
+                advice="one process writes an event log at a time; wait for it to end, or give another --run-dir or --job",
+            )
+        except BaseException:
             fh.close()
-            raise RuntimeError(f"{self.path}: another writer has this event log open") from None
-        except OSError:
-            pass  # a filesystem without flock: carry on unguarded
+            raise
         return fh
 
     def _release_file_lock(self) -> None:

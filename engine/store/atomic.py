@@ -1,12 +1,25 @@
-"""Whole-file outputs: write a temp file beside the target, fsync, rename. Readers never see half a file."""
+"""Whole-file outputs: write a temp file beside the target, fsync, rename. Readers never see half a file.
+
+Every whole-file output goes through here, including the ones a user names with `-o`, so this is
+also where a target that is not a plain file is dealt with (never by replacing it):
+- a symlink is followed and its final target is replaced atomically; the link stays a link;
+- a character device or a FIFO (`/dev/null`, `/dev/stdout`, a named pipe) is opened and written
+  like stdout: no temp file, no rename over the device, no fsync error from a device;
+- anything else that exists and is not a regular file (a directory, a socket, a block device) is
+  refused with an InputError: replacing it would destroy it, writing into it is never meant.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
+
+from engine.errors import InputError
 
 
 def fsync_dir(path: Path) -> None:
@@ -32,11 +45,91 @@ def _read_umask() -> int:
 # Read once at import: os.umask can only be read by setting it, which is not thread-safe.
 _FILE_MODE = 0o666 & ~_read_umask()
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def is_stream(path: str | Path) -> bool:
+    """True when `path` (links followed) is a character device or a FIFO: written in place, like stdout.
+
+    Callers that would put companion files beside an output (a report's plots) skip them for a stream.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def _refuse(path: Path, mode: int) -> InputError:
+    return InputError(f"is {_kind(mode)}, not a file: refusing to replace it", path=path)
+
+
+def _write_stream(path: Path, data: bytes) -> None:
+    """Write to a device or FIFO in place; a FIFO waits for its reader, as `> fifo` does in a shell."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        try:
+            os.fsync(fd)
+        except OSError as exc:  # devices and pipes cannot be synced: nothing to make durable
+            if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EROFS, errno.EBADF):
+                raise
+    finally:
+        os.close(fd)
+
+
+def _target(path: Path) -> tuple[Path, bool]:
+    """(the path to write, whether it is a stream); raises InputError for a target never replaced."""
+    try:
+        mode = os.stat(path).st_mode  # follows links, /proc's /dev/stdout magic links included
+    except OSError:  # absent; or unreachable (a file as a folder, a link loop): the write says why
+        mode = None
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        return path, True
+    if mode is not None and not stat.S_ISREG(mode):
+        raise _refuse(path, mode)
+    if os.path.islink(path):  # a link (possibly dangling): replace what it points at
+        real = Path(os.path.realpath(path))
+        if os.path.islink(real):
+            raise InputError("is a symlink that leads nowhere (a loop): refusing to replace it", path=path)
+        return real, False
+    return path, False
+
+
+def check_output(path: str | Path) -> None:
+    """Raise the InputError a write to `path` would, before any work is done for it."""
+    _target(Path(path))
+
+
+def _check_still_replaceable(path: Path) -> None:
+    """Just before the rename: the target must still be absent or a regular file, never a link or device."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise InputError("changed into something that is not a regular file while it was written: left as is", path=path)
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` as the whole content of `path` (see the module docstring); returns `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    target, stream = _target(path)
+    if stream:
+        _write_stream(target, data)
+        return path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         # mkstemp creates 0600; outputs get the mode any new file would (0644 under umask 022).
         os.fchmod(fd, _FILE_MODE)
@@ -44,14 +137,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        _check_still_replaceable(target)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(path.parent)
+    fsync_dir(target.parent)
     return path
 
 

@@ -18,14 +18,10 @@ from typing import Any, Callable
 
 from engine.errors import InputError
 from engine.store.jsonl import JsonlAppender, iter_jsonl
+from engine.store.lock import lock_open_file
 
 FORMAT = "po-tui-eval-cases/1"
 HEADER, ATTEMPT, CASE = "header", "attempt", "case"
-
-try:
-    import fcntl as _fcntl
-except ImportError:  # pragma: no cover - not on Windows
-    _fcntl = None  # type: ignore[assignment]
 
 Warn = Callable[[str], None]
 
@@ -106,14 +102,12 @@ class CaseStore:
             moved = self.path.with_name(f"{self.path.name}.replaced-{int(time.time() * 1000)}")
             os.replace(self.path, moved)
         self._lock = open(self.path, "ab")
-        if _fcntl is not None:
-            try:
-                _fcntl.flock(self._lock.fileno(), _fcntl.LOCK_EX | _fcntl.LOCK_NB)
-            except BlockingIOError:
-                self._lock.close()
-                raise InputError("another po-tui eval is writing this file", path=self.path) from None
-            except OSError:
-                pass  # a filesystem without flock
+        try:
+            lock_open_file(self._lock.fileno(), self.path, holder=lambda: "another po-tui eval",
+                           advice="one evaluation writes a cases file at a time")
+        except BaseException:
+            self._lock.close()
+            raise
         self._appender = JsonlAppender(self.path, warn=self.warn)
         if header is not None:
             self._appender.write({"type": HEADER, "format": FORMAT, **header})
