@@ -253,11 +253,16 @@ class CockpitApp(App[str | None]):
 
     @guarded
     def action_show_tab(self, tab: str) -> None:
-        """Show a tab and focus its first focusable widget, so its keys (Enter, sort, scroll) work at once."""
+        """Show a tab and focus its first focusable widget, so its keys (Enter, sort, scroll) work at once.
+
+        Focused here and now (Screen.set_focus), not with Widget.focus(), which defers it to a
+        callback queued behind keys already typed: "4" then Enter read in one go sent the Enter to
+        the tab left behind.
+        """
         self.tabs.active = tab
         for widget in self.tabs.get_pane(tab).query("*"):
             if widget.focusable:
-                widget.focus()
+                widget.screen.set_focus(widget)
                 break
 
     @guarded

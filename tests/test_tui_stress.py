@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.command import CommandPalette
 
 import po_tui.app as cockpit
@@ -287,6 +288,20 @@ async def test_the_new_run_screen_refuses_a_path_the_system_cannot_take(tmp_path
             await until(pilot, lambda: said in str(app.screen.query_one("#newrun-error").content), timeout=WAIT)
             assert isinstance(app.screen, NewRunScreen)
             app.screen.query_one("#newrun-error").update("")
+        app.exit()
+    assert app.return_code == 0 and faults(app) == []
+
+
+async def test_a_tab_key_and_enter_read_in_one_go_open_the_case(tmp_path):
+    """Keys typed faster than the app reads them: the Enter after "4" goes to the table "4" focused."""
+    run = finished_run(tmp_path / "run")
+    app = CockpitApp(run, poll_s=0.01)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: len(app.cases()) == 4, timeout=WAIT)
+        await pilot.press("6")
+        for key, char in (("4", "4"), ("enter", "\r")):  # both queued before either is handled
+            app._driver.send_message(events.Key(key, char))
+        await pushed(pilot, app, DiffScreen)
         app.exit()
     assert app.return_code == 0 and faults(app) == []
 
