@@ -4,6 +4,11 @@ Data flows one way. A thread worker polls the run directory (`RunFeed`, incremen
 `EventsBatch` messages; their handler folds the events into the `CockpitModel` and marks it
 dirty; a 10 Hz timer redraws the visible panels from the model. However fast events arrive, the
 screen is redrawn at most ten times a second, and a finished run replays in a few batches.
+
+Nothing here may raise into Textual (it would end the app): every timer, handler, action and
+worker is `guarded` (po_tui/guard.py), workers hand results back with `deliver` (never blocking),
+and the panels are held by reference from compose, not looked up from timers that keep firing
+while the app prunes its screens on the way out.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from engine.errors import InputError
 from engine.views.controls import Control, Controls, controls
 from po_tui.commands import CockpitCommands
 from po_tui.feed import Batch, RunFeed
+from po_tui.guard import barrier, deliver, guarded, live, report
 from po_tui.model import CockpitModel
 from po_tui.screens.confirm import ConfirmScreen
 from po_tui.screens.help import HelpScreen
@@ -103,24 +109,25 @@ class CockpitApp(App[str | None]):
         self._folded = threading.Event()
         self._folded.set()
         self.sub_title = self.run_dir.name  # the full path rarely fits in the header
+        # The panels, by reference: made once here, drawn by the timers without a DOM query.
+        self.tabs = TabbedContent(id="tabs")
+        self.pipeline = PipelinePanel(id="pipeline-panel")
+        self.teacher = TeacherPanel(id="teacher-panel")
+        self.training = TrainingPanel(id="training-panel")
+        self.evaluation: Any = _evaluation_panel(self.run_dir)
+        self.gate = GatePanel(id="gate-panel")
+        self.logs = LogsPanel(id="logs-panel")
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with TabbedContent(id="tabs"):
-            with TabPane("Pipeline", id="pipeline"):
-                yield PipelinePanel(id="pipeline-panel")
-            with TabPane("Teacher", id="teacher"):
-                yield TeacherPanel(id="teacher-panel")
-            with TabPane("Training", id="training"):
-                yield TrainingPanel(id="training-panel")
-            with TabPane("Evaluation", id="evaluation"):
-                yield _evaluation_panel(self.run_dir)
-            with TabPane("Gate", id="gate"):
-                yield GatePanel(id="gate-panel")
-            with TabPane("Logs", id="logs"):
-                yield LogsPanel(id="logs-panel")
+        panels = (self.pipeline, self.teacher, self.training, self.evaluation, self.gate, self.logs)
+        with self.tabs:
+            for (tab, title), panel in zip(TABS, panels):
+                with TabPane(title, id=tab):
+                    yield panel
         yield Footer()
 
+    @guarded
     def on_mount(self) -> None:
         self.set_interval(REDRAW_S, self._redraw)
         self.set_interval(TICK_S, self._tick)
@@ -131,6 +138,7 @@ class CockpitApp(App[str | None]):
     # -- the worker and the fold ---------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="feed")
+    @guarded
     def _follow(self) -> None:
         worker = get_current_worker()
         feed = RunFeed(self.run_dir)
@@ -140,16 +148,17 @@ class CockpitApp(App[str | None]):
                 continue
             try:
                 batch = feed.poll()
-            except Exception as exc:  # an unreadable file must cost a notice, not the app
-                self.call_from_thread(self.notify, f"reading the run: {type(exc).__name__}: {exc}",
-                                      severity="error", markup=False)
+            except Exception as exc:  # an unreadable file must cost a notice (once), not the app
+                report(self, "reading the run", exc)
                 batch = Batch()
             if batch:
                 self._folded.clear()
-                self.post_message(EventsBatch(batch))
+                if not self.post_message(EventsBatch(batch)):
+                    return  # the app is closing: nobody will fold it
             if not batch.more:
                 time.sleep(self.poll_s)
 
+    @guarded
     def on_events_batch(self, message: EventsBatch) -> None:
         try:
             self._fold(message.batch)
@@ -169,13 +178,17 @@ class CockpitApp(App[str | None]):
         self._pending_logs.extend(batch.log_lines)
         self._dirty = True
 
+    @guarded
     def _tick(self) -> None:
+        if not live(self.pipeline):
+            return  # closing: no controls to check for nobody
         if any(j.state == "running" for j in self.model.run.jobs.values()):
             self.model.run.check_liveness()  # a job of this host whose process is gone turns stale
             self._dirty = True
         self._check_controls()
 
     @work(thread=True, exclusive=True, group="controls")
+    @guarded
     def _check_controls(self) -> None:
         """Which controls can work (engine.pid, process groups): file and /proc reads, so a thread."""
         try:
@@ -183,36 +196,37 @@ class CockpitApp(App[str | None]):
         except Exception as exc:  # never a crash: the controls say why instead
             no = Control(False, f"cannot tell ({type(exc).__name__})")
             found = Controls(no, no, no)
-        self.call_from_thread(self._set_controls, found)
+        deliver(self, self._set_controls, found)
 
+    @guarded
     def _set_controls(self, found: Controls) -> None:
         if found != self.controls:
             self.controls = found
             self._dirty = True
 
+    @guarded
     def _refresh_evaluation(self) -> None:
         panel = self._evaluation()
-        if panel is not None:
+        if panel is not None and live(panel):
             panel.refresh_in_background()
 
+    @guarded
     def _redraw(self) -> None:
+        if not live(self.pipeline):
+            return  # not mounted yet, or the screens are being taken down: the next draw is nobody's
         if self._pending_logs:
             lines, self._pending_logs = self._pending_logs, []
-            self.query_one(LogsPanel).add_lines(lines)
+            self.logs.add_lines(lines)
         if not self._dirty:
             return
         self._dirty = False
         now = self.clock()
         self.sub_title = f"{self.run_dir.name}  {(self.model.manifest or {}).get('state', '')}".rstrip()
-        try:
-            self.query_one(PipelinePanel).show_controls(self.controls)
-        except Exception as exc:
-            self.notify(f"controls: {type(exc).__name__}: {exc}", severity="error", markup=False)
-        for panel in (PipelinePanel, TeacherPanel, TrainingPanel, GatePanel):
-            try:
-                self.query_one(panel).show(self.model, now)
-            except Exception as exc:  # one panel's bug must not stop the others or the app
-                self.notify(f"{panel.__name__}: {type(exc).__name__}: {exc}", severity="error", markup=False)
+        with barrier(self, "controls"):
+            self.pipeline.show_controls(self.controls)
+        for panel in (self.pipeline, self.teacher, self.training, self.gate):
+            with barrier(self, type(panel).__name__):  # one panel's bug must not stop the others
+                panel.show(self.model, now)
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -220,35 +234,42 @@ class CockpitApp(App[str | None]):
         return list(TABS)
 
     def _evaluation(self):
-        try:
-            from po_tui.widgets.evaluation import EvaluationPanel
-
-            return self.query_one(EvaluationPanel)
-        except Exception:  # not installed, or failed to start
-            return None
+        """The evaluation panel; None where it is not installed or failed to start (a note instead)."""
+        return None if isinstance(self.evaluation, Static) else self.evaluation
 
     def cases(self) -> list[tuple[str, str, str]]:
         """(concept, tier, status) of every evaluated case, for the palette's jump to a case."""
         panel = self._evaluation()
-        return [(r.concept_id, r.tier, r.status) for r in panel.table.rows] if panel is not None else []
+        with barrier(self, "cases"):
+            return [(r.concept_id, r.tier, r.status) for r in panel.table.rows] if panel is not None else []
+        return []
 
+    @guarded
     def open_case(self, concept_id: str) -> None:
         panel = self._evaluation()
         self.action_show_tab("evaluation")
         if panel is None or not panel.open_concept(concept_id):
             self.notify(f"no evaluated case {concept_id}", severity="warning", markup=False)
 
+    @guarded
     def action_show_tab(self, tab: str) -> None:
-        """Show a tab and focus its first focusable widget, so its keys (Enter, sort, scroll) work at once."""
-        self.query_one(TabbedContent).active = tab
-        for widget in self.query_one(f"TabPane#{tab}").query("*"):
+        """Show a tab and focus its first focusable widget, so its keys (Enter, sort, scroll) work at once.
+
+        Focused here and now (Screen.set_focus), not with Widget.focus(), which defers it to a
+        callback queued behind keys already typed: "4" then Enter read in one go sent the Enter to
+        the tab left behind.
+        """
+        self.tabs.active = tab
+        for widget in self.tabs.get_pane(tab).query("*"):
             if widget.focusable:
-                widget.focus()
+                widget.screen.set_focus(widget)
                 break
 
+    @guarded
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    @guarded
     def action_open_report(self) -> None:
         path = self.run_dir / "report.md"
         try:
@@ -258,17 +279,20 @@ class CockpitApp(App[str | None]):
             return
         self.push_screen(ReportScreen(text))
 
+    @guarded
     def action_cancel_run(self) -> None:
         if not self.controls.cancel.ok:
             self.notify(f"cannot cancel: {self.controls.cancel.why}", severity="warning", markup=False)
             return
 
         def answered(yes: bool | None) -> None:
-            if yes:
-                self._cancel()
+            with barrier(self, "cancel the run"):
+                if yes:
+                    self._cancel()
 
         self.push_screen(ConfirmScreen(f"Cancel the run in {self.run_dir}?"), answered)
 
+    @guarded
     def action_resume_run(self, retry_failed: bool = False) -> None:
         control = self.controls.retry if retry_failed else self.controls.resume
         if not control.ok:
@@ -278,6 +302,7 @@ class CockpitApp(App[str | None]):
         self._resume(retry_failed)
 
     @work(thread=True, exclusive=True, group="resume")
+    @guarded
     def _resume(self, retry_failed: bool) -> None:
         """The engine's own resume (fingerprints, skip/redo), started detached like `po-tui run --resume`."""
         from engine.pipeline.launch import resume_run
@@ -285,24 +310,27 @@ class CockpitApp(App[str | None]):
         try:
             resume_run(self.run_dir, retry_failed=retry_failed)
         except InputError as exc:
-            self.call_from_thread(self.notify, f"cannot resume: {exc}", severity="error", markup=False)
+            deliver(self, self.notify, f"cannot resume: {exc}", severity="error", markup=False)
             return
         except Exception as exc:
-            self.call_from_thread(self.notify, f"resume failed: {type(exc).__name__}: {exc}", severity="error", markup=False)
+            deliver(self, self.notify, f"resume failed: {type(exc).__name__}: {exc}", severity="error", markup=False)
             return
         self.owned = True  # this cockpit started the engine: quitting asks whether to leave it running
-        self.call_from_thread(self.notify, "resumed: the engine runs detached (engine.log in the run directory)", markup=False)
-        self.call_from_thread(self._check_controls)
+        deliver(self, self.notify, "resumed: the engine runs detached (engine.log in the run directory)", markup=False)
+        deliver(self, self._check_controls)
 
+    @guarded
     def action_back(self) -> None:
         if self.back:
             self._leave("back")
         else:
             self.notify("no runs list: this cockpit was opened on one run", markup=False)
 
+    @guarded
     async def action_quit(self) -> None:
         self._leave(None)
 
+    @guarded
     def _leave(self, result: str | None) -> None:
         """Quit (or go back to the runs); a run this cockpit started and that still goes asks first."""
         state = (self.model.manifest or {}).get("state")
@@ -311,14 +339,16 @@ class CockpitApp(App[str | None]):
             return
 
         def answered(choice: str | None) -> None:
-            if choice == DETACH:
-                self.exit(result or DETACH)
-            elif choice == CANCEL:
-                self._cancel(then_exit=result or CANCEL)
+            with barrier(self, "leave the run"):
+                if choice == DETACH:
+                    self.exit(result or DETACH)
+                elif choice == CANCEL:
+                    self._cancel(then_exit=result or CANCEL)
 
         self.push_screen(LeaveScreen(str(self.run_dir)), answered)
 
     @work(thread=True, exclusive=True, group="cancel")
+    @guarded
     def _cancel(self, then_exit: str | None = None) -> None:
         """`po-tui cancel RUN_DIR` in a child process: the engine's own cancel path."""
         cmd = [sys.executable, "-m", "engine", "cancel", str(self.run_dir), "--wait", "0" if then_exit is None else "15"]
@@ -327,7 +357,7 @@ class CockpitApp(App[str | None]):
             ok, said = done.returncode == 0, (done.stdout + done.stderr).strip()
         except (OSError, subprocess.SubprocessError) as exc:
             ok, said = False, str(exc)
-        self.call_from_thread(self.notify, said[-400:] or ("cancel sent" if ok else "cancel failed"),
-                              severity="information" if ok else "error", markup=False)
+        deliver(self, self.notify, said[-400:] or ("cancel sent" if ok else "cancel failed"),
+                severity="information" if ok else "error", markup=False)
         if then_exit is not None and ok:
-            self.call_from_thread(self.exit, then_exit)
+            deliver(self, self.exit, then_exit)

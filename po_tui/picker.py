@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from engine.core.inert import one_line
 from engine.errors import InputError
 from engine.views.runlist import list_runs, newest_first
+from po_tui.guard import barrier, deliver, guarded, live
 from po_tui.screens.newrun import NewRunScreen
 from po_tui.widgets.text import STATE_STYLE, inert
 
@@ -37,6 +38,8 @@ def gather(roots: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
             rows.extend(list_runs(root))
         except InputError as exc:
             problems.append(str(exc))
+        except OSError as exc:  # a root unreadable or gone mid-listing: a line, not a fault
+            problems.append(f"{root}: {exc.strerror or exc}")
     return newest_first(rows), problems
 
 
@@ -59,27 +62,35 @@ class RunsApp(App[tuple[str, Path] | None]):
         self.config = config
         self.runs_dir = runs_dir
         self.rows: list[dict[str, Any]] = []
+        # Held by reference: the refresh lands while a modal is up or the app is closing.
+        self.head = Static("", id="runs-head")
+        self.table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("", id="runs-head")
-        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield self.head
+        yield self.table
         yield Footer()
 
+    @guarded
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.table
         table.add_columns(*COLUMNS)
         table.focus()
         self.action_reload()
         self.set_interval(REFRESH_S, self.action_reload)
 
     @work(thread=True, exclusive=True, group="runs")
+    @guarded
     def action_reload(self) -> None:
         rows, problems = gather(self.roots)
-        self.call_from_thread(self._show, rows, problems)
+        deliver(self, self._show, rows, problems)
 
+    @guarded
     def _show(self, rows: list[dict[str, Any]], problems: list[str]) -> None:
-        table = self.query_one(DataTable)
+        if not live(self.table):
+            return  # the app is closing
+        table = self.table
         keep = self.selected()
         if [r["path"] for r in rows] != [r["path"] for r in self.rows] or rows != self.rows:
             self.rows = rows
@@ -97,18 +108,20 @@ class RunsApp(App[tuple[str, Path] | None]):
         head = Text(f"{len(rows)} run(s) in {one_line(where, 80)}  ·  Enter opens one, n starts a new run from a config")
         for p in problems:
             head.append("\n" + one_line(p, 200), style="yellow")
-        self.query_one("#runs-head", Static).update(head)
+        self.head.update(head)
 
     def selected(self) -> str | None:
-        table = self.query_one(DataTable)
+        table = self.table
         if not self.rows or table.cursor_row is None or not 0 <= table.cursor_row < len(self.rows):
             return None
         return self.rows[table.cursor_row]["path"]
 
+    @guarded
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.action_open()
 
+    @guarded
     def action_open(self) -> None:
         path = self.selected()
         if path is None:
@@ -116,14 +129,17 @@ class RunsApp(App[tuple[str, Path] | None]):
             return
         self.exit(("open", Path(path)))
 
+    @guarded
     def action_new_run(self) -> None:
         def chosen(config: str | None) -> None:
-            if config:
-                self._start(config)
+            with barrier(self, "start a run"):
+                if config:
+                    self._start(config)
 
         self.push_screen(NewRunScreen(self.config), chosen)
 
     @work(thread=True, exclusive=True, group="start")
+    @guarded
     def _start(self, config: str) -> None:
         """Validate the config and start its engine detached (engine/pipeline/launch.py)."""
         from engine.pipeline.launch import start_run
@@ -131,9 +147,9 @@ class RunsApp(App[tuple[str, Path] | None]):
         try:
             run_dir = start_run(config, runs_dir=self.runs_dir)
         except InputError as exc:
-            self.call_from_thread(self.notify, f"cannot start: {exc}", severity="error", markup=False, timeout=15)
+            deliver(self, self.notify, f"cannot start: {exc}", severity="error", markup=False, timeout=15)
             return
         except Exception as exc:
-            self.call_from_thread(self.notify, f"start failed: {type(exc).__name__}: {exc}", severity="error", markup=False)
+            deliver(self, self.notify, f"start failed: {type(exc).__name__}: {exc}", severity="error", markup=False)
             return
-        self.call_from_thread(self.exit, ("started", run_dir))
+        deliver(self, self.exit, ("started", run_dir))

@@ -9,6 +9,7 @@ evaluated on two different layouts). The layout keeps the `CONCEPT:` / `REQUIREM
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -20,10 +21,24 @@ STUDENT_PROMPT_FILE = "student.md"
 
 
 def prompts_dir() -> Path:
-    """`$PO_TUI_PROMPTS_DIR`, else the repository's `prompts/` folder."""
+    """`$PO_TUI_PROMPTS_DIR`; else the installed `engine.prompts`; else the checkout's `prompts/`.
+
+    The repository's top-level prompts/ is the one source. pyproject maps it to the package
+    `engine.prompts`: a wheel ships it as engine/prompts/, an editable install points the name
+    at prompts/ in the checkout. A checkout run without any install (or an editable install made
+    before that mapping) has no such package, so the folder next to engine/ is the fallback.
+    """
     override = os.environ.get("PO_TUI_PROMPTS_DIR")
     if override:
         return Path(override)
+    try:
+        spec = importlib.util.find_spec("engine.prompts")
+    except ImportError:
+        spec = None
+    # A folder of .md files and no __init__.py: a namespace package, found by its locations.
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(location) / TEACHER_PROMPT_FILE).is_file():
+            return Path(location)
     return Path(__file__).resolve().parents[2] / "prompts"
 
 

@@ -21,6 +21,7 @@ from engine.core.inert import clean, one_line
 from engine.stages.results import RunResults
 from engine.stages.sidebyside import changed_lines, yaml_diff
 from engine.views.evaltable import EvalRow
+from po_tui.guard import guarded, live
 
 ADDED = "on #1f4a2a"  # visible with and without colour themes; NO_COLOR drops it, the marker stays
 REMOVED = "on #5a1f1f"
@@ -170,6 +171,7 @@ class DiffScreen(Screen):
             yield Horizontal(id="diff-cols")
         yield Footer()
 
+    @guarded
     def on_mount(self) -> None:
         self._show()
 
@@ -186,6 +188,8 @@ class DiffScreen(Screen):
         return text
 
     def _show(self) -> None:
+        if not live(self):
+            return  # pushed as the app closed: its parts are already gone
         self.query_one("#diff-head", Static).update(self._head())
         box = self.query_one("#diff-cols", Horizontal)
         box.remove_children()
@@ -198,6 +202,7 @@ class DiffScreen(Screen):
             box.mount_all(Static(text, classes="diff-col") for text in render_columns(cols))
         self.query_one("#diff-body", VerticalScroll).scroll_home(animate=False)
 
+    @guarded
     def action_move(self, step: int) -> None:
         new = self.index + step
         if 0 <= new < len(self.rows):
@@ -206,6 +211,7 @@ class DiffScreen(Screen):
         else:
             self.app.bell()
 
+    @guarded
     def action_toggle_unified(self) -> None:
         self.unified = not self.unified
         self._show()

@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from engine.core.inert import one_line
+from po_tui.guard import guarded
 from po_tui.widgets.text import inert
 
 
@@ -28,12 +30,18 @@ class NewRunScreen(ModalScreen[str | None]):
             yield Input(value=self.default, placeholder="path/to/po-tui.yaml", id="config-path")
             yield Static("", id="newrun-error")
 
+    @guarded
     def on_input_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
         if not value:
             self.show_error("a config path is needed")
             return
-        if not Path(value).is_file():
+        try:
+            found = Path(value).is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte pasted in
+            self.show_error(f"{one_line(value, 80)}: not a usable path ({exc.strerror if isinstance(exc, OSError) else exc})")
+            return
+        if not found:
             self.show_error(f"{value}: no such file (`po-tui init {value}` writes one)")
             return
         self.dismiss(value)

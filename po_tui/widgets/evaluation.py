@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Static
 
 from engine.core.inert import one_line
 from engine.views.evaltable import ROLES, EvalRow, EvalTable, tier_means
+from po_tui.guard import deliver, guarded, live
 
 COLUMNS = ("concept", "tier", "teacher", "baseline", "student", "delta", "status")
 STATUS_FILTERS = ("all", "ok", "error")
@@ -89,6 +90,7 @@ class EvaluationPanel(Widget):
         yield table
         yield Static(id="eval-tiers")
 
+    @guarded
     def on_mount(self) -> None:
         self.refresh_data()
 
@@ -115,11 +117,16 @@ class EvaluationPanel(Widget):
             self._refresh_worker()
 
     @work(thread=True, group="eval-refresh")
+    @guarded
     def _refresh_worker(self) -> None:
-        self.app.call_from_thread(self._after_refresh, self._read())
+        if not deliver(self, self._after_refresh, self._read()):
+            self._refreshing = False  # closing: nothing will take the result, and nothing waits for it
 
+    @guarded
     def _after_refresh(self, changed: bool | Exception) -> None:
         self._refreshing = False
+        if not live(self):
+            return  # the app is closing: nothing to draw on
         if isinstance(changed, Exception):
             self._notify_once(f"evaluation: {changed}")
             return
@@ -223,6 +230,7 @@ class EvaluationPanel(Widget):
             return None
         return self.shown_rows[table.cursor_row].concept_id
 
+    @guarded  # the diff screen's dismiss callback
     def select_concept(self, concept_id: str | None) -> None:
         """Put the cursor on a concept (after the diff screen moved through cases)."""
         for i, row in enumerate(self.shown_rows):
@@ -242,10 +250,12 @@ class EvaluationPanel(Widget):
                 return True
         return False
 
+    @guarded
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.open_diff(event.cursor_row)
 
+    @guarded
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
         column = COLUMNS[event.column_index]
@@ -269,19 +279,23 @@ class EvaluationPanel(Widget):
 
     # --- actions -----------------------------------------------------------------------------
 
+    @guarded
     def action_cycle_sort(self) -> None:
         self.sort_column = COLUMNS[(COLUMNS.index(self.sort_column) + 1) % len(COLUMNS)]
         self._redraw()
 
+    @guarded
     def action_reverse_sort(self) -> None:
         self.sort_reverse = not self.sort_reverse
         self._redraw()
 
+    @guarded
     def action_cycle_tier(self) -> None:
         tiers = ["all"] + sorted({r.tier for r in self.table.rows})
         self.tier_filter = tiers[(tiers.index(self.tier_filter) + 1) % len(tiers)] if self.tier_filter in tiers else "all"
         self._redraw()
 
+    @guarded
     def action_cycle_status(self) -> None:
         self.status_filter = STATUS_FILTERS[(STATUS_FILTERS.index(self.status_filter) + 1) % len(STATUS_FILTERS)]
         self._redraw()

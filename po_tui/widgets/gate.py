@@ -17,6 +17,7 @@ from textual import work
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from po_tui.guard import deliver, guarded, live
 from po_tui.model import CockpitModel
 from po_tui.widgets.text import inert, num
 
@@ -71,6 +72,7 @@ class GatePanel(VerticalScroll):
         self._draw(model)
 
     @work(thread=True, exclusive=True, group="gate")
+    @guarded
     def _compute(self, baseline: Path, student: Path, argv: list[Any] | None, run_dir: Path) -> None:
         try:
             from engine.stages.gate import run_gate
@@ -80,10 +82,13 @@ class GatePanel(VerticalScroll):
             error = None
         except Exception as exc:  # a half-written or foreign results file: say so, keep going
             verdict, error = None, f"{type(exc).__name__}: {exc}"
-        self.app.call_from_thread(self._computed, verdict, error)
+        deliver(self, self._computed, verdict, error)
 
+    @guarded
     def _computed(self, verdict: dict[str, Any] | None, error: str | None) -> None:
         self._verdict, self._error = verdict, error
+        if not live(self):
+            return  # the app is closing
         if error:
             self.app.notify(f"gate: {error}", severity="warning", markup=False)
         model = getattr(self.app, "model", None)

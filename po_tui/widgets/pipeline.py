@@ -9,6 +9,7 @@ from textual.widgets import Label, ProgressBar, Static
 
 from engine.runlog.state import JobState
 from engine.views.controls import Controls
+from po_tui.guard import guarded
 from po_tui.model import CockpitModel
 from po_tui.widgets.text import STATE_STYLE, duration, inert
 
@@ -26,6 +27,7 @@ class JobRow(Horizontal):
         yield ProgressBar(total=None, show_eta=False, show_percentage=True, classes="job-bar")
         yield Label("", classes="job-times")
 
+    @guarded  # also runs as a call_after_refresh callback, when the row may already be gone
     def show(self, job: JobState, manifest_state: str | None, now: float) -> None:
         state = job.state if job.state != "pending" or not manifest_state else manifest_state
         self.query_one(".job-state", Label).update(Text(state, style=STATE_STYLE.get(state, "")))
