@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def prepare(args: argparse.Namespace):
     """(run_dir, config, resuming) — validating everything before a job starts."""
+    from engine.core.records import read_concept_list
     from engine.pipeline.config import load_config
     from engine.pipeline.launch import check_resumable
     from engine.pipeline.manifest import new_run_id
@@ -61,6 +62,9 @@ def prepare(args: argparse.Namespace):
     if not args.config:
         raise InputError("a pipeline config is required (or --resume RUN_DIR); `po-tui init` writes one", field="CONFIG")
     config = load_config(args.config)
+    if config.concepts.file:  # the teacher job would refuse it: refuse it before the run exists
+        if not read_concept_list(config.concepts.file, for_prompts=True):
+            raise InputError("no concepts", path=config.concepts.file, field="concepts.file")
     run_dir = Path(args.run_dir) if args.run_dir else Path(args.runs_dir) / new_run_id()
     create_run(run_dir, config)
     return run_dir, config, False

@@ -125,7 +125,7 @@ def concept_list(path: str) -> list[tuple[str, Concept]]:
     """(id, concept) in file order; the same id twice with different content is an error."""
     seen: dict[str, Concept] = {}
     out: list[tuple[str, Concept]] = []
-    for concept in read_concept_list(path, warn=_warn):
+    for concept in read_concept_list(path, warn=_warn, for_prompts=True):
         cid = concept.concept_id or concept.key
         known = seen.get(cid)
         if known is not None:

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.stages.teacher.settings import DEFAULT_MODELS, SyntheticSettings
+from engine.stages.teacher.settings import DEFAULT_MODELS, EnvVarName, SyntheticSettings
 
 LOCAL = "local"
 PROVIDERS = ("gemini", "vertex", "openai", "synthetic")
@@ -51,7 +51,7 @@ class EvalSettings(BaseModel):
     backoff_base_s: float = Field(1.0, gt=0)
     timeout_s: float = Field(120.0, gt=0)
     base_url: str | None = None
-    api_key_env: str | None = None
+    api_key_env: EnvVarName = None
     project: str | None = None
     location: str | None = None
     system_prompt: Literal["teacher", "none"] = "teacher"
