@@ -11,6 +11,7 @@ import json
 import sys
 from collections import Counter
 
+from engine.core.inert import one_line
 from engine.errors import InputError
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.concepts import TIERS, generate_concepts, normalize_tiers
@@ -95,6 +96,6 @@ def run(args: argparse.Namespace) -> int:
     spread = ", ".join(f"{t} {by_tier[t]}" for t in tiers)
     sys.stderr.write(
         f"po-tui concepts: {len(rows)} concepts ({spread}; {conflicts} with injected conflicts)"
-        f" seed {seed} -> {where}\n"
+        f" seed {seed} -> {one_line(where)}\n"
     )
     return 0

@@ -17,9 +17,11 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.commands import can_show_cockpit
+from engine.core.inert import one_line
 from engine.pipeline.config import PipelineConfig, parse_config
 from engine.pipeline.headless import headline
 from engine.runlog.state import RunState
+from engine.store.outpath import check_out_dir
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -80,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
     from engine.pipeline.runner import Engine, create_run
 
     config = demo_config(args.count, args.seed, args.train_steps, args.latency)
-    run_dir = Path(args.out or Path("artifacts") / "demo" / new_run_id())
+    run_dir = check_out_dir(Path(args.out or Path("artifacts") / "demo" / new_run_id()))
     create_run(run_dir, config)
     console = Console(stderr=True)
-    console.print(Text(f"po-tui demo: run directory {run_dir}"))
+    console.print(Text(one_line(f"po-tui demo: run directory {run_dir}")))
     if not args.headless and can_show_cockpit():
         import importlib
 
@@ -101,10 +103,10 @@ def run(args: argparse.Namespace) -> int:
         manifest = engine.manifest
     state = RunState.from_run_dir(run_dir)
     console.print(state_table(state))
-    console.print(Text(f"outputs and event logs: {run_dir}"))
+    console.print(Text(one_line(f"outputs and event logs: {run_dir}")))
     gate = manifest.get("gate") or {}
     if final != "succeeded":
         console.print(Text(f"po-tui demo: run {final}", style="bold red"))
         return 2 if final == "failed" else 130
-    console.print(Text(f"report: {run_dir / 'report.md'}  gate verdict: {str(gate.get('verdict', '?')).upper()}"))
+    console.print(Text(one_line(f"report: {run_dir / 'report.md'}  gate verdict: {str(gate.get('verdict', '?')).upper()}")))
     return 0

@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 
+from engine.core.inert import one_line
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.export import (
     CHAT_MODES,
@@ -145,7 +146,7 @@ def run_ollama(args: argparse.Namespace) -> int:
         chat_template=args.chat_template,
         warn=_warner("ollama"),
     )
-    sys.stderr.write(f"po-tui export ollama: wrote {path}\n")
+    sys.stderr.write(f"po-tui export ollama: wrote {one_line(path)}\n")
     sys.stdout.write(ollama_create_command(args.name, path) + "\n")
     return 0
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.core.inert import one_line
 from engine.core.metric import DEFAULT_METRIC, METRICS
 from engine.errors import InputError
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.prep import FORMATS, STRATA_KEYS, PrepOptions, parse_map_status, prepare
+from engine.store.outpath import check_out_dir
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -107,9 +109,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"po-tui prep: warning: {message}\n")
 
     with job_events(args, "prep") as events:
+        check_out_dir(args.out)  # before any work
         report = prepare(args.teacher, args.out, opts, warn=warn)
         events.summary.update(records=report["records"], **report["outcomes"])
     for line in report_lines(report):
         sys.stderr.write(line + "\n")
-    sys.stderr.write(f"  wrote {args.out}/train.jsonl, val.jsonl, prep_report.json\n")
+    sys.stderr.write(f"  wrote {one_line(args.out)}/train.jsonl, val.jsonl, prep_report.json\n")
     return 0

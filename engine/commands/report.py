@@ -12,12 +12,14 @@ import sys
 from pathlib import Path
 
 from engine.commands.gate import add_gate_options
+from engine.core.inert import one_line
 from engine.errors import InputError
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.gate import load_gates
 from engine.stages.report.build import DEFAULT_TOP, build_report
 from engine.stages.report.inputs import collect
 from engine.store.atomic import atomic_write_text
+from engine.store.outpath import check_out_file
 
 
 def _count(text: str) -> int:
@@ -75,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     given = [Path(p) for p in args.paths]
     run_dir = given[0] if len(given) == 1 and given[0].is_dir() else None
     out = _out_path(args, run_dir)  # checked before any work
-    if out is not None and out.is_dir():
-        raise InputError("is a directory, expected a file name", path=out, field="-o/--out")
+    if out is not None:
+        check_out_file(out, field="-o/--out")
     with job_events(args, "report") as events:
         inputs = collect(args.paths, rescore=args.rescore, concepts_path=args.concepts, train_dir=args.train)
         report = build_report(
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         verdict = "no gate" if gate is None else f"gate {'PASS' if gate['passed'] else 'FAIL'}"
         plots = f", {len(report.images)} plot(s)" if report.images else ", text charts"
-        sys.stderr.write(f"po-tui report: wrote {out} ({len(inputs.runs)} run(s), {verdict}{plots})\n")
+        sys.stderr.write(f"po-tui report: wrote {one_line(out)} ({len(inputs.runs)} run(s), {verdict}{plots})\n")
     if args.json:
         sys.stdout.write(json.dumps({"report": str(out) if out else None, **report.summary}, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()

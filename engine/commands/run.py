@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from engine.commands import can_show_cockpit
+from engine.core.inert import one_line
 from engine.errors import InputError
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
@@ -45,11 +46,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def prepare(args: argparse.Namespace):
     """(run_dir, config, resuming) — validating everything before a job starts."""
-    from engine.core.records import read_concept_list
     from engine.pipeline.config import load_config
     from engine.pipeline.launch import check_resumable
     from engine.pipeline.manifest import new_run_id
     from engine.pipeline.runner import create_run
+    from engine.store.outpath import check_out_dir
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -62,10 +63,8 @@ def prepare(args: argparse.Namespace):
     if not args.config:
         raise InputError("a pipeline config is required (or --resume RUN_DIR); `po-tui init` writes one", field="CONFIG")
     config = load_config(args.config)
-    if config.concepts.file:  # the teacher job would refuse it: refuse it before the run exists
-        if not read_concept_list(config.concepts.file, for_prompts=True):
-            raise InputError("no concepts", path=config.concepts.file, field="concepts.file")
     run_dir = Path(args.run_dir) if args.run_dir else Path(args.runs_dir) / new_run_id()
+    check_out_dir(run_dir, field="--run-dir" if args.run_dir else "--runs-dir")
     create_run(run_dir, config)
     return run_dir, config, False
 
@@ -112,9 +111,9 @@ def exit_code(run_dir: Path, final: str, manifest: dict) -> int:
     gate = manifest.get("gate") or {}
     if final == "succeeded":
         verdict = str(gate.get("verdict", "fail"))
-        print(f"run {run_dir}: succeeded; report {run_dir / 'report.md'}; gate verdict {verdict.upper()}")
+        print(one_line(f"run {run_dir}: succeeded; report {run_dir / 'report.md'}; gate verdict {verdict.upper()}"))
         return EXIT_PASS if verdict == "pass" else EXIT_FAIL
-    print(f"run {run_dir}: {final}" + ("" if final == "cancelled" else f"; fix it, then `po-tui run --resume {run_dir} --retry-failed`"))
+    print(one_line(f"run {run_dir}: {final}" + ("" if final == "cancelled" else f"; fix it, then `po-tui run --resume {run_dir} --retry-failed`")))
     return EXIT_CANCELLED if final == "cancelled" else EXIT_ERROR
 
 
@@ -139,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         return cockpit(run_dir)
     engine = Engine(run_dir, config, resume=resuming, retry_failed=args.retry_failed, grace_s=args.grace,
                     mode=args.engine_mode or "headless")
-    print(f"run directory: {run_dir}", flush=True)
+    print(one_line(f"run directory: {run_dir}"), flush=True)
     if resuming:
         print_decisions(engine, sys.stdout)
     final = drive(engine, tty=sys.stdout.isatty() and os.environ.get("TERM") != "dumb")

@@ -22,6 +22,7 @@ from engine.stages.teacher.pricing import PriceTable, load_prices
 from engine.stages.teacher.settings import DEFINING, PROVIDERS, TeacherSettings
 from engine.stages.teacher.store import TeacherStore
 from engine.stages.teacher.tally import TeacherTally
+from engine.store.outpath import check_out_dir
 
 # CLI flag -> settings field (the flags default to None: only what the user typed overrides config).
 FLAGS: list[tuple[str, dict[str, Any]]] = [
@@ -271,6 +272,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     concepts = concept_list(args.concepts)
     prices = load_prices(settings.prices) if settings.prices else PriceTable()
+    check_out_dir(args.out)
     store = TeacherStore(args.out, warn=_warn)
     manifest = check_resume(store, settings, args)
     if not args.run_dir:

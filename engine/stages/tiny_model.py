@@ -33,6 +33,7 @@ from engine.core.prompts import render_student_prompt, template_id
 from engine.errors import InputError
 from engine.stages.concepts import generate_concepts
 from engine.stages.teacher.po_writer import write_answer
+from engine.store import outpath
 
 FORMAT = "po-tui-tiny-model/1"
 MARKER_FILE = "tiny_model.json"
@@ -208,10 +209,9 @@ def _fresh_dir(out_dir: Path, kind: str) -> Path:
 
 def check_out_dir(out_dir: Path) -> None:
     """Only a missing or empty folder, or an earlier tiny model, may become the output."""
+    outpath.check_out_dir(out_dir)
     if not out_dir.exists():
         return
-    if not out_dir.is_dir():
-        raise InputError("exists and is not a directory", field="--out", path=out_dir)
     if any(out_dir.iterdir()) and not (out_dir / MARKER_FILE).is_file():
         raise InputError(
             f"is not empty and holds no {MARKER_FILE}; refusing to overwrite it",

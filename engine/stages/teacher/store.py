@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.errors import InputError
 from engine.store.atomic import atomic_write_json
+from engine.store.inputfile import read_json
 from engine.store.jsonl import JsonlAppender, iter_jsonl
 
 DATASET = "po_teacher_dataset.jsonl"
@@ -111,9 +113,10 @@ class TeacherStore:
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.manifest_path.exists():
             return None
-        import json
-
-        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        manifest = read_json(self.manifest_path)
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("segments", []), list):
+            raise InputError("damaged teacher manifest: expected a JSON object with a `segments` list", path=self.manifest_path)
+        return manifest
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
