@@ -73,6 +73,8 @@ def _unexpected(exc: BaseException) -> str | None:
         return one_line(f"{names}: {exc.strerror or exc}")
     if isinstance(exc, UnicodeDecodeError):
         return one_line(f"input is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})")
+    if isinstance(exc, UnicodeError):
+        return "input holds text that cannot be written as UTF-8 (a lone surrogate escape such as \\ud800?)"
     return "input nested too deeply to process"
 
 
@@ -117,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return EXIT_OK
-    except (OSError, UnicodeDecodeError, RecursionError) as exc:
+    except (OSError, UnicodeError, RecursionError) as exc:
         # Last resort: the readers and writers turn these into located InputErrors; one that
         # slipped past them is still a line naming the file, not a traceback.
         line = _unexpected(exc)

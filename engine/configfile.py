@@ -7,6 +7,7 @@ A user who misspells a key gets `config.yaml:12: teacher.min_scor: unknown key (
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ CONFIG_MAX_BYTES = 1024 * 1024
 # Anchors and aliases may share blocks, but the document they expand to stays small: a
 # "billion laughs" file is a few hundred bytes that expand to billions of nodes.
 ALIAS_EXPANSION_MAX = 10_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Refused(yaml.MarkedYAMLError):
@@ -60,6 +62,9 @@ class _BoundedLoader(yaml.SafeLoader):
         alias = self.check_event(yaml.AliasEvent)
         mark = self.peek_event().start_mark
         node = super().compose_node(parent, index)
+        if isinstance(node, yaml.ScalarNode) and _SURROGATE.search(node.value):
+            # "\ud800" escapes decode to surrogates, which no file, log or request can encode.
+            raise _Refused(None, None, "not UTF-8 text: a \\u escape names half of a surrogate pair", mark)
         if alias:
             if id(node) not in self._sizes:
                 raise _Refused(None, None, "recursive alias: an anchor used inside its own value", mark)

@@ -10,7 +10,9 @@ the line and byte where that is known) instead of a traceback, a hang or memory 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -107,23 +109,61 @@ def read_text(path: str | Path, *, what: str = "a text file", max_bytes: int | N
     return text.removeprefix("\ufeff")
 
 
-def loads_json(text: str, path: str | Path, *, line: int | None = None) -> Any:
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+# Strict JSON: NaN / Infinity are Python's extensions, and a number like 1e999 overflows to inf;
+# either would travel into scores and statistics and fail far from the file that held it.
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite)
+_LENIENT = json.JSONDecoder()
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def loads_json(text: str, path: str | Path, *, line: int | None = None, strict: bool = True) -> Any:
     """`json.loads`, with every way it fails on hostile input as a located InputError.
 
-    Besides malformed JSON: nesting deeper than the interpreter's stack (RecursionError) and
-    integers longer than Python converts (ValueError) would otherwise be tracebacks.
+    Besides malformed JSON: nesting deeper than the interpreter's stack (RecursionError),
+    integers longer than Python converts and, when `strict` (the default), NaN, Infinity and
+    numbers that overflow. A `\\ud800` escape that is not half of a pair parses into a string no
+    writer can encode as UTF-8: it is refused here rather than after work was done.
     """
     try:
-        return json.loads(text)
+        value = (_STRICT if strict else _LENIENT).decode(text)
     except json.JSONDecodeError as exc:
         where = line if line is not None else exc.lineno
         raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=path, line=where) from exc
     except RecursionError:
         raise InputError("malformed JSON: nested too deeply", path=path, line=line) from None
-    except ValueError as exc:  # e.g. an integer with more digits than int() accepts
+    except ValueError as exc:  # a constant or number refused above, an integer too long to convert
         raise InputError(f"malformed JSON: {exc}", path=path, line=line) from exc
+    if _SURROGATE_ESCAPE.search(text):
+        _check_encodable(value, text, path, line)
+    return value
 
 
-def read_json(path: str | Path, *, what: str = "a JSON file", max_bytes: int | None = None, field: str | None = None) -> Any:
-    """A whole JSON document, read and parsed with located errors."""
-    return loads_json(read_text(path, what=what, max_bytes=max_bytes, field=field), path)
+def _check_encodable(value: Any, text: str, path: str | Path, line: int | None) -> None:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise InputError("malformed JSON: nested too deeply", path=path, line=line) from None
+    except UnicodeEncodeError as exc:
+        escape = next(
+            (m.group(0) for m in _SURROGATE_ESCAPE.finditer(text) if int(m.group(0)[2:], 16) == ord(exc.object[exc.start])),
+            f"\\u{ord(exc.object[exc.start]):04x}",
+        )
+        raise InputError(f"not UTF-8 text: {escape} is half of a surrogate pair, alone in a string", path=path, line=line) from None
+
+
+def read_json(
+    path: str | Path, *, what: str = "a JSON file", max_bytes: int | None = None, field: str | None = None, strict: bool = True
+) -> Any:
+    """A whole JSON document, read and parsed with located errors (see loads_json for `strict`)."""
+    return loads_json(read_text(path, what=what, max_bytes=max_bytes, field=field), path, strict=strict)

@@ -77,7 +77,7 @@ class TrainingSnapshot:
 
 
 def _read_json(path: Path, kind: type) -> Any:
-    doc = read_json(path)
+    doc = read_json(path, strict=False)  # the Trainer writes a diverged run's NaN loss as NaN
     if not isinstance(doc, kind):
         raise InputError(f"expected a JSON {kind.__name__}, got {type(doc).__name__}", path=path)
     return doc
