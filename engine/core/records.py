@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 from engine.core.blocks import check_pair, check_text, FormatCheck, render_response
 from engine.core.yamltext import load_yaml
 from engine.errors import InputError
-from engine.store.inputfile import loads_json, open_input, read_json, read_text
+from engine.store.inputfile import loads_json, open_input, read_bytes, read_json, read_text
 from engine.store.jsonl import iter_jsonl
 
 TIERS = ("simple", "medium", "corporate")
@@ -374,12 +374,11 @@ def read_json_document(path: str | Path) -> Any | None:
     p = _check_file(path)
     if _first_byte(p) != b"{":
         return None
-    text = read_text(p, what="a JSON file")
     if p.suffix == ".json":
-        return loads_json(text, p)
+        return loads_json(read_text(p, what="a JSON file"), p)
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):  # JSON lines (or damage the line reader will locate)
+        return json.loads(read_bytes(p).decode("utf-8"))
+    except (ValueError, RecursionError):  # JSON lines (or damage, a torn tail: the line reader judges)
         return None
 
 

@@ -269,12 +269,14 @@ def prepare(s: TrainSettings) -> Inputs:
 
     plan = check_inputs(s)
     started = time.time()
+    train_pairs = read_pairs(plan.train_file)  # the data first: cheaper than loading a tokenizer
+    val_pairs = read_pairs(plan.val_file) if plan.val_file else None
     tokenizer = AutoTokenizer.from_pretrained(s.base_model, local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     chat = use_chat_template(tokenizer, s.chat_template)
-    train_enc = encode_pairs(read_pairs(plan.train_file), tokenizer, max_seq_len=s.max_seq_len, chat=chat)
-    val_enc = encode_pairs(read_pairs(plan.val_file), tokenizer, max_seq_len=s.max_seq_len, chat=chat) if plan.val_file else None
+    train_enc = encode_pairs(train_pairs, tokenizer, max_seq_len=s.max_seq_len, chat=chat)
+    val_enc = encode_pairs(val_pairs, tokenizer, max_seq_len=s.max_seq_len, chat=chat) if val_pairs is not None else None
     return Inputs(plan, tokenizer, chat, train_enc, val_enc, started)
 
 
