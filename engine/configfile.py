@@ -9,15 +9,19 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from engine.errors import InputError
 from engine.store.inputfile import read_text
 
 M = TypeVar("M", bound=BaseModel)
+
+# Seeds go to random, numpy and torch; the last two take 0 .. 2**32 - 1 only.
+SEED_MAX = 2**32 - 1
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 KeyPath = tuple[str | int, ...]
 
 

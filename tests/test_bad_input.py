@@ -128,6 +128,8 @@ FILES: dict[str, bytes | Callable[[Path], Path]] = {
     "yaml_nul": b"teacher:\n  seed: 1\x00\n",
     "yaml_date": b"teacher:\n  seed: 2025-13-45\n",
     "yaml_surrogate": b'teacher:\n  model: "\\ud800"\n',
+    "yaml_inf": b"teacher:\n  budget_usd: .inf\n",
+    "yaml_seed": b"teacher:\n  seed: 1\nprep:\n  seed: -1\n",
     "key_config": f"teacher:\n  provider: gemini\n  api_key_env: {SECRET}\n".encode(),
     "good_config": b"concepts:\n  count: 2\nteacher:\n  provider: synthetic\n",
     "template_latin1": "CONCEPT: {{concept}} {{requirements_yaml}} caf\xe9\n".encode("latin-1"),
@@ -310,6 +312,20 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("import-empty", ["import", "{empty}", "-o", "{tmp}/i.jsonl"], ["empty.dat: no records"]),
     ("teacher-concepts-empty", ["teacher", "--provider", "synthetic", "--concepts", "{empty}", "--out", "{tmp}/t"], ["empty.dat: no concepts"]),
     ("train-data-empty", ["train", "--data", "{empty}", "--base-model", "{model}", "--out", "{tmp}/tr"], ["empty.dat: no training records"]),
+    # Numbers no library takes (seeds past 2**32, NaN, infinity) or sizes no machine holds.
+    ("concepts-count-huge", ["concepts", "--count", "1000000000"], ["--count: must be between 1 and 100,000"]),
+    ("gate-negative-seed", ["gate", "{results}", "{results}", "--seed", "-1"], ["argument --seed: expected a seed from 0 to 4294967295"]),
+    ("prep-huge-seed", ["prep", "--teacher", "{teacher}", "--out", "{tmp}/p", "--seed", "99999999999999999999"], ["argument --seed"]),
+    ("make-tiny-model-huge-seed", ["make-tiny-model", "--out", "{tmp}/m", "--seed", "99999999999999999999"], ["argument --seed"]),
+    ("make-tiny-model-too-large", ["make-tiny-model", "--out", "{tmp}/m", "--layers", "100000"], ["--layers: about", "parameters"]),
+    ("train-huge-seed", ["train", "--data", "{teacher}", "--base-model", "{model}", "--out", "{tmp}/tr", "--seed", "99999999999999999999"], ["argument --seed"]),
+    ("teacher-budget-infinite", ["teacher", "--provider", "synthetic", "--concepts", "{concepts}", "--out", "{tmp}/t", "--budget-usd", "inf"], ["budget_usd: Input should be a finite number"]),
+    ("eval-temperature-nan", ["eval", "--provider", "synthetic", "--dataset", "{concepts}", "--tag", "t", "--out", "{tmp}/e", "--temperature", "nan"], ["--temperature"]),
+    ("run-config-infinite", ["run", "{yaml_inf}", "--headless", "--runs-dir", "{tmp}/runs"], ["yaml_inf.dat:2: teacher.budget_usd: Input should be a finite number"]),
+    ("run-config-negative-seed", ["run", "{yaml_seed}", "--headless", "--runs-dir", "{tmp}/runs"], ["yaml_seed.dat:4: prep.seed"]),
+    ("prep-min-score-nan", ["prep", "--teacher", "{teacher}", "--out", "{tmp}/p", "--min-score", "nan"], ["--min-score: must be between 0 and 1, got nan"]),
+    ("demo-train-steps-negative", ["demo", "--train-steps", "-1", "--out", "{tmp}/d", "--headless"], ["argument --train-steps"]),
+    ("run-grace-nan", ["run", "{good_config}", "--headless", "--runs-dir", "{tmp}/runs", "--grace", "nan"], ["argument --grace"]),
     # Run directories that are not one (status, runs, cancel, attach).
     ("status-not-a-run-directory", ["status", "{afile}"], ["afile.dat: not a run directory"]),
     ("runs-missing-directory", ["runs", "{tmp}/nowhere"], ["nowhere: no such directory"]),
@@ -530,6 +546,21 @@ def test_a_variable_name_in_api_key_env_is_accepted():
     for bad in ("my_key", "1KEY", "AIzaSyD-key", "KEY NAME", ""):
         with pytest.raises(ValueError):
             TeacherSettings(api_key_env=bad)
+
+
+def test_seed_bounds_are_inclusive():
+    import argparse
+
+    from engine.commands import argtypes
+    from engine.stages.train.settings import TrainSettings
+
+    assert argtypes.seed("0") == 0 and argtypes.seed("4294967295") == 2**32 - 1
+    for bad in ("-1", "4294967296", "1.5", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            argtypes.seed(bad)
+    assert TrainSettings(seed=2**32 - 1).seed == 2**32 - 1
+    with pytest.raises(ValueError):
+        TrainSettings(seed=2**32)
 
 
 def test_train_bad_data_leaves_no_event_log(tmp_path, capsys):

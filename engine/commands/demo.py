@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from engine.commands import argtypes
 from engine.commands import can_show_cockpit
 from engine.core.inert import one_line
 from engine.pipeline.config import PipelineConfig, parse_config
@@ -33,10 +34,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     p.add_argument("--out", metavar="DIR", help="run directory (default: artifacts/demo/<run id>)")
     p.add_argument("--headless", action="store_true", help="no cockpit: progress on stdout (the default without a terminal)")
-    p.add_argument("--count", type=int, default=120, help="concepts to generate (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=7, help="seed for every stage (default: %(default)s)")
-    p.add_argument("--train-steps", type=int, default=40, metavar="N", help="LoRA steps on the tiny model (default: %(default)s)")
-    p.add_argument("--latency", type=float, default=0.4, metavar="S", help="synthetic teacher latency per call (default: %(default)s)")
+    p.add_argument("--count", type=argtypes.positive_int, default=120, help="concepts to generate (default: %(default)s)")
+    p.add_argument("--seed", type=argtypes.seed, default=7, help="seed for every stage (default: %(default)s)")
+    p.add_argument("--train-steps", type=argtypes.positive_int, default=40, metavar="N", help="LoRA steps on the tiny model (default: %(default)s)")
+    p.add_argument("--latency", type=argtypes.seconds, default=0.4, metavar="S", help="synthetic teacher latency per call (default: %(default)s)")
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.commands import argtypes
 from engine.core.inert import one_line
 from engine.core.metric import DEFAULT_METRIC, METRICS
 from engine.errors import InputError
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of concepts held out (default: %(default)s)")
     p.add_argument("--split-by", choices=("concept",), default="concept", help="all variants of a concept stay on one side")
     p.add_argument("--stratify", default=",".join(STRATA_KEYS), help="comma list from tier,status ('' for none)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=argtypes.seed, default=42)
     p.add_argument("--dedupe", action="store_true", help="drop exact duplicates (always reported)")
     p.add_argument("--format", choices=FORMATS, default="prompt-response", help="chat keeps messages for the tokenizer's chat template")
     p.add_argument("--map-status", action="append", default=[], metavar="OLD=NEW", help="map a legacy status, e.g. conflicts=misaligned")

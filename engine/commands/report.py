@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from engine.commands import argtypes
 from engine.commands.gate import add_gate_options
 from engine.core.inert import one_line
 from engine.errors import InputError
@@ -20,16 +21,6 @@ from engine.stages.report.build import DEFAULT_TOP, build_report
 from engine.stages.report.inputs import collect
 from engine.store.atomic import atomic_write_text
 from engine.store.outpath import check_out_file
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -50,7 +41,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="Markdown output (default: RUN_DIR/report.md; required with files; '-' for stdout)",
     )
     p.add_argument("--train", metavar="DIR", help="adapter or training folder (po_tui_train.json, loss_history.json)")
-    p.add_argument("--top", type=_count, default=DEFAULT_TOP, metavar="N",
+    p.add_argument("--top", type=argtypes.non_negative_int, default=DEFAULT_TOP, metavar="N",
                    help="regressions to show with diffs (default: %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="text charts even when matplotlib is installed")
     p.add_argument("--json", action="store_true", help="also print a JSON summary on stdout")

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from engine.commands import argtypes
 from engine.commands import can_show_cockpit
 from engine.core.inert import one_line
 from engine.errors import InputError
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--retry-failed", action="store_true", help="with --resume: run the failed stage again and continue")
     p.add_argument("--runs-dir", metavar="DIR", default="runs", help="where new run directories go (default: ./runs)")
     p.add_argument("--run-dir", metavar="DIR", help="the new run's directory (default: RUNS_DIR/<run id>)")
-    p.add_argument("--grace", type=float, default=10.0, metavar="S", help="seconds between SIGTERM and SIGKILL on cancel (default: 10)")
+    p.add_argument("--grace", type=argtypes.seconds, default=10.0, metavar="S", help="seconds between SIGTERM and SIGKILL on cancel (default: 10)")
     p.add_argument("--engine-mode", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 

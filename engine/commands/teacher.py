@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from engine.commands import argtypes
 from engine.configfile import load_yaml_file, validate
 from engine.core.records import Concept, read_concept_list
 from engine.errors import InputError
@@ -42,7 +43,7 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--backoff-base", {"type": float, "dest": "backoff_base_s", "metavar": "S", "help": "first backoff delay (default: 1s)"}),
     ("--timeout", {"type": float, "dest": "timeout_s", "metavar": "S", "help": "per-request timeout (default: 120s)"}),
     ("--metric", {"choices": ("po-v1", "po-v2"), "help": "default: po-v2"}),
-    ("--seed", {"type": int}),
+    ("--seed", {"type": argtypes.seed}),
     ("--budget-usd", {"type": float, "metavar": "X", "help": "stop cleanly once this much was spent"}),
     ("--base-url", {"help": "override the API endpoint (gemini/vertex/openai)"}),
     ("--project", {"help": "vertex: GCP project (or GOOGLE_CLOUD_PROJECT)"}),

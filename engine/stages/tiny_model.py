@@ -64,6 +64,9 @@ CHAT_TEMPLATE = (
 # The 256 byte symbols plus the specials, and a little room for merges.
 MIN_VOCAB = 512
 MAX_VOCAB = 65536
+# A tiny model is for tests and the demo: sizes that would need gigabytes are a typo.
+MAX_PARAMETERS = 50_000_000
+MAX_CORPUS = 100_000
 SAMPLE_EXTRA = "Gestión ñandú café — naïve façade, Straße, 東京, emoji 🚀, tabs\tand\r\nCRLF."
 
 
@@ -103,8 +106,15 @@ def check_sizes(
         raise InputError(
             f"must be between {MIN_VOCAB} and {MAX_VOCAB}, got {vocab_size}", field="--vocab-size"
         )
-    if corpus_size < 1:
-        raise InputError(f"must be at least 1, got {corpus_size}", field="--corpus-size")
+    if not 1 <= corpus_size <= MAX_CORPUS:
+        raise InputError(f"must be between 1 and {MAX_CORPUS}, got {corpus_size}", field="--corpus-size")
+    # embeddings (tied) + per layer: attention (q, o and the smaller k, v) and the gated MLP
+    estimate = vocab_size * hidden + layers * (2 * hidden * hidden + 2 * hidden * (hidden // heads) * kv_heads + 3 * hidden * intermediate)
+    if estimate > MAX_PARAMETERS:
+        raise InputError(
+            f"about {estimate:,} parameters: more than a tiny model's {MAX_PARAMETERS:,} (lower --layers, --hidden or --intermediate)",
+            field="--layers",
+        )
     return intermediate
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.configfile import Seed
 from engine.stages.teacher.settings import DEFAULT_MODELS, EnvVarName, SyntheticSettings
 
 LOCAL = "local"
@@ -23,7 +24,7 @@ _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class EvalSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     dataset: str
     out: str
@@ -33,7 +34,7 @@ class EvalSettings(BaseModel):
     adapter: str | None = None
     model: str | None = None
     max_samples: int = Field(20, ge=0)  # 0: every case
-    seed: int = 42
+    seed: Seed = 42
     batch_size: int = Field(8, ge=1, le=4096)
     max_new_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(0.0, ge=0, le=2)

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from engine.configfile import Seed
 from engine.core.prompts import student_template, teacher_system_prompt
 
 PROVIDERS = ("gemini", "vertex", "openai", "synthetic")
@@ -37,7 +38,7 @@ EnvVarName = Annotated[str | None, AfterValidator(_env_var_name)]
 class SyntheticSettings(BaseModel):
     """Knobs of the offline synthetic provider (demo and tests)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     latency_s: float = Field(0.0, ge=0)
     latency_jitter_s: float = Field(0.0, ge=0)
     defect_rate: float = Field(0.15, ge=0, le=1)
@@ -46,7 +47,7 @@ class SyntheticSettings(BaseModel):
 
 
 class TeacherSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     provider: Literal["gemini", "vertex", "openai", "synthetic"] = "gemini"
     model: str | None = None
@@ -65,7 +66,7 @@ class TeacherSettings(BaseModel):
     backoff_max_s: float = Field(60.0, gt=0)
     timeout_s: float = Field(120.0, gt=0)
     metric: Literal["po-v1", "po-v2"] = "po-v2"
-    seed: int = 0
+    seed: Seed = 0
     budget_usd: float | None = Field(None, gt=0)
     base_url: str | None = None
     project: str | None = None

@@ -113,7 +113,7 @@ class TeacherStore:
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.manifest_path.exists():
             return None
-        manifest = read_json(self.manifest_path)
+        manifest = read_json(self.manifest_path, strict=False)  # ours: older runs may hold an Infinity
         if not isinstance(manifest, dict) or not isinstance(manifest.get("segments", []), list):
             raise InputError("damaged teacher manifest: expected a JSON object with a `segments` list", path=self.manifest_path)
         return manifest
