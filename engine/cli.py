@@ -8,6 +8,7 @@ stderr and exit code 2; `--debug` (or PO_TUI_DEBUG=1) shows the traceback instea
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import signal
@@ -16,6 +17,7 @@ import traceback
 from typing import Sequence
 
 from engine.commands import can_show_cockpit
+from engine.core.inert import one_line
 from engine.errors import InputError, StageFailed
 
 COMMANDS = ("score", "concepts", "teacher", "import", "prep", "train", "demo", "stats", "make-tiny-model", "export", "gate", "eval", "report", "status", "runs", "init", "run", "cancel", "attach")
@@ -54,6 +56,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# OS errors a user causes and fixes (a path that is wrong, unwritable or of the wrong kind):
+# exit 2 like any bad input. Others (a full disk, an I/O error) exit 1.
+USER_ERRNOS = {
+    errno.ENOENT, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS,
+    errno.ENAMETOOLONG, errno.ELOOP, errno.ENXIO, errno.ENODEV, errno.ETXTBSY, errno.EINVAL,
+}
+
+
+def _unexpected(exc: BaseException) -> str | None:
+    """One line for an OS, decoding or nesting failure no reader caught; None: a bug, re-raise."""
+    if isinstance(exc, OSError):
+        if exc.filename is None:
+            return None
+        names = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
+        return one_line(f"{names}: {exc.strerror or exc}")
+    if isinstance(exc, UnicodeDecodeError):
+        return one_line(f"input is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})")
+    if isinstance(exc, UnicodeError):
+        return "input holds text that cannot be written as UTF-8 (a lone surrogate escape such as \\ud800?)"
+    return "input nested too deeply to process"
+
+
 def _terminate(signum: int, frame: object) -> None:
     # SIGTERM (po-tui cancel, the engine) ends a stage like Ctrl-C: its event log says cancelled.
     raise KeyboardInterrupt
@@ -78,12 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"po-tui {args.command}: error: {exc}\n")
+        sys.stderr.write(f"po-tui {args.command}: error: {one_line(exc)}\n")
         return EXIT_USAGE
     except StageFailed as exc:
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"po-tui {args.command}: failed: {exc}\n")
+        sys.stderr.write(f"po-tui {args.command}: failed: {one_line(exc)}\n")
         return EXIT_FAIL
     except KeyboardInterrupt:
         sys.stderr.write(f"po-tui {args.command}: interrupted\n")
@@ -95,6 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return EXIT_OK
+    except (OSError, UnicodeError, RecursionError) as exc:
+        # Last resort: the readers and writers turn these into located InputErrors; one that
+        # slipped past them is still a line naming the file, not a traceback.
+        line = _unexpected(exc)
+        if line is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"po-tui {args.command}: error: {line}\n")
+        return EXIT_USAGE if not isinstance(exc, OSError) or exc.errno in USER_ERRNOS else EXIT_FAIL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,10 +11,13 @@ import json
 import sys
 from collections import Counter
 
+from engine.commands import argtypes
+from engine.core.inert import one_line
 from engine.errors import InputError
 from engine.runlog.job import add_job_args, job_events
-from engine.stages.concepts import TIERS, generate_concepts, normalize_tiers
-from engine.store.atomic import atomic_write_jsonl, check_output
+from engine.stages.concepts import MAX_COUNT, TIERS, generate_concepts, normalize_tiers
+from engine.store.atomic import atomic_write_jsonl
+from engine.store.outpath import check_out_file
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -30,7 +33,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> argparse.ArgumentPa
         ),
     )
     p.add_argument("--count", type=int, required=True, help="number of concepts (>= 1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="random seed (default: 0)")
     p.add_argument(
         "-o", "--output", default=None, metavar="FILE",
         help="output JSONL file; '-' or omitted writes to stdout",
@@ -53,8 +56,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 
 def _validated(args: argparse.Namespace) -> tuple[int, int, tuple[str, ...], float, int]:
-    if args.count < 1:
-        raise InputError(f"must be at least 1, got {args.count}", field="--count")
+    if not 1 <= args.count <= MAX_COUNT:
+        raise InputError(f"must be between 1 and {MAX_COUNT:,}, got {args.count}", field="--count")
     rate = args.conflict_rate
     if not 0.0 <= rate <= 1.0:  # also rejects nan
         raise InputError(f"must be between 0 and 1, got {rate}", field="--conflict-rate")
@@ -65,7 +68,7 @@ def _validated(args: argparse.Namespace) -> tuple[int, int, tuple[str, ...], flo
     except ValueError as exc:
         raise InputError(str(exc), field="--tiers") from None
     if args.output not in (None, "-"):
-        check_output(args.output)
+        check_out_file(args.output, field="-o/--output")
     return args.count, args.seed, tiers, rate, args.start_index
 
 
@@ -97,6 +100,6 @@ def run(args: argparse.Namespace) -> int:
     spread = ", ".join(f"{t} {by_tier[t]}" for t in tiers)
     sys.stderr.write(
         f"po-tui concepts: {len(rows)} concepts ({spread}; {conflicts} with injected conflicts)"
-        f" seed {seed} -> {where}\n"
+        f" seed {seed} -> {one_line(where)}\n"
     )
     return 0

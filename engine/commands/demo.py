@@ -16,10 +16,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from engine.commands import argtypes
 from engine.commands import can_show_cockpit
+from engine.core.inert import one_line
 from engine.pipeline.config import PipelineConfig, parse_config
 from engine.pipeline.headless import headline
 from engine.runlog.state import RunState
+from engine.store.outpath import check_out_dir
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -31,10 +34,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     p.add_argument("--out", metavar="DIR", help="run directory (default: artifacts/demo/<run id>)")
     p.add_argument("--headless", action="store_true", help="no cockpit: progress on stdout (the default without a terminal)")
-    p.add_argument("--count", type=int, default=120, help="concepts to generate (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=7, help="seed for every stage (default: %(default)s)")
-    p.add_argument("--train-steps", type=int, default=40, metavar="N", help="LoRA steps on the tiny model (default: %(default)s)")
-    p.add_argument("--latency", type=float, default=0.4, metavar="S", help="synthetic teacher latency per call (default: %(default)s)")
+    p.add_argument("--count", type=argtypes.positive_int, default=120, help="concepts to generate (default: %(default)s)")
+    p.add_argument("--seed", type=argtypes.seed, default=7, help="seed for every stage (default: %(default)s)")
+    p.add_argument("--train-steps", type=argtypes.positive_int, default=40, metavar="N", help="LoRA steps on the tiny model (default: %(default)s)")
+    p.add_argument("--latency", type=argtypes.seconds, default=0.4, metavar="S", help="synthetic teacher latency per call (default: %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -80,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
     from engine.pipeline.runner import Engine, create_run
 
     config = demo_config(args.count, args.seed, args.train_steps, args.latency)
-    run_dir = Path(args.out or Path("artifacts") / "demo" / new_run_id())
+    run_dir = check_out_dir(Path(args.out or Path("artifacts") / "demo" / new_run_id()))
     create_run(run_dir, config)
     console = Console(stderr=True)
-    console.print(Text(f"po-tui demo: run directory {run_dir}"))
+    console.print(Text(one_line(f"po-tui demo: run directory {run_dir}")))
     if not args.headless and can_show_cockpit():
         import importlib
 
@@ -101,10 +104,10 @@ def run(args: argparse.Namespace) -> int:
         manifest = engine.manifest
     state = RunState.from_run_dir(run_dir)
     console.print(state_table(state))
-    console.print(Text(f"outputs and event logs: {run_dir}"))
+    console.print(Text(one_line(f"outputs and event logs: {run_dir}")))
     gate = manifest.get("gate") or {}
     if final != "succeeded":
         console.print(Text(f"po-tui demo: run {final}", style="bold red"))
         return 2 if final == "failed" else 130
-    console.print(Text(f"report: {run_dir / 'report.md'}  gate verdict: {str(gate.get('verdict', '?')).upper()}"))
+    console.print(Text(one_line(f"report: {run_dir / 'report.md'}  gate verdict: {str(gate.get('verdict', '?')).upper()}")))
     return 0

@@ -8,6 +8,7 @@ import signal
 import sys
 from typing import Any
 
+from engine.commands import argtypes
 from engine.configfile import validate
 from engine.errors import InputError, StageFailed
 from engine.runlog.job import add_job_args, job_events
@@ -24,7 +25,7 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--out", {"metavar": "DIR", "help": "results directory"}),
     ("--max-samples", {"type": int, "metavar": "N", "help": "evaluate the FIRST N distinct concepts in file order, "
                        "never a shuffle, so every run compares the same cases; 0 = all (default: 20)"}),
-    ("--seed", {"type": int, "metavar": "S", "help": "sampling seed (temperature > 0) and provider seeds (default: 42)"}),
+    ("--seed", {"type": argtypes.seed, "metavar": "S", "help": "sampling seed (temperature > 0) and provider seeds (default: 42)"}),
     ("--batch-size", {"type": int, "metavar": "B", "help": "sequences decoded together, local models (default: 8)"}),
     ("--max-new-tokens", {"type": int, "metavar": "N", "help": "answer token limit (default: 1200 local, provider default otherwise)"}),
     ("--temperature", {"type": float, "metavar": "T", "help": "0 = greedy (default); > 0 samples with --top-p and --seed"}),

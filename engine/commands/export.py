@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.core.inert import one_line
 from engine.runlog.job import add_job_args, job_events
 from engine.store.lock import output_lock
 from engine.stages.export import (
@@ -154,7 +155,7 @@ def _write_ollama(args: argparse.Namespace) -> int:
         chat_template=args.chat_template,
         warn=_warner("ollama"),
     )
-    sys.stderr.write(f"po-tui export ollama: wrote {path}\n")
+    sys.stderr.write(f"po-tui export ollama: wrote {one_line(path)}\n")
     sys.stdout.write(ollama_create_command(args.name, path) + "\n")
     return 0
 

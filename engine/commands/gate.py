@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from engine.commands import argtypes
 from engine.core.inert import one_line
 from engine.runlog.job import add_job_args, job_events
 from engine.core.metric import METRICS
@@ -22,16 +23,6 @@ from engine.stages.gate import DEFAULT_RESAMPLES, DEFAULT_SEED, PRESETS, Verdict
 from engine.stages.results import RunSummary
 
 EXIT_PASS, EXIT_FAIL = 0, 1
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_gate_options(p: argparse.ArgumentParser) -> None:
@@ -47,10 +38,10 @@ def add_gate_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--concepts", metavar="FILE", help="concepts (any layout with concept_id) for --rescore")
     p.add_argument(
-        "--resamples", type=_positive_int, default=DEFAULT_RESAMPLES, metavar="N",
+        "--resamples", type=argtypes.positive_int, default=DEFAULT_RESAMPLES, metavar="N",
         help="bootstrap resamples for the ratio interval (default: %(default)s)",
     )
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed (default: %(default)s)")
+    p.add_argument("--seed", type=argtypes.seed, default=DEFAULT_SEED, help="bootstrap seed (default: %(default)s)")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

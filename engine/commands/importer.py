@@ -6,10 +6,12 @@ import argparse
 import sys
 from collections import Counter
 
+from engine.core.inert import one_line
 from engine.core.metric import DEFAULT_METRIC, METRICS
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.importer import import_records
-from engine.store.atomic import atomic_write_jsonl, check_output
+from engine.store.atomic import atomic_write_jsonl
+from engine.store.outpath import check_out_file
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         sys.stderr.write(f"po-tui import: warning: {message}\n")
 
-    check_output(args.out)  # before any work: a directory or socket as OUT is refused, not replaced
+    check_out_file(args.out)  # before any work: nothing is written for a bad OUT
     with job_events(args, "import") as events:
         kind, records = import_records(args.file, metric=args.metric, warn=warn)
         atomic_write_jsonl(args.out, records)
@@ -41,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
         problems.pop(None, None)
         events.summary.update(records=len(records), layout=kind, format_errors=dict(problems))
     note = f", {sum(problems.values())} with format errors ({', '.join(f'{k} {v}' for k, v in problems.items())})" if problems else ""
-    sys.stderr.write(f"po-tui import: {len(records)} {kind} records -> {args.out} (scored {args.metric}){note}\n")
+    sys.stderr.write(f"po-tui import: {len(records)} {kind} records -> {one_line(args.out)} (scored {args.metric}){note}\n")
     return 0

@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.core.inert import one_line
 from engine.errors import InputError
 from engine.store.atomic import atomic_write_text
+from engine.store.outpath import check_out_file
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -32,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if path.exists() and not args.force:
         raise InputError("already exists (pass --force to overwrite)", path=path)
+    check_out_file(path, field="FILE")
     atomic_write_text(path, text)
-    print(f"po-tui init: wrote {path}; run it with `po-tui run {path} --headless`")
+    print(one_line(f"po-tui init: wrote {path}; run it with `po-tui run {path} --headless`"))
     return 0

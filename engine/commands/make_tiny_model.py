@@ -10,6 +10,7 @@ import argparse
 import sys
 import time
 
+from engine.commands import argtypes
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.tiny_model import check_sizes, make_tiny_model, read_info
 
@@ -29,7 +30,7 @@ def register(
         ),
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="random seed (default: 0)")
     p.add_argument("--hidden", type=int, default=64, metavar="N", help="hidden size (default: 64)")
     p.add_argument("--layers", type=int, default=2, metavar="N", help="decoder layers (default: 2)")
     p.add_argument("--heads", type=int, default=4, metavar="N", help="attention heads (default: 4)")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.commands import argtypes
+from engine.core.inert import one_line
 from engine.core.metric import DEFAULT_METRIC, METRICS
 from engine.errors import InputError
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.prep import FORMATS, STRATA_KEYS, PrepOptions, parse_map_status, prepare
 from engine.store.lock import output_lock
+from engine.store.outpath import check_out_dir
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -30,7 +33,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of concepts held out (default: %(default)s)")
     p.add_argument("--split-by", choices=("concept",), default="concept", help="all variants of a concept stay on one side")
     p.add_argument("--stratify", default=",".join(STRATA_KEYS), help="comma list from tier,status ('' for none)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=argtypes.seed, default=42)
     p.add_argument("--dedupe", action="store_true", help="drop exact duplicates (always reported)")
     p.add_argument("--format", choices=FORMATS, default="prompt-response", help="chat keeps messages for the tokenizer's chat template")
     p.add_argument("--map-status", action="append", default=[], metavar="OLD=NEW", help="map a legacy status, e.g. conflicts=misaligned")
@@ -107,11 +110,12 @@ def run(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         sys.stderr.write(f"po-tui prep: warning: {message}\n")
 
+    check_out_dir(args.out)  # before any work or lock: nothing is created for a bad --out
     # One writer per output directory, taken before the event log is opened.
     with output_lock(args.out, stage="prep"), job_events(args, "prep") as events:
         report = prepare(args.teacher, args.out, opts, warn=warn)
         events.summary.update(records=report["records"], **report["outcomes"])
     for line in report_lines(report):
         sys.stderr.write(line + "\n")
-    sys.stderr.write(f"  wrote {args.out}/train.jsonl, val.jsonl, prep_report.json\n")
+    sys.stderr.write(f"  wrote {one_line(args.out)}/train.jsonl, val.jsonl, prep_report.json\n")
     return 0

@@ -11,23 +11,16 @@ import json
 import sys
 from pathlib import Path
 
+from engine.commands import argtypes
 from engine.commands.gate import add_gate_options
+from engine.core.inert import one_line
 from engine.errors import InputError
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.gate import load_gates
 from engine.stages.report.build import DEFAULT_TOP, build_report
 from engine.stages.report.inputs import collect
-from engine.store.atomic import atomic_write_text, check_output, is_stream
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+from engine.store.atomic import atomic_write_text, is_stream
+from engine.store.outpath import check_out_file
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -48,7 +41,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="Markdown output (default: RUN_DIR/report.md; required with files; '-' for stdout)",
     )
     p.add_argument("--train", metavar="DIR", help="adapter or training folder (po_tui_train.json, loss_history.json)")
-    p.add_argument("--top", type=_count, default=DEFAULT_TOP, metavar="N",
+    p.add_argument("--top", type=argtypes.non_negative_int, default=DEFAULT_TOP, metavar="N",
                    help="regressions to show with diffs (default: %(default)s)")
     p.add_argument("--no-plots", action="store_true", help="text charts even when matplotlib is installed")
     p.add_argument("--json", action="store_true", help="also print a JSON summary on stdout")
@@ -75,10 +68,8 @@ def run(args: argparse.Namespace) -> int:
     given = [Path(p) for p in args.paths]
     run_dir = given[0] if len(given) == 1 and given[0].is_dir() else None
     out = _out_path(args, run_dir)  # checked before any work
-    if out is not None and out.is_dir():
-        raise InputError("is a directory, expected a file name", path=out, field="-o/--out")
     if out is not None:
-        check_output(out)  # a socket or block device is refused before any plot is written beside it
+        check_out_file(out, field="-o/--out")
     with job_events(args, "report") as events:
         inputs = collect(args.paths, rescore=args.rescore, concepts_path=args.concepts, train_dir=args.train)
         report = build_report(
@@ -96,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         verdict = "no gate" if gate is None else f"gate {'PASS' if gate['passed'] else 'FAIL'}"
         plots = f", {len(report.images)} plot(s)" if report.images else ", text charts"
-        sys.stderr.write(f"po-tui report: wrote {out} ({len(inputs.runs)} run(s), {verdict}{plots})\n")
+        sys.stderr.write(f"po-tui report: wrote {one_line(out)} ({len(inputs.runs)} run(s), {verdict}{plots})\n")
     if args.json:
         sys.stdout.write(json.dumps({"report": str(out) if out else None, **report.summary}, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()

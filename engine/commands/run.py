@@ -15,7 +15,9 @@ import os
 import sys
 from pathlib import Path
 
+from engine.commands import argtypes
 from engine.commands import can_show_cockpit
+from engine.core.inert import one_line
 from engine.errors import InputError
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 130
@@ -38,7 +40,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--retry-failed", action="store_true", help="with --resume: run the failed stage again and continue")
     p.add_argument("--runs-dir", metavar="DIR", default="runs", help="where new run directories go (default: ./runs)")
     p.add_argument("--run-dir", metavar="DIR", help="the new run's directory (default: RUNS_DIR/<run id>)")
-    p.add_argument("--grace", type=float, default=10.0, metavar="S", help="seconds between SIGTERM and SIGKILL on cancel (default: 10)")
+    p.add_argument("--grace", type=argtypes.seconds, default=10.0, metavar="S", help="seconds between SIGTERM and SIGKILL on cancel (default: 10)")
     p.add_argument("--engine-mode", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
@@ -49,6 +51,7 @@ def prepare(args: argparse.Namespace):
     from engine.pipeline.launch import check_resumable
     from engine.pipeline.manifest import new_run_id
     from engine.pipeline.runner import create_run
+    from engine.store.outpath import check_out_dir
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -62,6 +65,7 @@ def prepare(args: argparse.Namespace):
         raise InputError("a pipeline config is required (or --resume RUN_DIR); `po-tui init` writes one", field="CONFIG")
     config = load_config(args.config)
     run_dir = Path(args.run_dir) if args.run_dir else Path(args.runs_dir) / new_run_id()
+    check_out_dir(run_dir, field="--run-dir" if args.run_dir else "--runs-dir")
     create_run(run_dir, config)
     return run_dir, config, False
 
@@ -108,9 +112,9 @@ def exit_code(run_dir: Path, final: str, manifest: dict) -> int:
     gate = manifest.get("gate") or {}
     if final == "succeeded":
         verdict = str(gate.get("verdict", "fail"))
-        print(f"run {run_dir}: succeeded; report {run_dir / 'report.md'}; gate verdict {verdict.upper()}")
+        print(one_line(f"run {run_dir}: succeeded; report {run_dir / 'report.md'}; gate verdict {verdict.upper()}"))
         return EXIT_PASS if verdict == "pass" else EXIT_FAIL
-    print(f"run {run_dir}: {final}" + ("" if final == "cancelled" else f"; fix it, then `po-tui run --resume {run_dir} --retry-failed`"))
+    print(one_line(f"run {run_dir}: {final}" + ("" if final == "cancelled" else f"; fix it, then `po-tui run --resume {run_dir} --retry-failed`")))
     return EXIT_CANCELLED if final == "cancelled" else EXIT_ERROR
 
 
@@ -135,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         return cockpit(run_dir)
     engine = Engine(run_dir, config, resume=resuming, retry_failed=args.retry_failed, grace_s=args.grace,
                     mode=args.engine_mode or "headless")
-    print(f"run directory: {run_dir}", flush=True)
+    print(one_line(f"run directory: {run_dir}"), flush=True)
     if resuming:
         print_decisions(engine, sys.stdout)
     final = drive(engine, tty=sys.stdout.isatty() and os.environ.get("TERM") != "dumb")

@@ -11,7 +11,8 @@ from engine.core.records import read_concepts, read_samples
 from engine.core.scoring import ScoreSummary, score_sample, summarize
 from engine.errors import InputError
 from engine.runlog.job import add_job_args, job_events
-from engine.store.atomic import atomic_write_jsonl, check_output
+from engine.store.atomic import atomic_write_jsonl
+from engine.store.outpath import check_out_file
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -22,7 +23,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         description=(
             "Score every record of FILE and write one JSON line per record "
             '({"id","score","breakdown","valid","reason"}) in input order to OUT or stdout; '
-            "a summary goes to stderr."
+            "a summary goes to stderr. Exit 0 when scored, 2 on bad input (a file with no "
+            "records included), with nothing written."
         ),
     )
     p.add_argument("file", metavar="FILE")
@@ -73,10 +75,12 @@ def format_summary(summary: ScoreSummary, metric: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     if args.out:
-        check_output(args.out)  # before any work: a directory or socket as OUT is refused, not replaced
+        check_out_file(args.out)  # before any work: nothing is written for a bad OUT
     with job_events(args, "score") as events:
         concepts = read_concepts(args.concepts, warn=_warn) if args.concepts else None
         kind, samples = read_samples(args.file, concepts=concepts, warn=_warn)
+        if not samples:  # an empty output and exit 0 would read as success
+            raise InputError("no records: nothing to score", path=args.file)
         for sample in samples:
             if sample.concept is None:
                 raise InputError(

@@ -6,18 +6,9 @@ import argparse
 import json
 import sys
 
+from engine.commands import argtypes
 from engine.core.metric import DEFAULT_METRIC, METRICS
 from engine.stages.dataset_stats import dataset_stats, format_stats
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -41,7 +32,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument(
         "--max-seq-len",
         metavar="N",
-        type=_positive_int,
+        type=argtypes.positive_int,
         help="count samples whose prompt+response exceeds N tokens (needs --tokenizer)",
     )
     p.add_argument(

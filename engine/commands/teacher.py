@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from engine.commands import argtypes
 from engine.configfile import load_yaml_file, validate
 from engine.core.records import Concept, read_concept_list
 from engine.errors import InputError, StageFailed
@@ -23,6 +24,7 @@ from engine.stages.teacher.settings import DEFINING, PROVIDERS, TeacherSettings
 from engine.stages.teacher.store import TeacherStore
 from engine.stages.teacher.tally import TeacherTally
 from engine.store.lock import output_lock
+from engine.store.outpath import check_out_dir
 
 # CLI flag -> settings field (the flags default to None: only what the user typed overrides config).
 FLAGS: list[tuple[str, dict[str, Any]]] = [
@@ -42,7 +44,7 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--backoff-base", {"type": float, "dest": "backoff_base_s", "metavar": "S", "help": "first backoff delay (default: 1s)"}),
     ("--timeout", {"type": float, "dest": "timeout_s", "metavar": "S", "help": "per-request timeout (default: 120s)"}),
     ("--metric", {"choices": ("po-v1", "po-v2"), "help": "default: po-v2"}),
-    ("--seed", {"type": int}),
+    ("--seed", {"type": argtypes.seed}),
     ("--budget-usd", {"type": float, "metavar": "X", "help": "stop cleanly once this much was spent"}),
     ("--base-url", {"help": "override the API endpoint (gemini/vertex/openai)"}),
     ("--project", {"help": "vertex: GCP project (or GOOGLE_CLOUD_PROJECT)"}),
@@ -126,7 +128,7 @@ def concept_list(path: str) -> list[tuple[str, Concept]]:
     """(id, concept) in file order; the same id twice with different content is an error."""
     seen: dict[str, Concept] = {}
     out: list[tuple[str, Concept]] = []
-    for concept in read_concept_list(path, warn=_warn):
+    for concept in read_concept_list(path, warn=_warn, for_prompts=True):
         cid = concept.concept_id or concept.key
         known = seen.get(cid)
         if known is not None:
@@ -273,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     concepts = concept_list(args.concepts)
     prices = load_prices(settings.prices) if settings.prices else PriceTable()
+    check_out_dir(args.out)
+    check_resume(TeacherStore(args.out, warn=_warn), settings, args)  # bad input refused before the lock writes anything
     if not args.run_dir:
         args.run_dir = args.out  # standalone: the output directory is the run directory
     # One writer per output directory, from before its state is read until the last record is

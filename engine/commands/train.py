@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from engine.commands import argtypes
 from engine.configfile import load_yaml_file, validate
 from engine.errors import InputError
 from engine.stages.train.settings import TrainSettings
@@ -34,7 +35,7 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--eval-steps", {"type": int, "help": "evaluate every N steps (default: each epoch)"}),
     ("--save-steps", {"type": int, "help": "checkpoint every N steps (default: each epoch)"}),
     ("--save-total-limit", {"type": int}),
-    ("--seed", {"type": int}),
+    ("--seed", {"type": argtypes.seed}),
     ("--gpus", {"type": int, "help": "N > 1 runs DDP through torchrun"}),
     ("--cpu-processes", {"type": int, "help": "N CPU ranks on the gloo backend (testing the launch path)"}),
     ("--fsdp", {"help": "passed to TrainingArguments.fsdp, e.g. 'full_shard auto_wrap'"}),

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from engine.errors import InputError
+from engine.store.inputfile import MIB, read_text
 
 TEACHER_PROMPT_FILE = "product_owner.md"
 STUDENT_PROMPT_FILE = "student.md"
@@ -42,12 +43,12 @@ def prompts_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "prompts"
 
 
+PROMPT_MAX_BYTES = MIB  # a template is a page of text; more is the wrong file
+
+
 @lru_cache(maxsize=16)
 def _read(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InputError("prompt file not found", path=path) from exc
+    return read_text(path, what="a prompt template", max_bytes=PROMPT_MAX_BYTES)
 
 
 def teacher_system_prompt(path: str | Path | None = None) -> str:

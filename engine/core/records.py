@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from engine.core.blocks import check_pair, check_text, FormatCheck, render_response
+from engine.core.yamltext import load_yaml
 from engine.errors import InputError
+from engine.store.inputfile import loads_json, open_input, read_bytes, read_json, read_text
 from engine.store.jsonl import iter_jsonl
 
 TIERS = ("simple", "medium", "corporate")
@@ -304,10 +306,19 @@ def sample_from_record(obj: Any, path: str | Path, line: int | None) -> Sample:
             path=path,
             line=line,
         )
+    _refuse_half_concept(obj, path, line)
     keys = ", ".join(sorted(obj)[:8]) if isinstance(obj, dict) else type(obj).__name__
     raise InputError(
         f"unrecognised record layout (keys: {keys}); see docs: formats", path=path, line=line
     )
+
+
+def _refuse_half_concept(obj: Any, path: str | Path, line: int | None) -> None:
+    """A record with a concept but no requirements (or the reverse) is a concept record missing
+    a field: say which, rather than that the layout is unrecognised."""
+    if isinstance(obj, dict) and ("concept" in obj) != ("requirements_yaml" in obj):
+        missing = "requirements_yaml" if "concept" in obj else "concept"
+        raise InputError("missing (a concept record needs concept and requirements_yaml)", path=path, line=line, field=missing)
 
 
 def _chat_turns(f: _Fields) -> tuple[str, str]:
@@ -331,6 +342,8 @@ def concept_from_record(obj: Any, path: str | Path, line: int | None) -> Concept
     layout = detect_layout(obj)
     if layout == LAYOUT_CONCEPT:
         return _concept_from(_Fields(obj, path, line))
+    if layout is None:
+        _refuse_half_concept(obj, path, line)
     return_sample = sample_from_record(obj, path, line)
     assert return_sample.concept is not None
     return return_sample.concept
@@ -342,28 +355,44 @@ def concept_from_record(obj: Any, path: str | Path, line: int | None) -> Concept
 Warn = Callable[[str], None]
 
 
-def _looks_like_json_document(path: Path) -> Any | None:
-    """Parse the whole file as one JSON value if it is one (eval results); else None."""
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if not stripped.startswith("{"):
+def _first_byte(path: Path) -> bytes:
+    """The first non-whitespace byte of the file (b"" when there is none)."""
+    with open_input(path) as fh:
+        while chunk := fh.read(65536):
+            stripped = chunk.lstrip()
+            if stripped:
+                return stripped[:1]
+    return b""
+
+
+def read_json_document(path: str | Path) -> Any | None:
+    """The file parsed as one JSON value when it is one (eval results), else None (JSON lines).
+
+    A `.json` file must be one JSON value; any other name that does not parse as a whole is
+    read as JSON lines. Decoding and parse errors are located InputErrors either way.
+    """
+    p = _check_file(path)
+    if _first_byte(p) != b"{":
         return None
+    if p.suffix == ".json":
+        return loads_json(read_text(p, what="a JSON file"), p)
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if path.suffix == ".json":
-            raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=path, line=exc.lineno) from exc
+        return json.loads(read_bytes(p).decode("utf-8"))
+    except (ValueError, RecursionError):  # JSON lines (or damage, a torn tail: the line reader judges)
         return None
-    return value if isinstance(value, dict) and "results" in value else None
+
+
+def is_eval_results(path: str | Path) -> bool:
+    """Whether the file is one JSON object with `results` (evaluation results), not JSON lines."""
+    value = read_json_document(path)
+    return isinstance(value, dict) and "results" in value
 
 
 def _check_file(path: str | Path) -> Path:
+    """`path` if it is a readable regular file, else the InputError saying why not."""
     p = Path(path)
-    if not p.exists():
-        raise InputError("no such file", path=p)
-    if p.is_dir():
-        raise InputError("is a directory, expected a file", path=p)
-    return p
+    with open_input(p, what="a file"):
+        return p
 
 
 @dataclass
@@ -377,12 +406,7 @@ class EvalResults:
 
 def read_eval_results(path: str | Path) -> EvalResults:
     p = _check_file(path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=p, line=exc.lineno) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 ({exc.reason})", path=p) from exc
+    doc = read_json(p, what="an evaluation-results JSON file")
     f = _Fields(doc, p, None)
     cases = f.list("results")
     for i, case in enumerate(cases):
@@ -428,8 +452,7 @@ def read_samples(
 ) -> tuple[str, list[Sample]]:
     """Every answer in a supported file, in file order. Returns (file kind, samples)."""
     p = _check_file(path)
-    doc = _looks_like_json_document(p)
-    if doc is not None:
+    if is_eval_results(p):
         results = read_eval_results(p)
         metric = results.header.get("metric")
         return "eval_results", [
@@ -453,13 +476,29 @@ def read_concepts(path: str | Path, *, warn: Warn | None = None) -> dict[str, Co
     return out
 
 
-def read_concept_list(path: str | Path, *, warn: Warn | None = None) -> list[Concept]:
-    """Concepts in file order (duplicates kept), for stages that walk a concepts file."""
+def read_concept_list(path: str | Path, *, warn: Warn | None = None, for_prompts: bool = False) -> list[Concept]:
+    """Concepts in file order (duplicates kept), for stages that walk a concepts file.
+
+    `for_prompts`: the concepts are about to be sent to a model (paid calls), so each one's
+    requirements must parse as YAML (check_requirements) before the first request.
+    """
     p = _check_file(path)
-    return [
-        concept_from_record(obj, p, line)
-        for line, obj in iter_jsonl(p, on_torn=(lambda t: warn(t.describe())) if warn else None)
-    ]
+    out = []
+    for line, obj in iter_jsonl(p, on_torn=(lambda t: warn(t.describe())) if warn else None):
+        concept = concept_from_record(obj, p, line)
+        if for_prompts:
+            check_requirements(concept, p, line)
+        out.append(concept)
+    return out
+
+
+def check_requirements(concept: Concept, path: str | Path, line: int | None, field: str = "requirements_yaml") -> None:
+    """Refuse a concept whose requirements are not YAML: a model prompted with them answers
+    against nothing the metric can read, so the call would be paid for and then wasted."""
+    _value, problem = load_yaml(concept.requirements_yaml)
+    if problem is not None:
+        where = f" (line {problem.line}, column {problem.column})" if problem.line is not None else ""
+        raise InputError(f"invalid YAML{where}: {problem.message}", path=path, line=line, field=field)
 
 
 # --- writers ----------------------------------------------------------------------------------

@@ -15,9 +15,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.configfile import load_yaml_file, validate
+from engine.configfile import Seed, load_yaml_file, validate
 from engine.core.metric import METRICS
 from engine.errors import InputError
+from engine.stages.concepts import MAX_COUNT
 from engine.stages.gate import PRESETS
 from engine.stages.prep import FORMATS
 from engine.stages.teacher.settings import TeacherSettings
@@ -28,13 +29,13 @@ assert set(METRICS) == {"po-v1", "po-v2"}
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ConceptsSection(_Section):
     file: str | None = None  # a concepts JSONL (any layout carrying concepts); else generated
-    count: int = Field(120, ge=1)
-    seed: int = 7
+    count: int = Field(120, ge=1, le=MAX_COUNT)
+    seed: Seed = 7
     conflict_rate: float = Field(0.2, ge=0, le=1)
 
 
@@ -43,7 +44,7 @@ class PrepSection(_Section):
     metric: Metric = "po-v2"
     val_fraction: float = Field(0.15, gt=0, lt=1)
     max_samples: int | None = Field(None, ge=1)
-    seed: int = 42
+    seed: Seed = 42
     dedupe: bool = True
     format: str = "prompt-response"
 
@@ -56,7 +57,7 @@ class PrepSection(_Section):
 
 class TinyModelSection(_Section):
     build: bool = False  # build a tiny random model locally and use it as the base (demo, tests)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class EvalSection(_Section):
@@ -66,7 +67,7 @@ class EvalSection(_Section):
     retries: int = Field(2, ge=0, le=20)
     metric: Metric = "po-v2"
     load_4bit: bool = False
-    seed: int = 42
+    seed: Seed = 42
     teacher_reference: bool = False  # also evaluate the teacher provider as a reference column
 
 
@@ -74,7 +75,7 @@ class GateSection(_Section):
     preset: str = "seeds"
     gates: str | None = None  # a gates YAML file (see README); overrides the preset's criteria
     resamples: int = Field(10_000, ge=1)
-    seed: int = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _known_preset(self) -> "GateSection":

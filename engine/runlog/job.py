@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from engine.runlog.events import EventWriter, events_path
+from engine.store.outpath import check_out_dir
 
 
 def add_job_args(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +50,7 @@ def job_events(args: argparse.Namespace, stage: str, *, resumed: bool = False) -
     if not run_dir:
         yield NullEvents()
         return
+    check_out_dir(run_dir, field="--run-dir")
     job = getattr(args, "job", None) or stage
     with EventWriter(events_path(run_dir, job), job) as writer:
         with writer.running(stage, argv=list(sys.argv), resumed=resumed):

@@ -136,7 +136,7 @@ class EventTail:
                     obj, end = scan(raw, 0)
                     if end == len(raw):
                         event = check_event(obj)
-                except (StopIteration, ValueError):
+                except (StopIteration, ValueError, RecursionError):
                     pass
                 if event is None:
                     raw = raw.encode("utf-8")  # the line's own bytes again
@@ -160,7 +160,7 @@ class EventTail:
     def _decode(raw: bytes) -> dict[str, Any] | None:
         try:
             return check_event(json.loads(raw.decode("utf-8")))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # a damaged line, however deep
             return None
 
 

@@ -25,6 +25,9 @@ from engine.stages import concept_pools as P
 GENERATOR = "po-tui-concepts/1"
 TIERS = P.TIERS
 MAX_ATTEMPTS = 64
+# Every concept is built in memory before the file is written atomically: a count this large is
+# gigabytes (and far more than any teacher budget covers), so it is refused as a typo.
+MAX_COUNT = 100_000
 
 _FR_COUNT, _NFR_COUNT, _C_COUNT = 4, 3, 2
 

@@ -39,6 +39,8 @@ from typing import Any, Callable, Iterator
 from engine.core.prompts import PLAIN_SEPARATOR, use_chat_template
 from engine.errors import InputError
 from engine.store.atomic import atomic_write_text, fsync_dir
+from engine.store.inputfile import read_json
+from engine.store.outpath import check_out_dir
 
 FORMAT = "po-tui-export/1"
 EXPORT_INFO = "po_tui_export.json"
@@ -83,15 +85,13 @@ def check_adapter(adapter: str | Path) -> Path:
     config = path / ADAPTER_CONFIG
     if not config.is_file():
         raise InputError(f"not a PEFT adapter directory (no {ADAPTER_CONFIG})", path=path, field="--adapter")
-    try:
-        json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"unreadable {ADAPTER_CONFIG}: {exc}", path=config, field="--adapter") from exc
+    if not isinstance(read_json(config, field="--adapter"), dict):
+        raise InputError("expected a JSON object", path=config, field="--adapter")
     return path.resolve()
 
 
 def adapter_config(adapter: Path) -> dict[str, Any]:
-    data = json.loads((adapter / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    data = read_json(adapter / ADAPTER_CONFIG, field="--adapter")
     return data if isinstance(data, dict) else {}
 
 
@@ -127,11 +127,9 @@ def check_dtype(dtype: str) -> str:
 
 def check_merge_out(out: str | Path) -> Path:
     """A missing or empty folder, or an earlier export (which is replaced), may become the output."""
-    out = Path(out).expanduser()
+    out = check_out_dir(Path(out).expanduser())
     if not out.exists():
         return out
-    if not out.is_dir():
-        raise InputError("exists and is not a directory", path=out, field="--out")
     if any(out.iterdir()) and not (out / EXPORT_INFO).is_file():
         raise InputError(
             f"is not empty and holds no {EXPORT_INFO}; refusing to overwrite it", path=out, field="--out"
@@ -170,8 +168,8 @@ def tokenizer_source(adapter: Path, base_model: str) -> str:
 def training_chat_mode(adapter: Path) -> bool | None:
     """Whether `po-tui train` used the chat template (from po_tui_train.json), None if unrecorded."""
     try:
-        info = json.loads((adapter / TRAIN_INFO).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        info = read_json(adapter / TRAIN_INFO)
+    except InputError:
         return None
     value = ((info or {}).get("prompt_format") or {}).get("chat_template") if isinstance(info, dict) else None
     return value if isinstance(value, bool) else None
@@ -546,9 +544,7 @@ def write_modelfile(
     ref = _from_reference(base_model, from_ref)
     if not (adapter_dir / ADAPTER_WEIGHTS).is_file():
         raise InputError(f"no {ADAPTER_WEIGHTS}: Ollama reads safetensors adapters", path=adapter_dir, field="--adapter")
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise InputError("exists and is not a directory", path=out, field="--out")
+    out = check_out_dir(Path(out_dir).expanduser())
 
     if from_ref is None:
         warn(

@@ -134,7 +134,7 @@ Condition = Annotated[Optional[tuple[str, float]], BeforeValidator(_parse_condit
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SideGates(_Strict):

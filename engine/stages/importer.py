@@ -14,10 +14,13 @@ from typing import Any, Callable
 
 from engine.core.metric import product_owner_metric
 from engine.core.records import Concept, read_samples, teacher_record
+from engine.errors import InputError
 
 
 def import_records(path: str | Path, *, metric: str = "po-v2", warn: Callable[[str], None] | None = None) -> tuple[str, list[dict[str, Any]]]:
     kind, samples = read_samples(path, warn=warn)
+    if not samples:
+        raise InputError("no records: nothing to import", path=path)
     out = []
     for s in samples:
         assert s.concept is not None

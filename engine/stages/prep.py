@@ -285,6 +285,8 @@ def prepare(teacher: str | Path, out_dir: str | Path, opts: PrepOptions, *, warn
         raise InputError(f"unknown format {opts.format!r}", field="--format")
     if not 0.0 <= opts.val_fraction < 1.0:
         raise InputError("must be in [0, 1)", field="--val-fraction")
+    if not 0.0 <= opts.min_score <= 1.0:  # also refuses NaN, which every comparison would pass over
+        raise InputError(f"must be between 0 and 1, got {opts.min_score}", field="--min-score")
     rows = _read_rows(teacher, warn)
     legacy: Counter = Counter()
     duplicates = _find_duplicates(rows, opts.dedupe, legacy)

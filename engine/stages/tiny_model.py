@@ -33,6 +33,7 @@ from engine.core.prompts import render_student_prompt, template_id
 from engine.errors import InputError
 from engine.stages.concepts import generate_concepts
 from engine.stages.teacher.po_writer import write_answer
+from engine.store import outpath
 
 FORMAT = "po-tui-tiny-model/1"
 MARKER_FILE = "tiny_model.json"
@@ -63,6 +64,9 @@ CHAT_TEMPLATE = (
 # The 256 byte symbols plus the specials, and a little room for merges.
 MIN_VOCAB = 512
 MAX_VOCAB = 65536
+# A tiny model is for tests and the demo: sizes that would need gigabytes are a typo.
+MAX_PARAMETERS = 50_000_000
+MAX_CORPUS = 100_000
 SAMPLE_EXTRA = "Gestión ñandú café — naïve façade, Straße, 東京, emoji 🚀, tabs\tand\r\nCRLF."
 
 
@@ -102,8 +106,15 @@ def check_sizes(
         raise InputError(
             f"must be between {MIN_VOCAB} and {MAX_VOCAB}, got {vocab_size}", field="--vocab-size"
         )
-    if corpus_size < 1:
-        raise InputError(f"must be at least 1, got {corpus_size}", field="--corpus-size")
+    if not 1 <= corpus_size <= MAX_CORPUS:
+        raise InputError(f"must be between 1 and {MAX_CORPUS}, got {corpus_size}", field="--corpus-size")
+    # embeddings (tied) + per layer: attention (q, o and the smaller k, v) and the gated MLP
+    estimate = vocab_size * hidden + layers * (2 * hidden * hidden + 2 * hidden * (hidden // heads) * kv_heads + 3 * hidden * intermediate)
+    if estimate > MAX_PARAMETERS:
+        raise InputError(
+            f"about {estimate:,} parameters: more than a tiny model's {MAX_PARAMETERS:,} (lower --layers, --hidden or --intermediate)",
+            field="--layers",
+        )
     return intermediate
 
 
@@ -208,10 +219,9 @@ def _fresh_dir(out_dir: Path, kind: str) -> Path:
 
 def check_out_dir(out_dir: Path) -> None:
     """Only a missing or empty folder, or an earlier tiny model, may become the output."""
+    outpath.check_out_dir(out_dir)
     if not out_dir.exists():
         return
-    if not out_dir.is_dir():
-        raise InputError("exists and is not a directory", field="--out", path=out_dir)
     if any(out_dir.iterdir()) and not (out_dir / MARKER_FILE).is_file():
         raise InputError(
             f"is not empty and holds no {MARKER_FILE}; refusing to overwrite it",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from engine.errors import InputError
+from engine.store.inputfile import decode_utf8, loads_json, open_input
 
 Warn = Callable[[str], None]
 
@@ -35,13 +35,29 @@ class TornLine:
         )
 
 
-def _decode(raw: bytes, path: Path, lineno: int) -> Any:
+def _decode(raw: bytes, path: Path, lineno: int, offset: int) -> Any:
+    return loads_json(decode_utf8(raw, path, line=lineno, offset=offset), path, line=lineno)
+
+
+def _is_torn(raw: bytes) -> bool:
+    """Whether a last line without its newline is what an interrupted append leaves.
+
+    Writers append UTF-8 JSON, so a tear is a prefix of such a line: it may end inside a
+    multi-byte character, but bytes that are not UTF-8 anywhere else are damage, not a tear.
+    """
     try:
-        return json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 ({exc.reason} at byte {exc.start})", path=path, line=lineno) from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=path, line=lineno) from exc
+        if exc.reason != "unexpected end of data":
+            return False
+        text = raw[: exc.start].decode("utf-8", errors="strict")
+    try:
+        json.loads(text)
+    except RecursionError:
+        return False
+    except ValueError:  # JSONDecodeError, or an integer too long to convert
+        return True
+    return False
 
 
 def iter_jsonl(
@@ -56,30 +72,22 @@ def iter_jsonl(
     often omit the final newline).
     """
     path = Path(path)
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError as exc:
-        raise InputError("no such file", path=path) from exc
-    except IsADirectoryError as exc:
-        raise InputError("is a directory, expected a JSONL file", path=path) from exc
+    fh = open_input(path, what="a JSONL file")
     with fh:
         lineno = 0
+        offset = 0
         for raw in fh:
             lineno += 1
+            start, offset = offset, offset + len(raw)
             complete = raw.endswith(b"\n")
             body = raw.strip()
             if not body:
                 continue
-            if not complete:
-                try:
-                    obj = json.loads(body.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    if on_torn is not None:
-                        on_torn(TornLine(str(path), lineno, len(raw)))
-                    return
-                yield lineno, obj
+            if not complete and _is_torn(body):
+                if on_torn is not None:
+                    on_torn(TornLine(str(path), lineno, len(raw)))
                 return
-            yield lineno, _decode(body, path, lineno)
+            yield lineno, _decode(body, path, lineno, start + (len(raw) - len(raw.lstrip())))
 
 
 def read_jsonl(path: str | Path, *, warn: Warn | None = None) -> list[tuple[int, Any]]:

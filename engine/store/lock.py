@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from engine.errors import InputError
+from engine.store.outpath import check_out_dir
 
 try:
     import fcntl as _fcntl
@@ -123,6 +124,8 @@ class OutputLock:
     def acquire(self) -> "OutputLock":
         if self._fd is not None:
             raise RuntimeError(f"{self.path}: already held by this object")
+        # The same one-line refusal as every other output check, before any folder is made.
+        check_out_dir(self.path.parent, field=self.field)
         if not self.path.parent.is_dir() and self.path.parent.exists():
             shown = self.path.parent if self.beside else self.shown
             raise InputError("exists and is not a directory", path=shown, field=self.field)

@@ -13,7 +13,6 @@ views.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -22,8 +21,10 @@ from engine.core.records import (
     LAYOUT_CONCEPT,
     Concept,
     Sample,
+    check_requirements,
     concept_from_record,
     detect_layout,
+    is_eval_results,
     read_samples,
     sample_from_record,
 )
@@ -66,7 +67,7 @@ def _reference(sample: Sample) -> Reference | None:
 
 def _rows(path: Path, warn: Warn | None) -> Iterator[tuple[int | None, Concept, Reference | None]]:
     """(line, concept, reference) for each row, lazily: a bad row after the last case needed is never read."""
-    if _is_json_document(path):
+    if is_eval_results(path):
         _, samples = read_samples(path)
         for sample in samples:
             if sample.concept is None:
@@ -85,15 +86,6 @@ def _rows(path: Path, warn: Warn | None) -> Iterator[tuple[int | None, Concept, 
             sample = sample_from_record(obj, path, line)
             assert sample.concept is not None
             yield line, sample.concept, _reference(sample)
-
-
-def _is_json_document(path: Path) -> bool:
-    """One JSON object with `results` (an evaluation-result file) rather than JSON lines."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return False
-    return isinstance(value, dict) and "results" in value
 
 
 def read_cases(path: str | Path, max_samples: int, *, warn: Warn | None = None) -> list[EvalCase]:
@@ -119,6 +111,7 @@ def read_cases(path: str | Path, max_samples: int, *, warn: Warn | None = None) 
                 line=line,
                 field="concept_id",
             )
+        check_requirements(concept, p, line)  # before any model (or paid provider) is asked
         seen[concept.key] = (cid, line)
         ids[cid] = concept.key
         cases.append(EvalCase(len(cases), cid, concept, line, reference))

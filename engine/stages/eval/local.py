@@ -19,7 +19,6 @@ Why these choices:
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 from engine.core.prompts import PLAIN_SEPARATOR, prompt_text_for_model, use_chat_template
 from engine.errors import InputError
+from engine.store.inputfile import read_json
 from engine.stages.eval.generate import FINISH_MAX_TOKENS, FINISH_STOP, Generation, OnDone, Request, Turn
 from engine.stages.eval.settings import EvalSettings
 from engine.stages.export import (
@@ -71,8 +71,8 @@ def _base_config_sha256(base_model: str) -> str | None:
 
 def read_train_info(adapter: Path) -> dict | None:
     try:
-        info = json.loads((adapter / TRAIN_INFO).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        info = read_json(adapter / TRAIN_INFO)
+    except InputError:
         return None
     return info if isinstance(info, dict) else None
 

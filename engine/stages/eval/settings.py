@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.stages.teacher.settings import DEFAULT_MODELS, SyntheticSettings
+from engine.configfile import Seed
+from engine.stages.teacher.settings import DEFAULT_MODELS, EnvVarName, SyntheticSettings
 
 LOCAL = "local"
 PROVIDERS = ("gemini", "vertex", "openai", "synthetic")
@@ -23,7 +24,7 @@ _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class EvalSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     dataset: str
     out: str
@@ -33,7 +34,7 @@ class EvalSettings(BaseModel):
     adapter: str | None = None
     model: str | None = None
     max_samples: int = Field(20, ge=0)  # 0: every case
-    seed: int = 42
+    seed: Seed = 42
     batch_size: int = Field(8, ge=1, le=4096)
     max_new_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(0.0, ge=0, le=2)
@@ -51,7 +52,7 @@ class EvalSettings(BaseModel):
     backoff_base_s: float = Field(1.0, gt=0)
     timeout_s: float = Field(120.0, gt=0)
     base_url: str | None = None
-    api_key_env: str | None = None
+    api_key_env: EnvVarName = None
     project: str | None = None
     location: str | None = None
     system_prompt: Literal["teacher", "none"] = "teacher"

@@ -23,6 +23,7 @@ from engine.stages.eval.runner import EvalRun
 from engine.stages.eval.settings import EvalSettings
 from engine.stages.eval.store import CaseStore, Stored
 from engine.store.atomic import atomic_write_json
+from engine.store.outpath import check_out_dir
 
 EVAL_INFO = "po_tui_eval.json"  # beside the adapter, read by its model card
 
@@ -50,9 +51,7 @@ def _utc(ts: float | None = None) -> str:
 
 
 def prepare(s: EvalSettings, *, warn: Warn | None = None) -> Prepared:
-    out = Path(s.out)
-    if out.exists() and not out.is_dir():
-        raise InputError("exists and is not a directory", path=out, field="--out")
+    out = check_out_dir(s.out)
     cases = read_cases(s.dataset, s.max_samples, warn=warn)
     plan = provider = None
     adapter_sha = base_sha = None

@@ -7,12 +7,12 @@ passed over is listed with the reason. Explicit files are taken as given, one pe
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.core.records import read_concepts
 from engine.errors import InputError
+from engine.store.inputfile import read_json
 from engine.stages.report.training import (
     TrainingSnapshot,
     find_training_dir,
@@ -49,12 +49,7 @@ def _ordered(runs: dict[str, RunResults]) -> dict[str, RunResults]:
 
 def is_results_file(path: Path) -> bool:
     """Whether a JSON file holds evaluation cases po-tui can read (not, e.g., a free-text run)."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=path, line=exc.lineno) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 ({exc.reason})", path=path) from exc
+    doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         return False
     cases = doc["results"]

@@ -7,12 +7,12 @@ a folder named with `--train`. Either file may be missing; the snapshot says wha
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
+from engine.store.inputfile import read_json
 
 TRAIN_INFO = "po_tui_train.json"
 LOSS_HISTORY = "loss_history.json"
@@ -77,12 +77,7 @@ class TrainingSnapshot:
 
 
 def _read_json(path: Path, kind: type) -> Any:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=path, line=exc.lineno) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 ({exc.reason})", path=path) from exc
+    doc = read_json(path, strict=False)  # the Trainer writes a diverged run's NaN loss as NaN
     if not isinstance(doc, kind):
         raise InputError(f"expected a JSON {kind.__name__}, got {type(doc).__name__}", path=path)
     return doc

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
+from engine.configfile import load_yaml_file
 from engine.errors import InputError
 
 PRICES_AS_OF = "2025-07-22"
@@ -69,13 +68,7 @@ class PriceTable:
 def load_prices(path: str | Path) -> PriceTable:
     """A price file: `{as_of: DATE, models: {name: {input: $/Mtok, output: $/Mtok}}}`."""
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError("no such file", path=p) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"invalid YAML: {getattr(exc, 'problem', exc)}", path=p, line=mark.line + 1 if mark else None) from exc
+    doc, _lines = load_yaml_file(p)
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), dict):
         raise InputError("expected a mapping with a 'models' mapping", path=p, field="models")
     overrides: dict[str, Price] = {}

@@ -9,21 +9,36 @@ continues on purpose).
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from engine.configfile import Seed
 from engine.core.prompts import student_template, teacher_system_prompt
 
 PROVIDERS = ("gemini", "vertex", "openai", "synthetic")
 DEFAULT_MODELS = {"gemini": "gemini-2.5-flash", "vertex": "gemini-2.5-flash", "synthetic": "synthetic-po-1"}
 DEFINING = ("prompt", "metric", "min_score", "provider", "model")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def _env_var_name(value: str | None) -> str | None:
+    # Anything but a variable name here is most likely a pasted key: refuse it before it can be
+    # copied into a config, an event or a log, and never repeat it in the message.
+    if value is not None and not _ENV_NAME.match(value):
+        raise ValueError("must be the name of an environment variable (A-Z, 0-9, _), never the key itself")
+    return value
+
+
+# `api_key_env`: the name of the variable holding a provider's key (secrets live only in the environment).
+EnvVarName = Annotated[str | None, AfterValidator(_env_var_name)]
 
 
 class SyntheticSettings(BaseModel):
     """Knobs of the offline synthetic provider (demo and tests)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     latency_s: float = Field(0.0, ge=0)
     latency_jitter_s: float = Field(0.0, ge=0)
     defect_rate: float = Field(0.15, ge=0, le=1)
@@ -32,7 +47,7 @@ class SyntheticSettings(BaseModel):
 
 
 class TeacherSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     provider: Literal["gemini", "vertex", "openai", "synthetic"] = "gemini"
     model: str | None = None
@@ -51,12 +66,12 @@ class TeacherSettings(BaseModel):
     backoff_max_s: float = Field(60.0, gt=0)
     timeout_s: float = Field(120.0, gt=0)
     metric: Literal["po-v1", "po-v2"] = "po-v2"
-    seed: int = 0
+    seed: Seed = 0
     budget_usd: float | None = Field(None, gt=0)
     base_url: str | None = None
     project: str | None = None
     location: str | None = None
-    api_key_env: str | None = None
+    api_key_env: EnvVarName = None
     prices: str | None = None
     system_prompt: str | None = None
     student_template: str | None = None

@@ -19,6 +19,8 @@ from typing import Any
 from engine.errors import InputError
 from engine.stages.train.settings import TrainSettings
 from engine.store.atomic import atomic_write_json
+from engine.store.inputfile import read_json
+from engine.store.outpath import check_out_dir
 
 RUN_INFO = "po_tui_train.json"
 CHECKPOINTS = "checkpoints"
@@ -58,6 +60,9 @@ def check_inputs(s: TrainSettings) -> Plan:
     quiet_libraries()
     if not s.out:
         raise InputError("required", field="--out")
+    check_out_dir(s.out)
+    if s.run_dir:
+        check_out_dir(s.run_dir, field="--run-dir")
     train_file, val_file = data_files(s.data)
     base = Path(s.base_model)
     base_is_local = base.exists()
@@ -85,8 +90,8 @@ def check_inputs(s: TrainSettings) -> Plan:
         raise InputError(f"{s.gpus} GPUs asked for, {cuda} present", field="--gpus")
     if (s.gpus or 0) > 1 and s.cpu_processes > 1:
         raise InputError("use --gpus or --cpu-processes, not both", field="--cpu-processes")
-    if s.deepspeed and not Path(s.deepspeed).exists():
-        raise InputError("no such file", path=s.deepspeed, field="--deepspeed")
+    if s.deepspeed and not isinstance(read_json(s.deepspeed, what="a DeepSpeed JSON config", field="--deepspeed"), dict):
+        raise InputError("expected a JSON object", path=s.deepspeed, field="--deepspeed")
     out = Path(s.out)
     if (out / CHECKPOINTS).exists() and any((out / CHECKPOINTS).glob("checkpoint-*")) and not s.resume:
         raise InputError("already holds checkpoints: pass --resume to continue, or choose another --out", path=out)
@@ -242,26 +247,53 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*deprecated and will be removed in v6", category=FutureWarning)
 
 
-def train(s: TrainSettings, events: Any, *, echo: Any = None) -> dict[str, Any]:
-    """Run (or resume) one training; write adapter, tokenizer, history, model card."""
-    import torch
-    from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Trainer, set_seed
-    from transformers.trainer_callback import PrinterCallback
+@dataclass
+class Inputs:
+    """The checked plan, the tokenizer and the encoded data: all that bad input can fail."""
+
+    plan: Plan
+    tokenizer: Any
+    chat: bool
+    train_enc: Any
+    val_enc: Any
+    started: float
+
+
+def prepare(s: TrainSettings) -> Inputs:
+    """Check the settings, read and encode the data: every bad-input error is raised here, before
+    the caller opens the event log or writes anything (a failed start leaves no trace)."""
+    from transformers import AutoTokenizer
 
     from engine.core.prompts import use_chat_template
-    from engine.stages.train.callback import EventsCallback
-    from engine.stages.train.card import write_model_card
-    from engine.stages.train.data import ListDataset, encode_pairs, read_pairs
+    from engine.stages.train.data import encode_pairs, read_pairs
 
     plan = check_inputs(s)
     started = time.time()
-    set_seed(s.seed)
+    train_pairs = read_pairs(plan.train_file)  # the data first: cheaper than loading a tokenizer
+    val_pairs = read_pairs(plan.val_file) if plan.val_file else None
     tokenizer = AutoTokenizer.from_pretrained(s.base_model, local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     chat = use_chat_template(tokenizer, s.chat_template)
-    train_enc = encode_pairs(read_pairs(plan.train_file), tokenizer, max_seq_len=s.max_seq_len, chat=chat)
-    val_enc = encode_pairs(read_pairs(plan.val_file), tokenizer, max_seq_len=s.max_seq_len, chat=chat) if plan.val_file else None
+    train_enc = encode_pairs(train_pairs, tokenizer, max_seq_len=s.max_seq_len, chat=chat)
+    val_enc = encode_pairs(val_pairs, tokenizer, max_seq_len=s.max_seq_len, chat=chat) if val_pairs is not None else None
+    return Inputs(plan, tokenizer, chat, train_enc, val_enc, started)
+
+
+def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | None = None) -> dict[str, Any]:
+    """Run (or resume) one training; write adapter, tokenizer, history, model card."""
+    import torch
+    from transformers import DataCollatorForSeq2Seq, Trainer, set_seed
+    from transformers.trainer_callback import PrinterCallback
+
+    from engine.stages.train.callback import EventsCallback
+    from engine.stages.train.card import write_model_card
+    from engine.stages.train.data import ListDataset
+
+    inputs = inputs or prepare(s)
+    plan, tokenizer, chat = inputs.plan, inputs.tokenizer, inputs.chat
+    train_enc, val_enc, started = inputs.train_enc, inputs.val_enc, inputs.started
+    set_seed(s.seed)
     if train_enc.truncated:
         events.warning(f"{train_enc.truncated} training answers were cut at --max-seq-len {s.max_seq_len}", code="truncated")
 

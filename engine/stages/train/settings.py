@@ -6,12 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engine.configfile import Seed
+
 # The seeds' recipe: r32 / alpha 64 / dropout 0.05, 3 epochs, lr 1e-4, max length 2048.
 DEFAULT_BASE_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 
 
 class TrainSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     data: str = ""
     base_model: str = DEFAULT_BASE_MODEL
@@ -37,7 +39,7 @@ class TrainSettings(BaseModel):
     eval_steps: int | None = Field(None, ge=1)
     save_steps: int | None = Field(None, ge=1)
     save_total_limit: int = Field(3, ge=1)
-    seed: int = 42
+    seed: Seed = 42
     gpus: int | None = Field(None, ge=0)  # None: one GPU when CUDA is there, else the CPU
     cpu_processes: int = Field(1, ge=1)
     fsdp: str | None = None

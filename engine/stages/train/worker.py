@@ -14,7 +14,7 @@ from typing import Any
 from engine.errors import InputError
 from engine.runlog.events import EventWriter, events_path
 from engine.runlog.job import NullEvents
-from engine.stages.train.runner import train
+from engine.stages.train.runner import prepare, train
 from engine.stages.train.settings import TrainSettings
 
 
@@ -23,10 +23,11 @@ def run_worker(settings: TrainSettings, *, echo: Any = None) -> dict[str, Any]:
     run_dir = settings.run_dir or settings.out
     if rank != 0:
         return train(settings, NullEvents())
+    inputs = prepare(settings)  # bad input fails here, before the event log exists
     job = settings.job or "train"
     with EventWriter(events_path(run_dir, job), job) as writer:
         with writer.running("train", argv=list(sys.argv), resumed=settings.resume, world_size=settings.world_size):
-            info = train(settings, writer, echo=echo)
+            info = train(settings, writer, echo=echo, inputs=inputs)
             writer.summary.update(
                 steps=info.get("steps"),
                 first_loss=info["loss"]["first"],
