@@ -51,10 +51,11 @@ def test_stage_failure_is_recorded_in_its_event_log(tmp_path):
     # A directory as the output is refused up front: nothing written, not even the event log.
     assert main(["concepts", "--count", "3", "-o", str(tmp_path), "--run-dir", str(run_dir)]) == 2
     assert not run_dir.exists()
-    # A failure found only when writing (a file where a folder should be) is in the job's log.
-    (tmp_path / "file").write_text("x")
-    code = main(["concepts", "--count", "3", "-o", str(tmp_path / "file" / "c.jsonl"), "--run-dir", str(run_dir)])
+    # A failure found while the job runs (a record it cannot read) is in the job's log.
+    bad = tmp_path / "answers.jsonl"
+    bad.write_text('{"concept_id": "C1"}\n{not json\n{"concept_id": "C2"}\n', encoding="utf-8")
+    code = main(["score", str(bad), "--run-dir", str(run_dir)])
     assert code == 2
-    job = RunState.from_run_dir(run_dir).jobs["concepts"]
+    job = RunState.from_run_dir(run_dir).jobs["score"]
     assert job.state == "failed" and job.exit_code == 2
-    assert "cannot write" in job.errors[-1]["message"]
+    assert "answers.jsonl:1: unrecognised record layout" in job.errors[-1]["message"]
