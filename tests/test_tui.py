@@ -27,7 +27,9 @@ def screen_text(app: CockpitApp) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
-async def until(pilot, predicate, timeout: float = 5.0) -> None:
+async def until(pilot, predicate, timeout: float = 30.0) -> None:
+    # A generous bound: it only matters when the UI never gets there; a loaded CI machine can
+    # take seconds for a worker (the gate's bootstrap) that takes milliseconds here.
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -179,7 +179,7 @@ async def test_palette_jumps_to_a_case_and_new_results_appear_live(tmp_path):
         assert any("no evaluated case POCON-9999" in n.message for n in app._notifications)
         # a teacher evaluation written after the cockpit opened shows up without a key press
         write_results(run / "eval", "teacher", "20251123_120000", scored_cases([0.97, 0.96, 0.95, 0.94]))
-        await until(pilot, lambda: "0.970" in screen_text(app), timeout=5)
+        await until(pilot, lambda: "0.970" in screen_text(app))
 
 
 # -- the picker ---------------------------------------------------------------------------------
