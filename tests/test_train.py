@@ -449,3 +449,19 @@ def test_resume_passes_over_a_checkpoint_cut_while_saving(tmp_path):
     (ckpts / "checkpoint-tmp").mkdir()
     assert last_checkpoint(tmp_path) == str(ckpts / "checkpoint-6")
     assert last_checkpoint(tmp_path / "nowhere") is None
+
+
+def test_modules_to_save_trains_the_tied_embeddings_beside_the_adapter(tiny):
+    """`--modules-to-save embed_tokens`: the embeddings learn and the output head stays tied to them."""
+    from transformers import AutoModelForCausalLM
+
+    from engine.stages.train.runner import with_lora
+    from engine.stages.train.settings import TrainSettings
+
+    s = TrainSettings(data="d", out="o", modules_to_save="embed_tokens")
+    assert s.modules_to_save_list() == ["embed_tokens"] and TrainSettings(data="d", out="o").modules_to_save_list() is None
+    model = with_lora(AutoModelForCausalLM.from_pretrained(str(tiny)), s)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("embed_tokens" in n for n in trainable) and any("lora_B" in n for n in trainable)
+    inner = model.base_model.model
+    assert inner.lm_head.weight is inner.model.embed_tokens.weight or inner.lm_head.weight.data_ptr() == inner.get_input_embeddings().weight.data_ptr()

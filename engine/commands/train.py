@@ -21,6 +21,7 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--lora-alpha", {"type": float, "help": "default: 64"}),
     ("--lora-dropout", {"type": float, "help": "default: 0.05"}),
     ("--target-modules", {"help": "all-linear (default) or q_proj,k_proj,..."}),
+    ("--modules-to-save", {"metavar": "NAMES", "help": "whole modules trained beside the adapter, e.g. embed_tokens (default: none)"}),
     ("--epochs", {"type": float, "help": "default: 3"}),
     ("--max-steps", {"type": int, "help": "stop after N optimizer steps (overrides --epochs)"}),
     ("--batch-size", {"type": int, "help": "per device (default: 4)"}),

@@ -142,6 +142,8 @@ def with_lora(model, s: TrainSettings):
         lora_alpha=s.lora_alpha,
         lora_dropout=s.lora_dropout,
         target_modules=s.target_module_list(),
+        modules_to_save=s.modules_to_save_list(),
+        ensure_weight_tying=bool(s.modules_to_save_list()),
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -338,7 +340,7 @@ def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | N
             "hyperparameters": {
                 k: getattr(s, k)
                 for k in (
-                    "lora_r", "lora_alpha", "lora_dropout", "target_modules", "epochs", "max_steps", "batch_size",
+                    "lora_r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save", "epochs", "max_steps", "batch_size",
                     "grad_accum", "lr", "scheduler", "warmup_ratio", "max_seq_len", "load_4bit", "load_8bit",
                     "gradient_checkpointing", "seed",
                 )

@@ -22,6 +22,10 @@ class TrainSettings(BaseModel):
     lora_alpha: float = Field(64, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: str = "all-linear"
+    # Whole modules trained and saved beside the adapter, e.g. "embed_tokens". For a base with no
+    # language of its own (the tiny random demo model) the embeddings must be learnt too; a real
+    # base leaves this empty. Tied input/output embeddings stay tied (peft's ensure_weight_tying).
+    modules_to_save: str = ""
     epochs: float = Field(3, gt=0)
     max_steps: int = Field(-1, ge=-1)
     batch_size: int = Field(4, ge=1)
@@ -54,6 +58,10 @@ class TrainSettings(BaseModel):
         if self.load_4bit and self.load_8bit:
             raise ValueError("choose one of load_4bit and load_8bit")
         return self
+
+    def modules_to_save_list(self) -> list[str] | None:
+        names = [m.strip() for m in self.modules_to_save.split(",") if m.strip()]
+        return names or None
 
     def target_module_list(self) -> str | list[str]:
         if self.target_modules == "all-linear":
