@@ -137,6 +137,7 @@ FILES: dict[str, bytes | Callable[[Path], Path]] = {
     "dir": _dir_with("adir", {}),
     "fifo": _fifo,
     "model": _dir_with("model", {"config.json": b"{}"}),
+    "model_binary": _dir_with("badmodel", {"config.json": b"\xff\xfe"}),
     "results": _results,
     "results_nan": _nan_results,
     "results_binary": lambda tmp: _write(tmp / "res" / "student_20251120_100000.json", b"\xff{\n"),
@@ -260,6 +261,8 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("score-huge-integer", ["score", "{bigint}"], ["bigint.dat:1: malformed JSON", "digits"]),
     ("export-adapter-config-list", ["export", "merge", "--adapter", "{adapter_list}", "--base-model", "{model}", "--out", "{tmp}/m"], ["adapter_config.json: --adapter: expected a JSON object"]),
     ("report-train-binary", ["report", "{results}", "-o", "{tmp}/r.md", "--train", "{train_dir_binary}"], ["po_tui_train.json:1: not UTF-8 text"]),
+    ("train-base-model-config-binary", ["train", "--data", "{teacher}", "--base-model", "{model_binary}", "--out", "{tmp}/tr"], ["config.json:1: not UTF-8 text"]),
+    ("train-base-model-without-tokenizer", ["train", "--data", "{teacher}", "--base-model", "{model}", "--out", "{tmp}/tr"], ["model: --base-model: cannot load a tokenizer"]),
     ("train-deepspeed-binary", ["train", "--data", "{teacher}", "--base-model", "{model}", "--out", "{tmp}/tr", "--deepspeed", "{binary}"], ["binary.dat:1: not UTF-8 text"]),
     # 3. YAML configs: alias bombs, recursive aliases, size, nesting, odd scalars.
     ("run-alias-bomb", ["run", "{bomb}", "--headless", "--runs-dir", "{tmp}/runs"], ["bomb.dat:", "alias bomb"]),

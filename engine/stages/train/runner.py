@@ -69,6 +69,8 @@ def check_inputs(s: TrainSettings) -> Plan:
     if base_is_local:
         if not (base / "config.json").exists():
             raise InputError("not a model directory (no config.json)", path=base, field="--base-model")
+        if not isinstance(read_json(base / "config.json", field="--base-model"), dict):
+            raise InputError("config.json: expected a JSON object", path=base, field="--base-model")
     else:
         from transformers import AutoConfig
 
@@ -264,16 +266,15 @@ class Inputs:
 def prepare(s: TrainSettings) -> Inputs:
     """Check the settings, read and encode the data: every bad-input error is raised here, before
     the caller opens the event log or writes anything (a failed start leaves no trace)."""
-    from transformers import AutoTokenizer
-
     from engine.core.prompts import use_chat_template
+    from engine.stages.export import load_tokenizer
     from engine.stages.train.data import encode_pairs, read_pairs
 
     plan = check_inputs(s)
     started = time.time()
     train_pairs = read_pairs(plan.train_file)  # the data first: cheaper than loading a tokenizer
     val_pairs = read_pairs(plan.val_file) if plan.val_file else None
-    tokenizer = AutoTokenizer.from_pretrained(s.base_model, local_files_only=True)
+    tokenizer = load_tokenizer(s.base_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     chat = use_chat_template(tokenizer, s.chat_template)
