@@ -132,6 +132,25 @@ def load_yaml_file(path: str | Path) -> tuple[Any, dict[KeyPath, int]]:
     return doc, lines
 
 
+def load_section(path: str | Path, section: str) -> tuple[dict[str, Any], dict[KeyPath, int], KeyPath]:
+    """(settings, lines, key prefix) from a settings file or a pipeline config's `section:`.
+
+    The stage commands take either; whatever the file holds, it must come down to a mapping
+    (a list, a scalar or `section: 5` is one located line, not a TypeError).
+    """
+    doc, lines = load_yaml_file(path)
+    prefix: KeyPath = ()
+    if isinstance(doc, dict) and section in doc:
+        doc, prefix = doc[section], (section,)
+    if doc is None:
+        return {}, lines, prefix
+    if not isinstance(doc, dict):
+        where = ".".join(map(str, prefix)) or None
+        raise InputError(f"expected a mapping of settings, got {type(doc).__name__}", path=path,
+                         line=_nearest_line(lines, prefix), field=where)
+    return dict(doc), lines, prefix
+
+
 def _nearest_line(lines: dict[KeyPath, int], loc: KeyPath) -> int | None:
     for n in range(len(loc), -1, -1):
         if loc[:n] in lines:

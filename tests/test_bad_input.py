@@ -128,6 +128,8 @@ FILES: dict[str, bytes | Callable[[Path], Path]] = {
     "yaml_nul": b"teacher:\n  seed: 1\x00\n",
     "yaml_date": b"teacher:\n  seed: 2025-13-45\n",
     "yaml_surrogate": b'teacher:\n  model: "\\ud800"\n',
+    "yaml_list": b"- provider: synthetic\n- seed: 3\n",
+    "yaml_train_int": b"train: 5\n",
     "yaml_inf": b"teacher:\n  budget_usd: .inf\n",
     "yaml_seed": b"teacher:\n  seed: 1\nprep:\n  seed: -1\n",
     "key_config": f"teacher:\n  provider: gemini\n  api_key_env: {SECRET}\n".encode(),
@@ -277,6 +279,8 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("run-config-nested-too-deeply", ["run", "{yaml_deep}", "--headless", "--runs-dir", "{tmp}/runs"], ["yaml_deep.dat: invalid YAML: nested too deeply"]),
     ("run-config-nul", ["run", "{yaml_nul}", "--headless", "--runs-dir", "{tmp}/runs"], ["yaml_nul.dat:2: invalid YAML: unacceptable character #x0000"]),
     ("teacher-config-bad-date", ["teacher", "--config", "{yaml_date}", "--concepts", "{concepts}", "--out", "{tmp}/t"], ["yaml_date.dat:2: invalid YAML: invalid value: month must be in 1..12"]),
+    ("teacher-config-a-list", ["teacher", "--config", "{yaml_list}", "--concepts", "{concepts}", "--out", "{tmp}/t"], ["yaml_list.dat:1: expected a mapping of settings, got list"]),
+    ("train-config-section-a-number", ["train", "--config", "{yaml_train_int}", "--out", "{tmp}/tr"], ["yaml_train_int.dat:1: train: expected a mapping of settings, got int"]),
     ("run-config-directory", ["run", "{dir}", "--headless", "--runs-dir", "{tmp}/runs"], ["adir: is a directory, expected a YAML file"]),
     # 4. Output paths that cannot be written, refused before any work.
     ("teacher-out-is-a-file", ["teacher", "--provider", "synthetic", "--concepts", "{concepts}", "--out", "{afile}"], ["afile.dat: --out: exists and is not a directory"]),
@@ -442,6 +446,18 @@ def test_a_torn_last_line_cut_inside_a_character_is_still_a_tear(tmp_path, capsy
     path.write_bytes(GOOD_TEACHER + b'{"concept": "\xff"}')
     code, _, err = run_cli(["score", str(path)], capsys)
     assert code == 2 and ":3: not UTF-8 text (byte 0xff" in err
+
+
+def test_a_byte_order_mark_is_not_damage(tmp_path, capsys):
+    """Windows editors start UTF-8 files with a BOM: read through it, and still locate errors by
+    their byte offset in the file."""
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD_TEACHER)
+    code, out, _ = run_cli(["score", str(path)], capsys)
+    assert code == 0 and len(out.splitlines()) == 2
+    path.write_bytes(b'\xef\xbb\xbf {"a": "\xff"}\n')
+    code, _, err = run_cli(["score", str(path)], capsys)
+    assert code == 2 and err.strip().endswith(":1: not UTF-8 text (byte 0xff at offset 11)")
 
 
 def test_unreadable_file_is_one_line(tmp_path, capsys, monkeypatch):

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.commands import argtypes
-from engine.configfile import load_yaml_file, validate
+from engine.configfile import load_section, validate
 from engine.core.records import Concept, read_concept_list
 from engine.errors import InputError, StageFailed
 from engine.runlog.job import add_job_args, job_events
@@ -97,11 +97,8 @@ def settings_from(args: argparse.Namespace) -> TeacherSettings:
     base: dict[str, Any] = {}
     path, lines, prefix = None, None, ()
     if args.config:
-        doc, lines = load_yaml_file(args.config)
+        base, lines, prefix = load_section(args.config, "teacher")
         path = args.config
-        if isinstance(doc, dict) and "teacher" in doc:
-            doc, prefix = doc["teacher"], ("teacher",)
-        base = dict(doc or {})
     for flag, kwargs in FLAGS:
         dest = kwargs.get("dest") or flag[2:].replace("-", "_")
         value = getattr(args, dest)

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from engine.commands import argtypes
-from engine.configfile import load_yaml_file, validate
+from engine.configfile import load_section, validate
 from engine.errors import InputError
 from engine.stages.train.settings import TrainSettings
 from engine.store.lock import output_lock
@@ -71,11 +71,8 @@ def settings_from(args: argparse.Namespace) -> TrainSettings:
     path = lines = None
     prefix: tuple = ()
     if args.config:
-        doc, lines = load_yaml_file(args.config)
+        base, lines, prefix = load_section(args.config, "train")
         path = args.config
-        if isinstance(doc, dict) and "train" in doc:
-            doc, prefix = doc["train"], ("train",)
-        base = dict(doc or {})
     for flag, _ in FLAGS:
         dest = flag[2:].replace("-", "_")
         if getattr(args, dest) is not None:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 from engine.store.inputfile import decode_utf8, loads_json, open_input
 
 Warn = Callable[[str], None]
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -81,13 +82,18 @@ def iter_jsonl(
             start, offset = offset, offset + len(raw)
             complete = raw.endswith(b"\n")
             body = raw.strip()
+            skip = len(raw) - len(raw.lstrip())  # where the body starts in the line
+            if lineno == 1 and body.startswith(_BOM):  # a byte-order mark (Windows editors)
+                rest = body[len(_BOM):]
+                skip += len(body) - len(rest.lstrip())
+                body = rest.strip()
             if not body:
                 continue
             if not complete and _is_torn(body):
                 if on_torn is not None:
                     on_torn(TornLine(str(path), lineno, len(raw)))
                 return
-            yield lineno, _decode(body, path, lineno, start + (len(raw) - len(raw.lstrip())))
+            yield lineno, _decode(body, path, lineno, start + skip)
 
 
 def read_jsonl(path: str | Path, *, warn: Warn | None = None) -> list[tuple[int, Any]]:
