@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.core.prompts import template_id
-from engine.errors import InputError
 from engine.stages.eval.dataset import EvalCase, cases_digest, read_cases
 from engine.stages.eval.results import OK, document
 from engine.stages.eval.runner import EvalRun
