@@ -61,6 +61,7 @@ class _BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._sizes: dict[int, int] = {}
+        self._aliases = 0
 
     def compose_node(self, parent: Any, index: Any) -> yaml.Node:
         alias = self.check_event(yaml.AliasEvent)
@@ -72,6 +73,7 @@ class _BoundedLoader(yaml.SafeLoader):
         if alias:
             if id(node) not in self._sizes:
                 raise _Refused(None, None, "recursive alias: an anchor used inside its own value", mark)
+            self._aliases += 1
             return node
         if isinstance(node, yaml.MappingNode):
             children = [n for pair in node.value for n in pair]
@@ -81,11 +83,12 @@ class _BoundedLoader(yaml.SafeLoader):
             children = []
         size = 1 + sum(self._sizes[id(child)] for child in children)
         if size > ALIAS_EXPANSION_MAX:
-            raise _Refused(
-                None, None,
-                f"aliases expand this document beyond {ALIAS_EXPANSION_MAX:,} values: refused (an alias bomb?)",
-                mark,
+            why = (
+                f"aliases expand this document beyond {ALIAS_EXPANSION_MAX:,} values: refused (an alias bomb?)"
+                if self._aliases
+                else f"more than {ALIAS_EXPANSION_MAX:,} values: too many for a config file"
             )
+            raise _Refused(None, None, why, mark)
         self._sizes[id(node)] = size
         return node
 
