@@ -188,7 +188,7 @@ def test_gates_file_without_preset_checks_only_what_it_says(tmp_path, capsys):
         ("studen:\n  mean: '>= 1'\n", "g.yaml:1: studen: unknown key (did you mean 'student'?)"),
         ("student:\n  mean: 0.8\n", "g.yaml:2: student.mean: expected 'OP NUMBER'"),
         ("student:\n  mean: '=> 0.8'\n", "student.mean: expected 'OP NUMBER'"),
-        ("preset: sedes\n", "g.yaml:1: preset: Input should be 'seeds', 'v2-closeout' or 'none'"),
+        ("preset: sedes\n", "g.yaml:1: preset: Input should be 'seeds', 'v2-closeout', 'demo' or 'none'"),
         ("student: [1\n", "g.yaml:2: invalid YAML"),
         ("- a\n- b\n", "g.yaml:1: expected a mapping at the top level, got list"),
         ("{}\n", "g.yaml: defines no criteria"),
@@ -321,3 +321,127 @@ def test_text_from_files_is_printed_inert(tmp_path, capsys):
     assert code == 0
     assert "[bold red]Qwen[/]" in out and "[link=x]a[/link]" in out
     assert "\x1b" not in out and "\x07" not in out and "pwned" not in out
+
+
+# --- the demo preset: the teacher reference and the constant-answer control --------------------
+
+
+def demo_files(tmp_path: Path, student: dict, baseline: dict | None = None) -> tuple[Path, Path, Path]:
+    """(baseline, student, teacher) results on four concepts with their own products and ids."""
+    from tests.test_grounding import raw_cases, specific_answers
+
+    teacher = specific_answers()
+    baseline = baseline if baseline is not None else {cid: (None, None) for cid in teacher}  # untrained: no blocks
+    return (
+        write_results(tmp_path, "baseline", "20251120_100000", raw_cases(baseline)),
+        write_results(tmp_path, "student", "20251120_110000", raw_cases(student), adapter="student"),
+        write_results(tmp_path, "teacher", "20251120_090000", raw_cases(teacher), model="synthetic"),
+    )
+
+
+def test_demo_preset_passes_a_grounded_student_and_fails_one_that_copies_an_answer(tmp_path, capsys):
+    from tests.test_grounding import specific_answers
+
+    answers = specific_answers()
+    b, s, t = demo_files(tmp_path / "good", answers)
+    code, out, err = _gate(capsys, b, s, "--teacher", t, "--preset", "demo", "--json")
+    v = json.loads(out)
+    assert code == 0, err
+    values = {c["metric"]: c["value"] for c in v["criteria"]}
+    assert list(values) == ["student.valid_rate", "compare.teacher_ratio", "compare.delta_errors_as_zero",
+                            "compare.grounding_margin"]
+    assert values["compare.teacher_ratio"] == pytest.approx(1.0)
+    # The baseline has no valid answer: its mean is not computable, but with format errors as 0 it is 0.
+    assert v["baseline"]["mean"] is None and values["compare.delta_errors_as_zero"] == pytest.approx(v["student"]["mean"])
+    assert values["compare.grounding_margin"] > 0.7
+    ground = v["grounding"]
+    assert ground["sides"]["constant"]["name_match"] == pytest.approx(0.25) and ground["constant"]["concept_id"] == "POCON-0001"
+    assert v["teacher"]["file"] == str(t) and v["purpose"].startswith("the demo's proof of distillation")
+    code, out, _ = _gate(capsys, b, s, "--teacher", t, "--preset", "demo")
+    assert code == 0 and "grounding (format errors as 0)" in out and "constant answer" in out
+    assert "the demo's proof of distillation" in out and "verdict: PASS (4/4 criteria)" in out
+    # The negative control: one good answer copied to every concept is valid and scores well, and fails.
+    copy = {cid: answers["POCON-0002"] for cid in answers}
+    b, s, t = demo_files(tmp_path / "copy", copy)
+    code, out, _ = _gate(capsys, b, s, "--teacher", t, "--preset", "demo", "--json")
+    v = json.loads(out)
+    failed = {c["metric"]: c["value"] for c in v["criteria"] if not c["passed"]}
+    assert code == 1 and v["student"]["valid_rate"] == 1.0
+    assert list(failed) == ["compare.grounding_margin"] and failed["compare.grounding_margin"] == pytest.approx(0.0)
+
+
+def test_demo_preset_without_the_teacher_says_so_in_one_line(tmp_path, capsys):
+    from tests.test_grounding import specific_answers
+
+    b, s, _t = demo_files(tmp_path, specific_answers())
+    code, out, err = _gate(capsys, b, s, "--preset", "demo")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert "gate demo compares the student with the teacher (compare.teacher_ratio)" in err and "--teacher FILE" in err
+    gates = tmp_path / "g.yaml"
+    gates.write_text("teacher:\n  valid_rate: '>= 0.9'\n", encoding="utf-8")
+    code, _, err = _gate(capsys, b, s, "--gates", gates)
+    assert code == 2 and "(teacher.valid_rate) but there are no teacher results" in err
+    # Criteria that do not need the teacher are judged without it; with no teacher answers at all
+    # (no teacher file, no reference answers in the cases) there is no constant answer: FAIL, and why.
+    gates.write_text("preset: demo\ncompare:\n  teacher_ratio: null\n", encoding="utf-8")
+    code, out, _ = _gate(capsys, b, s, "--gates", gates, "--json")
+    v = json.loads(out)
+    assert code == 1 and [c["passed"] for c in v["criteria"]] == [True, True, False]
+    assert v["criteria"][2]["value"] is None and any("no constant answer: no teacher answers" in n for n in v["notes"])
+
+
+def test_gates_files_name_the_teacher_the_constant_and_the_grounding(tmp_path, capsys):
+    from tests.test_grounding import specific_answers
+
+    answers = specific_answers()
+    b, s, t = demo_files(tmp_path, answers, baseline=answers)
+    gates = tmp_path / "g.yaml"
+    gates.write_text(
+        "teacher:\n  valid_rate: '>= 1'\n  grounding: '>= 0.99'\n"
+        "constant:\n  name_match: '<= 0.25'\n  id_precision: '< 0.5'\n  mean_with_errors_as_zero: '< 0.9'\n"
+        "student:\n  id_coverage: '== 1'\n"
+        "compare:\n  teacher_ratio: '>= 0.99'\n  constant_delta: '> 0.05'\n  delta_errors_as_zero: '== 0'\n",
+        encoding="utf-8",
+    )
+    spec = load_gates(None, gates)
+    assert spec.needs_teacher and spec.purpose is None
+    assert [c.label for c in spec.criteria][1:4] == ["teacher valid rate", "teacher grounding",
+                                                      "constant answer mean with errors as zero"]
+    code, out, err = _gate(capsys, b, s, "--teacher", t, "--gates", gates, "--json")
+    v = json.loads(out)
+    assert code == 0, [c for c in v["criteria"] if not c["passed"]]
+    assert len(v["criteria"]) == 9
+    # A file overriding the demo preset no longer claims the preset's purpose.
+    gates.write_text("preset: demo\n", encoding="utf-8")
+    assert load_gates(None, gates).purpose == PRESETS_PURPOSE_DEMO
+    gates.write_text("preset: demo\nstudent:\n  valid_rate: '>= 0.5'\n", encoding="utf-8")
+    assert load_gates(None, gates).purpose is None
+
+
+PRESETS_PURPOSE_DEMO = load_gates("demo").purpose
+
+
+def test_a_pipeline_asking_for_the_demo_gate_needs_the_teacher_reference(tmp_path):
+    from engine.pipeline.config import load_config
+
+    config = tmp_path / "config.yaml"
+    config.write_text("eval:\n  max_samples: 0\ngate:\n  preset: demo\n", encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        load_config(config)
+    assert str(exc.value).startswith(f"{config}:4: gate.preset: preset demo compares the student with the teacher")
+    config.write_text("eval:\n  teacher_reference: true\ngate:\n  preset: demo\n", encoding="utf-8")
+    assert load_config(config).gate.preset == "demo"
+
+
+def test_a_bad_teacher_file_is_one_line(tmp_path, capsys):
+    from tests.test_grounding import specific_answers
+
+    b, s, t = demo_files(tmp_path, specific_answers())
+    code, out, err = _gate(capsys, b, s, "--teacher", tmp_path / "none.json", "--preset", "demo")
+    assert code == 2 and out == "" and "none.json: no such file" in err and err.count("\n") == 1
+    t.write_bytes(b'{"results": [\n  {"score": 0.5,}\n]}\n')
+    code, out, err = _gate(capsys, b, s, "--teacher", t)
+    assert code == 2 and out == "" and f"{t}:2: malformed JSON" in err and "Traceback" not in err
+    other = write_results(tmp_path / "v1", "teacher", "20251120_090000", scored_cases([0.9] * 4), metric="po-v1")
+    code, _, err = _gate(capsys, b, s, "--teacher", other)
+    assert code == 2 and "different metrics" in err

@@ -59,7 +59,8 @@ def test_report_renders_for_a_finished_run(tmp_path, capsys):
     md = (run / "report.md").read_text(encoding="utf-8")
     assert f"wrote {run / 'report.md'} (3 run(s), gate FAIL, text charts)" in err
     for n, title in enumerate(["Context", "Training snapshot", "Scores", "Per tier", "Review status distribution",
-                               "Speed and output length", "Acceptance gate", "Format errors",
+                               "Speed and output length", "Acceptance gate",
+                               "Grounding and the constant-answer control", "Format errors",
                                "Largest regressions (student vs baseline)", "Files"], start=1):
         assert f"\n## {n}. {title}\n" in md
     # context: columns teacher, baseline, student; models; training hyperparameters
@@ -289,3 +290,35 @@ def test_report_rescored(tmp_path, capsys):
     # the synthetic answers are complete: po-v1 gives each 118/120, whatever the file recorded
     assert summary["runs"]["baseline"]["mean"] == pytest.approx(118 / 120)
     assert summary["runs"]["student"]["valid"] == 3
+
+
+def test_report_shows_the_constant_answer_beside_the_student(tmp_path, capsys):
+    from tests.test_gate import demo_files
+    from tests.test_grounding import specific_answers
+
+    answers = specific_answers()
+    run = tmp_path / "run"
+    demo_files(run / "eval", answers)
+    code, out, err = _report(capsys, run, "--no-plots", "--preset", "demo", "--json")
+    assert code == 0, err
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert "Criteria: `demo`" in md and "What it proves: the demo's proof of distillation" in md
+    assert "**Verdict: PASS** (4/4 criteria)" in md
+    section = md.split("## 8. Grounding and the constant-answer control\n")[1].split("\n## 9.")[0]
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in section.splitlines() if line.startswith("| ")}
+    assert list(rows) == ["side", "**student**", "baseline", "teacher", "constant answer"]
+    assert rows["**student**"][-1].rstrip(" |") == "1.0000" and rows["baseline"][0] == "0.0000"
+    assert rows["constant answer"][2] == "0.2500"  # name match: right for one concept of four
+    assert "the one for POCON-0001), written for every concept" in section and "Student grounding − constant answer's: **+" in section
+    assert "Student mean / teacher mean, format errors as 0: **1.000**" in md
+    summary = json.loads(out)
+    assert summary["grounding"]["sides"]["constant"]["grounding"] == pytest.approx(0.25)
+    assert summary["grounding"]["constant"]["concept_id"] == "POCON-0001"
+    # No teacher file: the report is still written, and says why the demo gate has no verdict.
+    next((run / "eval").glob("teacher_*.json")).unlink()
+    code, _, err = _report(capsys, run, "--no-plots", "--preset", "demo")
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert code == 0 and "(2 run(s), no gate, text charts)" in err
+    assert "Not evaluated: gate demo compares the student with the teacher (compare.teacher\\_ratio)" in md
+    assert "give its results (teacher\\_\\*.json) with the others." in md
+    assert "| **student** |" in md and "no constant answer: no teacher answers" in md

@@ -320,7 +320,7 @@ def test_evaluation_snapshot_80x24(run, snap_compare):
 
 
 def test_gate_snapshot_80x24(run, snap_compare):
-    assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=_tab_snapshot("gate", "verdict PASS"))
+    assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=_tab_snapshot("gate", "verdict PASS", "computed verdict", "no reference answers"))
 
 
 def test_logs_snapshot_80x24(run, snap_compare):
@@ -337,3 +337,55 @@ def test_diff_snapshot_200x50(run, snap_compare):
         await pilot.pause(0.2)
 
     assert snap_compare(app_for(run), terminal_size=(200, 50), run_before=settle)
+
+
+def demo_gate_run(run: Path, *, evals: bool = True) -> Path:
+    """A run judged by the demo gate: teacher, baseline and student evaluated (or not yet)."""
+    import json
+
+    from tests.test_gate import demo_files
+    from tests.test_grounding import specific_answers
+    from tests.tui_run import _writer, teacher_events, train_events
+
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("eval:\n  teacher_reference: true\ngate:\n  preset: demo\n", encoding="utf-8")
+    teacher_events(run)
+    train_events(run)
+    jobs = ["teacher", "train", "eval-teacher", "eval-baseline", "eval-student", "gate"]
+    argv: dict[str, list] = {}
+    if evals:
+        b, s, t = demo_files(run / "eval", specific_answers())
+        for k, (job, path) in enumerate((("eval-teacher", t), ("eval-baseline", b), ("eval-student", s))):
+            with _writer(run, job, T0 + 200 + k * 20) as ev:
+                ev.started("eval")
+                ev.artifact(path, "eval_results")
+                ev.finished("succeeded", exit_code=0, summary={"n": 4, "results": str(path)})
+        argv["gate"] = ["gate", str(b), str(s), "--teacher", str(t), "--preset", "demo"]
+    states = {j: ("succeeded" if evals or j in ("teacher", "train") else "pending") for j in jobs}
+    doc = {"format": "po-tui-run/1", "run_id": "20251123-090000-demo", "state": "running", "gate": None,
+           "jobs": [{"name": j, "stage": "eval" if j.startswith("eval") else j, "state": states[j],
+                     "argv": argv.get(j, [j] if states[j] == "succeeded" else None)} for j in jobs]}
+    (run / "manifest.json").write_text(json.dumps(doc), encoding="utf-8")
+    return run
+
+
+async def test_gate_panel_shows_the_demo_preset_its_criteria_and_the_constant_answer(tmp_path):
+    app = app_for(demo_gate_run(tmp_path / "run"))
+    async with app.run_test(size=(120, 50)) as pilot:
+        text = await open_tab(pilot, "gate", "computed verdict: PASS", "constant answer")
+        assert "gates demo: the demo's proof of distillation" in text
+        for label in ("student valid rate", "student mean / teacher mean (format errors as 0)",
+                      "student mean − baseline mean (format errors as 0)", "student grounding − constant answer's grounding"):
+            assert label in text
+        rows = {line.split()[0]: line.split() for line in text.splitlines() if line.split()[:1] in (["student"], ["teacher"])}
+        assert rows["teacher"][1:] == ["1.00"] * 6  # mean, valid, name, ids ok, ids cov, grounding
+        constant = next(line for line in text.splitlines() if line.strip().startswith("constant answer "))
+        assert constant.split()[3:] == ["1.00", "0.25", "0.25", "0.25", "0.25"]  # valid, then grounded for 1 of 4
+
+
+async def test_gate_panel_shows_the_demo_criteria_before_any_result(tmp_path):
+    app = app_for(demo_gate_run(tmp_path / "run", evals=False))
+    async with app.run_test(size=(120, 40)) as pilot:
+        text = await open_tab(pilot, "gate", "gates demo", "grounding − constant")
+        assert "computed verdict" not in text
+        assert ">= 0.75" in text and ">= 0.3" in text and ">= 0.25" in text and ">= 0.9" in text

@@ -1,8 +1,8 @@
-"""`po-tui gate BASELINE STUDENT`: the acceptance verdict, as a table and an exit code.
+"""`po-tui gate BASELINE STUDENT [--teacher TEACHER]`: the acceptance verdict, as tables and an exit code.
 
-Exit 0 when every criterion holds, 1 when one fails, 2 on bad input. Everything read from the
-files (names, paths, reasons) is printed as rich `Text`, never as markup, and cleaned of
-control characters first.
+Exit 0 when every criterion holds, 1 when one fails, 2 on bad input (a gate with criteria on the
+teacher and no --teacher is one). Everything read from the files (names, paths, reasons) is
+printed as rich `Text`, never as markup, and cleaned of control characters first.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from engine.core.inert import one_line
 from engine.runlog.job import add_job_args, job_events
 from engine.core.metric import METRICS
 from engine.stages.gate import DEFAULT_RESAMPLES, DEFAULT_SEED, PRESETS, Verdict, run_gate
+from engine.stages.grounding import SIDES
 from engine.stages.results import RunSummary
 
 EXIT_PASS, EXIT_FAIL = 0, 1
@@ -29,7 +30,8 @@ def add_gate_options(p: argparse.ArgumentParser) -> None:
     """Options shared with `po-tui report`, which prints the same verdict."""
     p.add_argument(
         "--preset", choices=sorted(PRESETS),
-        help="criteria preset (default: seeds; with --gates, overrides the file's preset:)",
+        help="criteria preset: seeds (default), v2-closeout, demo (needs the teacher's results); "
+             "with --gates, overrides the file's preset:",
     )
     p.add_argument("--gates", metavar="FILE", help="YAML file defining or overriding criteria (see README)")
     p.add_argument(
@@ -52,12 +54,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         description=(
             "Compare a student's evaluation results with the baseline's on the acceptance "
             "criteria (preset seeds: student valid rate >= 0.90, baseline mean >= 0.75, student "
-            "mean >= 0.90 x baseline mean; v2-closeout: the stricter set) and print the verdict "
-            "with a bootstrap interval on the mean ratio. Exit 0 pass, 1 fail, 2 bad input."
+            "mean >= 0.90 x baseline mean; v2-closeout: the stricter set; demo: student valid rate "
+            ">= 0.90, student mean >= 0.75 x teacher mean and >= baseline mean + 0.30, format errors "
+            "as 0, grounding >= a constant answer's + 0.25) and print the verdict with a bootstrap "
+            "interval on the mean ratio and each side's grounding. Exit 0 pass, 1 fail, 2 bad input."
         ),
     )
     p.add_argument("baseline", metavar="BASELINE.json")
     p.add_argument("student", metavar="STUDENT.json")
+    p.add_argument("--teacher", metavar="TEACHER.json",
+                   help="the teacher's results on the same concepts (the reference for teacher.* criteria)")
     add_gate_options(p)
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     add_job_args(p)
@@ -101,14 +107,45 @@ def verdict_table(verdict: Verdict) -> Table:
     return table
 
 
+def grounding_table(verdict: Verdict) -> Table | None:
+    """Per side: mean (format errors as 0), valid rate and how its answers belong to their concepts."""
+    g = verdict.grounding
+    if g is None or not g.sides:
+        return None
+    summaries = {"student": verdict.student, "baseline": verdict.baseline, "teacher": verdict.teacher,
+                 "constant": verdict.constant}
+    table = Table(title=Text("grounding (format errors as 0)"), title_justify="left")
+    for name in ("side", "mean", "valid rate", "name match", "id precision", "id coverage", "grounding"):
+        table.add_column(name, justify="left" if name == "side" else "right")
+    for side in SIDES:
+        sg = g.sides.get(side)
+        if sg is None:
+            continue
+        s = summaries[side]
+        table.add_row(
+            Text("constant answer" if side == "constant" else side),
+            Text(_num(s.mean_with_errors_as_zero if s else None)), Text(_num(s.valid_rate if s else None)),
+            Text(_num(sg.name_match)), Text(_num(sg.id_precision)), Text(_num(sg.id_coverage)), Text(_num(sg.grounding)),
+        )
+    return table
+
+
 def print_verdict(verdict: Verdict, console: Console) -> None:
-    for tag, path, summary, model, adapter in (
+    sides = [
         ("baseline", verdict.baseline_file, verdict.baseline, verdict.baseline_model, None),
         ("student", verdict.student_file, verdict.student, verdict.student_model, verdict.student_adapter),
-    ):
+    ]
+    if verdict.teacher is not None:
+        sides.append(("teacher", verdict.teacher_file or "-", verdict.teacher, verdict.teacher_model, None))
+    for tag, path, summary, model, adapter in sides:
         for line in _side_lines(tag, path, summary, model, adapter):
             console.print(line)
+    if verdict.purpose:
+        console.print(Text(one_line(f"{verdict.gates}: {verdict.purpose}", 400)))
     console.print(verdict_table(verdict))
+    grounding = grounding_table(verdict)
+    if grounding is not None:
+        console.print(grounding)
     console.print(Text(verdict.interval.describe()))
     for note in verdict.notes:
         console.print(Text("note: " + one_line(note, 400), style="yellow"))
@@ -129,6 +166,10 @@ def verdict_summary(verdict: Verdict) -> dict:
         "ratio_high": verdict.interval.high,
         "student_mean": verdict.student.mean,
         "baseline_mean": verdict.baseline.mean,
+        "teacher_mean": verdict.teacher.mean if verdict.teacher is not None else None,
+        "constant_mean": verdict.constant.mean if verdict.constant is not None else None,
+        "student_grounding": verdict.grounding.value("student", "grounding") if verdict.grounding else None,
+        "constant_grounding": verdict.grounding.value("constant", "grounding") if verdict.grounding else None,
     }
 
 
@@ -148,6 +189,7 @@ def judge_and_print(args: argparse.Namespace) -> Verdict:
         gates_file=args.gates,
         rescore=args.rescore,
         concepts_path=args.concepts,
+        teacher_path=args.teacher,
         resamples=args.resamples,
         seed=args.seed,
     )

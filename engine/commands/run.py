@@ -108,14 +108,25 @@ def drive(engine, *, tty: bool) -> str:
     return asyncio.run(engine.run())
 
 
-def exit_code(run_dir: Path, final: str, manifest: dict) -> int:
-    gate = manifest.get("gate") or {}
+def verdict_of(manifest: dict) -> str:
+    """The run's gate verdict, `fail` when it has none (a run without a verdict proves nothing)."""
+    return str((manifest.get("gate") or {}).get("verdict", "fail"))
+
+
+def run_exit_code(final: str, manifest: dict) -> int:
+    """What a run that ended exits with (`run` and `demo` alike): 0 succeeded and the gate passed,
+    1 succeeded and the gate failed, 2 a failed stage, 130 cancelled."""
     if final == "succeeded":
-        verdict = str(gate.get("verdict", "fail"))
-        print(one_line(f"run {run_dir}: succeeded; report {run_dir / 'report.md'}; gate verdict {verdict.upper()}"))
-        return EXIT_PASS if verdict == "pass" else EXIT_FAIL
-    print(one_line(f"run {run_dir}: {final}" + ("" if final == "cancelled" else f"; fix it, then `po-tui run --resume {run_dir} --retry-failed`")))
+        return EXIT_PASS if verdict_of(manifest) == "pass" else EXIT_FAIL
     return EXIT_CANCELLED if final == "cancelled" else EXIT_ERROR
+
+
+def exit_code(run_dir: Path, final: str, manifest: dict) -> int:
+    if final == "succeeded":
+        print(one_line(f"run {run_dir}: succeeded; report {run_dir / 'report.md'}; gate verdict {verdict_of(manifest).upper()}"))
+    else:
+        print(one_line(f"run {run_dir}: {final}" + ("" if final == "cancelled" else f"; fix it, then `po-tui run --resume {run_dir} --retry-failed`")))
+    return run_exit_code(final, manifest)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from engine.configfile import Seed, load_yaml_file, validate
 from engine.core.metric import METRICS
 from engine.errors import InputError
 from engine.stages.concepts import MAX_COUNT
-from engine.stages.gate import PRESETS
+from engine.stages.gate import PRESETS, load_gates
 from engine.stages.prep import FORMATS
 from engine.stages.teacher.settings import TeacherSettings
 from engine.stages.train.settings import TrainSettings
@@ -141,6 +141,12 @@ def parse_config(doc: Any, *, path: str | Path | None = None, lines: dict | None
         config.teacher.resolved_model()
     except ValueError as exc:
         raise InputError(str(exc), path=path, field="teacher.model") from None
+    if not config.gate.gates and not config.eval.teacher_reference and load_gates(config.gate.preset).needs_teacher:
+        # Found now, not after hours of training when the gate job would refuse.
+        raise InputError(
+            f"preset {config.gate.preset} compares the student with the teacher: set eval.teacher_reference: true",
+            path=path, line=(lines or {}).get(("gate", "preset")), field="gate.preset",
+        )
     return config
 
 

@@ -185,19 +185,21 @@ def build_plan(config: PipelineConfig, run_dir: str | Path) -> list[Job]:
     gate_opts = ["--gates", g.gates] if g.gates else ["--preset", g.preset]
     gate_opts += ["--resamples", str(g.resamples), "--seed", str(g.seed)]
     results = ["eval/baseline_*.json", "eval/student_*.json"]
+    teacher_results = ["eval/teacher_*.json"] if e.teacher_reference else []
 
     def gate_argv(cont: bool, redo: bool) -> list[str]:
         # The results files are named by the evals when they finish: resolved now.
-        return ["gate", *(str(resolve(r, x)) for x in results), *gate_opts]
+        teacher = [arg for x in teacher_results for arg in ("--teacher", str(resolve(r, x)))]
+        return ["gate", *(str(resolve(r, x)) for x in results), *teacher, *gate_opts]
 
-    gate_inputs = [*results, *([g.gates] if g.gates else [])]
+    gate_inputs = [*results, *teacher_results, *([g.gates] if g.gates else [])]
     # The gate's exit code 1 is a verdict (the student failed), not a failed job.
     jobs.append(Job("gate", "gate", gate_argv, inputs=gate_inputs, settings=config.section("gate"), ok_codes=(0, 1)))
 
     report = ["report", str(r), "-o", str(r / "report.md"), "--top", str(config.report.top), *gate_opts]
     if not config.report.plots:
         report.append("--no-plots")
-    report_inputs = [*gate_inputs, *(["eval/teacher_*.json"] if e.teacher_reference else []), "student/adapter_config.json"]
+    report_inputs = [*gate_inputs, "student/adapter_config.json"]
     jobs.append(Job("report", "report", lambda cont, redo, a=report: list(a), inputs=report_inputs, outputs=["report.md"],
                     settings={"report": config.section("report"), "gate": config.section("gate")}))
     return jobs

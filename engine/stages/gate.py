@@ -1,14 +1,20 @@
-"""The acceptance gate: does the student meet the criteria against the baseline?
+"""The acceptance gate: does the student meet the criteria against the baseline (and the teacher)?
 
-Pure functions, in the order they run: load the two results files (recorded scores, or
-re-scored with one metric), summarise each (`engine.stages.results`), resolve the criteria
-(a preset, optionally overridden by a gates file), compare, and put a bootstrap interval on
-the student/baseline mean ratio so a pass on 20 cases is read with its uncertainty.
+Pure functions, in the order they run: load the results files (recorded scores, or re-scored
+with one metric), summarise each (`engine.stages.results`), ground each side and build the
+constant-answer control (`engine.stages.grounding`), resolve the criteria (a preset, optionally
+overridden by a gates file), compare, and put a bootstrap interval on the student/baseline mean
+ratio so a pass on 20 cases is read with its uncertainty.
 
-A criterion is (metric name, comparator, threshold). Metric names are `student.<field>`,
-`baseline.<field>` (any field of `RunSummary`: mean, std, min, valid_rate, format_errors ...)
-and `compare.ratio` (student mean / baseline mean), `compare.delta` (student − baseline mean),
-`compare.abs_delta`. The two presets of formats.md are just lists of such criteria.
+A criterion is (metric name, comparator, threshold). Metric names are `<side>.<field>` with side
+`student`, `baseline`, `teacher` (the teacher reference run) or `constant` (the teacher's most
+common answer written for every concept) and field any of `RunSummary` (mean, std, min,
+valid_rate, format_errors ...) or of the grounding (name_match, id_precision, id_coverage,
+grounding); and `compare.<field>`: `ratio` (student mean / baseline mean), `delta`, `abs_delta`,
+`delta_errors_as_zero` (student − baseline, format errors as 0), `teacher_ratio` (student /
+teacher mean, format errors as 0), `constant_delta` (student − constant mean, format errors as
+0) and `grounding_margin` (student grounding − constant grounding). The presets are lists of
+such criteria; a criterion on the teacher needs the teacher's results, and says so when absent.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pydantic_core import PydanticCustomError
 from engine.configfile import load_yaml_file, validate
 from engine.core.records import read_concepts
 from engine.errors import InputError
+from engine.stages.grounding import GROUNDING_FIELDS, SIDES, Grounding, ground_runs
 from engine.stages.results import (
     SUMMARY_FIELDS,
     RunResults,
@@ -47,17 +54,31 @@ COMPARATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "==": lambda v, t: abs(v - t) <= EPSILON,
 }
-COMPARE_FIELDS = ("ratio", "delta", "abs_delta")
-METRIC_NAMES = tuple(f"{side}.{f}" for side in ("student", "baseline") for f in SUMMARY_FIELDS) + tuple(
+COMPARE_FIELDS = (
+    "ratio", "delta", "abs_delta", "delta_errors_as_zero", "teacher_ratio", "constant_delta", "grounding_margin",
+)
+SIDE_FIELDS = SUMMARY_FIELDS + GROUNDING_FIELDS
+METRIC_NAMES = tuple(f"{side}.{f}" for side in SIDES for f in SIDE_FIELDS) + tuple(
     f"compare.{f}" for f in COMPARE_FIELDS
 )
 _LABELS = {
     "compare.ratio": "student mean / baseline mean",
     "compare.delta": "student mean − baseline mean",
     "compare.abs_delta": "|student mean − baseline mean|",
+    "compare.delta_errors_as_zero": "student mean − baseline mean (format errors as 0)",
+    "compare.teacher_ratio": "student mean / teacher mean (format errors as 0)",
+    "compare.constant_delta": "student mean − constant answer's mean (format errors as 0)",
+    "compare.grounding_margin": "student grounding − constant answer's grounding",
     "student.min": "student lowest score",
     "baseline.min": "baseline lowest score",
 }
+# What a `constant.*` metric is about, in a label.
+_SIDE_WORDS = {"constant": "constant answer"}
+
+
+def needs_teacher(metric: str) -> bool:
+    """Whether a criterion's value comes from the teacher reference run."""
+    return metric.startswith("teacher.") or metric == "compare.teacher_ratio"
 
 
 @dataclass(frozen=True)
@@ -68,7 +89,10 @@ class Criterion:
 
     @property
     def label(self) -> str:
-        return _LABELS.get(self.metric) or self.metric.replace(".", " ").replace("_", " ")
+        if self.metric in _LABELS:
+            return _LABELS[self.metric]
+        side, _, name = self.metric.partition(".")
+        return f"{_SIDE_WORDS.get(side, side)} {name.replace('_', ' ')}"
 
     @property
     def condition(self) -> str:
@@ -98,6 +122,22 @@ PRESETS: dict[str, tuple[Criterion, ...]] = {
         Criterion("student.format_errors", "<=", 0),
         Criterion("student.min", ">=", 0.70),
     ),
+    # What the demo proves (issue 14): the student writes the format, scores near the teacher, is far
+    # above the untrained baseline, and its answers belong to their concepts (a constant answer,
+    # the teacher's most common one written for every concept, is clearly less grounded).
+    "demo": (
+        Criterion("student.valid_rate", ">=", 0.90),
+        Criterion("compare.teacher_ratio", ">=", 0.75),
+        Criterion("compare.delta_errors_as_zero", ">=", 0.30),
+        Criterion("compare.grounding_margin", ">=", 0.25),
+    ),
+}
+PRESET_PURPOSE = {
+    "seeds": "the seeds' acceptance gate: the student keeps the format and at least 90 % of a good baseline's mean",
+    "v2-closeout": "the seeds' stricter close-out: high, steady student scores within 0.03 of the baseline",
+    "demo": ("the demo's proof of distillation: the student writes the format, scores at least 0.75 x the "
+             "teacher, far above the untrained baseline, and grounds its answers in each concept "
+             "(clearly above a constant answer)"),
 }
 
 
@@ -107,6 +147,11 @@ class GateSpec:
 
     name: str
     criteria: tuple[Criterion, ...]
+    purpose: str | None = None  # what a preset proves, in a sentence (None for a gates file's own set)
+
+    @property
+    def needs_teacher(self) -> bool:
+        return any(needs_teacher(c.metric) for c in self.criteria)
 
 
 # --- the gates file ---------------------------------------------------------------------------
@@ -151,20 +196,34 @@ class SideGates(_Strict):
     max: Condition = None
     median: Condition = None
     mean_with_errors_as_zero: Condition = None
+    name_match: Condition = None
+    id_precision: Condition = None
+    id_coverage: Condition = None
+    grounding: Condition = None
 
 
 class CompareGates(_Strict):
     ratio: Condition = None
     delta: Condition = None
     abs_delta: Condition = None
+    delta_errors_as_zero: Condition = None
+    teacher_ratio: Condition = None
+    constant_delta: Condition = None
+    grounding_margin: Condition = None
+
+
+assert tuple(SideGates.model_fields) == SIDE_FIELDS and tuple(CompareGates.model_fields) == COMPARE_FIELDS
+assert set(PRESETS) | {"none"} == {"seeds", "v2-closeout", "demo", "none"}  # GatesFile.preset below
 
 
 class GatesFile(_Strict):
     """`--gates FILE`: start from a preset (or none) and define or override criteria."""
 
-    preset: Optional[Literal["seeds", "v2-closeout", "none"]] = None
+    preset: Optional[Literal["seeds", "v2-closeout", "demo", "none"]] = None
     student: SideGates = Field(default_factory=SideGates)
     baseline: SideGates = Field(default_factory=SideGates)
+    teacher: SideGates = Field(default_factory=SideGates)
+    constant: SideGates = Field(default_factory=SideGates)
     compare: CompareGates = Field(default_factory=CompareGates)
 
 
@@ -176,14 +235,14 @@ def load_gates(preset: str | None = None, gates_file: str | Path | None = None) 
     """
     if gates_file is None:
         name = preset or DEFAULT_PRESET
-        return GateSpec(name, PRESETS[name])
+        return GateSpec(name, PRESETS[name], PRESET_PURPOSE.get(name))
     doc, lines = load_yaml_file(gates_file)
     if doc is not None and not isinstance(doc, dict):
         raise InputError(f"expected a mapping at the top level, got {type(doc).__name__}", path=gates_file, line=1)
     spec = validate(GatesFile, doc, path=gates_file, lines=lines)
     base = preset or (spec.preset if spec.preset not in (None, "none") else None)
     criteria: list[Criterion] = list(PRESETS[base]) if base else []
-    for section in ("student", "baseline", "compare"):
+    for section in (*SIDES, "compare"):
         part = getattr(spec, section)
         for name in type(part).model_fields:
             if name not in part.model_fields_set:
@@ -203,7 +262,9 @@ def load_gates(preset: str | None = None, gates_file: str | Path | None = None) 
     if not criteria:
         raise InputError("defines no criteria (name a preset or at least one criterion)", path=gates_file)
     label = Path(gates_file).name + (f" (from {base})" if base else "")
-    return GateSpec(label, tuple(criteria))
+    # A preset's sentence says what it proves only while its criteria are the preset's own.
+    purpose = PRESET_PURPOSE.get(base) if base and tuple(criteria) == PRESETS[base] else None
+    return GateSpec(label, tuple(criteria), purpose)
 
 
 # --- the bootstrap ----------------------------------------------------------------------------
@@ -338,6 +399,15 @@ class Verdict:
     baseline_model: str | None = None
     student_model: str | None = None
     student_adapter: str | None = None
+    purpose: str | None = None
+    teacher: RunSummary | None = None  # the teacher reference run, when given
+    teacher_file: str | None = None
+    teacher_model: str | None = None
+    grounding: Grounding | None = None  # per side, and the constant-answer control
+
+    @property
+    def constant(self) -> RunSummary | None:
+        return self.grounding.constant_summary if self.grounding is not None else None
 
     @property
     def basis(self) -> str:
@@ -354,27 +424,67 @@ class Verdict:
             "student": {"file": self.student_file, "model": self.student_model,
                         "adapter_path": self.student_adapter, **self.student.as_dict()},
             "baseline": {"file": self.baseline_file, "model": self.baseline_model, **self.baseline.as_dict()},
+            "teacher": None if self.teacher is None else {
+                "file": self.teacher_file, "model": self.teacher_model, **self.teacher.as_dict()},
+            "grounding": self.grounding.as_dict() if self.grounding is not None else None,
+            "purpose": self.purpose,
             "notes": self.notes,
         }
 
 
-def metric_values(student: RunSummary, baseline: RunSummary) -> dict[str, float | None]:
-    """Every name a criterion can use, with its value (None when it cannot be computed)."""
+def _difference(a: float | None, b: float | None) -> float | None:
+    return a - b if a is not None and b is not None else None
+
+
+def metric_values(
+    student: RunSummary,
+    baseline: RunSummary,
+    teacher: RunSummary | None = None,
+    grounding: Grounding | None = None,
+) -> dict[str, float | None]:
+    """Every name a criterion can use, with its value (None when it cannot be computed: a side
+    that is absent, a mean of no valid scores, a ratio to 0)."""
     values: dict[str, float | None] = {}
-    for side, summary in (("student", student), ("baseline", baseline)):
+    constant = grounding.constant_summary if grounding is not None else None
+    summaries = {"student": student, "baseline": baseline, "teacher": teacher, "constant": constant}
+    for side in SIDES:
+        summary = summaries[side]
         for name in SUMMARY_FIELDS:
-            value = getattr(summary, name)
+            value = getattr(summary, name) if summary is not None else None
             values[f"{side}.{name}"] = float(value) if value is not None else None
+        for name in GROUNDING_FIELDS:
+            values[f"{side}.{name}"] = grounding.value(side, name) if grounding is not None else None
     s, b = student.mean, baseline.mean
     values["compare.ratio"] = s / b if s is not None and b else None
-    values["compare.delta"] = s - b if s is not None and b is not None else None
+    values["compare.delta"] = _difference(s, b)
     values["compare.abs_delta"] = abs(s - b) if s is not None and b is not None else None
+    zero = "mean_with_errors_as_zero"
+    s0 = values[f"student.{zero}"]
+    values["compare.delta_errors_as_zero"] = _difference(s0, values[f"baseline.{zero}"])
+    t0 = values[f"teacher.{zero}"]
+    values["compare.teacher_ratio"] = s0 / t0 if s0 is not None and t0 else None
+    values["compare.constant_delta"] = _difference(s0, values[f"constant.{zero}"])
+    values["compare.grounding_margin"] = _difference(values["student.grounding"], values["constant.grounding"])
     return values
 
 
-def _notes(student: RunResults, baseline: RunResults) -> list[str]:
+class TeacherMissing(InputError):
+    """A gate with criteria on the teacher, judged without the teacher's results."""
+
+
+def check_teacher(spec: GateSpec, teacher: object | None, *, give: str = "pass them with --teacher FILE") -> None:
+    """Refuse, in one line, to judge teacher criteria without the teacher (neither a crash nor a pass)."""
+    if spec.needs_teacher and teacher is None:
+        names = ", ".join(c.metric for c in spec.criteria if needs_teacher(c.metric))
+        raise TeacherMissing(
+            f"gate {spec.name} compares the student with the teacher ({names}) but there are no teacher "
+            f"results: evaluate the teacher as a reference (eval.teacher_reference: true in a run) and {give}"
+        )
+
+
+def _notes(student: RunResults, baseline: RunResults, teacher: RunResults | None = None) -> list[str]:
     notes = []
-    for run in (baseline, student):
+    for run in (baseline, student, *([teacher] if teacher is not None else [])):
         reasons_all = summarize_run(run).reasons
         if reasons_all:
             listing = ", ".join(f"{k} {v}" for k, v in sorted(reasons_all.items()))
@@ -398,13 +508,28 @@ def evaluate(
     baseline: RunResults,
     spec: GateSpec,
     *,
+    teacher: RunResults | None = None,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
+    give_teacher: str = "pass them with --teacher FILE",
 ) -> Verdict:
-    check_same_metric([baseline, student])
+    """The verdict; TeacherMissing (one line) when a criterion needs the teacher and there is none."""
+    check_teacher(spec, teacher, give=give_teacher)
+    check_same_metric([baseline, student, *([teacher] if teacher is not None else [])])
     s_sum, b_sum = summarize_run(student), summarize_run(baseline)
-    values = metric_values(s_sum, b_sum)
+    t_sum = summarize_run(teacher) if teacher is not None else None
+    runs = {"student": student, "baseline": baseline, **({"teacher": teacher} if teacher is not None else {})}
+    grounding = ground_runs(runs)
+    values = metric_values(s_sum, b_sum, t_sum, grounding)
     results = [CriterionResult(c, values[c.metric], c.holds(values[c.metric])) for c in spec.criteria]
+    notes = _notes(student, baseline, teacher)
+    if teacher is not None:
+        paired, why = pairing(student, teacher)
+        if not paired:
+            notes.append(f"teacher: not the student's concepts ({why.removeprefix('independent: ')})")
+    if grounding.constant is not None:
+        notes.append(f"constant answer: {grounding.constant.describe()}")
+    notes += [f"grounding: {n}" for n in grounding.notes]
     return Verdict(
         passed=all(r.passed for r in results),
         gates=spec.name,
@@ -416,10 +541,15 @@ def evaluate(
         student_file=str(student.path),
         baseline_file=str(baseline.path),
         interval=bootstrap_ratio(student, baseline, resamples=resamples, seed=seed),
-        notes=_notes(student, baseline),
+        notes=notes,
         baseline_model=baseline.model,
         student_model=student.model,
         student_adapter=student.adapter_path,
+        purpose=spec.purpose,
+        teacher=t_sum,
+        teacher_file=str(teacher.path) if teacher is not None else None,
+        teacher_model=teacher.model if teacher is not None else None,
+        grounding=grounding,
     )
 
 
@@ -429,14 +559,16 @@ def load_pair(
     *,
     rescore: str | None = None,
     concepts_path: str | Path | None = None,
-) -> tuple[RunResults, RunResults]:
-    """(baseline, student) results, re-scored with `rescore` against `concepts_path` if given."""
+    teacher_path: str | Path | None = None,
+) -> tuple[RunResults, RunResults, RunResults | None]:
+    """(baseline, student, teacher or None) results, re-scored with `rescore` against `concepts_path` if given."""
     if concepts_path is not None and not rescore:
         raise InputError("--concepts is only used with --rescore METRIC")
     concepts = read_concepts(concepts_path) if concepts_path is not None else None
     baseline = load_results(baseline_path, rescore=rescore, concepts=concepts)
     student = load_results(student_path, rescore=rescore, concepts=concepts)
-    return baseline, student
+    teacher = load_results(teacher_path, rescore=rescore, concepts=concepts) if teacher_path is not None else None
+    return baseline, student, teacher
 
 
 def run_gate(
@@ -447,10 +579,14 @@ def run_gate(
     gates_file: str | Path | None = None,
     rescore: str | None = None,
     concepts_path: str | Path | None = None,
+    teacher_path: str | Path | None = None,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
 ) -> Verdict:
     """The whole gate from file paths: what `po-tui gate` (and the TUI) calls."""
     spec = load_gates(preset, gates_file)
-    baseline, student = load_pair(baseline_path, student_path, rescore=rescore, concepts_path=concepts_path)
-    return evaluate(student, baseline, spec, resamples=resamples, seed=seed)
+    check_teacher(spec, None if teacher_path is None else Path(teacher_path))  # before reading anything
+    baseline, student, teacher = load_pair(
+        baseline_path, student_path, rescore=rescore, concepts_path=concepts_path, teacher_path=teacher_path
+    )
+    return evaluate(student, baseline, spec, teacher=teacher, resamples=resamples, seed=seed)

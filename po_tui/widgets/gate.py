@@ -1,8 +1,10 @@
-"""Gate panel: each criterion's value, threshold and verdict, and the ratio interval.
+"""Gate panel: the run's gates (preset, what it proves, its criteria), each criterion's value and
+verdict, the ratio interval, and each side's grounding beside the constant-answer control.
 
-The gate job's summary gives the verdict; the per-criterion values come from `run_gate` on the
-newest baseline and student eval results, computed in a worker thread once both files exist (so
-the panel also answers while the gate job has not run yet).
+The gate job's summary gives the verdict; the criteria come from the gate job's argv (or the
+run's config.yaml before it starts); the per-criterion values come from `run_gate` on the newest
+baseline, student (and teacher) eval results, computed in a worker thread once baseline and
+student exist (so the panel also answers while the gate job has not run yet).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def gate_options(argv: list[Any]) -> dict[str, Any]:
     """The gate job's --preset / --gates / --resamples / --seed from its manifest argv (so the panel judges alike)."""
     opts: dict[str, Any] = {}
     for flag, key, kind in (("--preset", "preset", str), ("--gates", "gates_file", str), ("--resamples", "resamples", int),
-                            ("--seed", "seed", int)):
+                            ("--seed", "seed", int), ("--teacher", "teacher_path", str)):
         if flag in argv:
             i = argv.index(flag)
             if i + 1 < len(argv) and isinstance(argv[i + 1], str):
@@ -49,6 +51,29 @@ def planned_gate_options(run_dir: Path) -> dict[str, Any]:
     return {**opts, "resamples": g.resamples, "seed": g.seed}
 
 
+_SIDES = (("student", "student"), ("baseline", "baseline"), ("teacher", "teacher"), ("constant", "constant answer"))
+
+
+def grounding_table(verdict: dict[str, Any]) -> Table | None:
+    """Per side: mean (format errors as 0), valid rate, name match, id precision and coverage, grounding."""
+    grounding = verdict.get("grounding") or {}
+    sides = grounding.get("sides") or {}
+    if not sides:
+        return None
+    table = Table(expand=True, box=None, pad_edge=False, title="grounding (format errors as 0)", title_justify="left")
+    for col in ("side", "mean", "valid", "name", "ids ok", "ids cov", "ground"):
+        table.add_column(col, no_wrap=True, justify="left" if col == "side" else "right")
+    for side, label in _SIDES:
+        g = sides.get(side)
+        if not isinstance(g, dict):
+            continue
+        summary = (grounding.get("constant") if side == "constant" else verdict.get(side)) or {}
+        table.add_row(Text(label), *(Text(num(v, "{:.2f}")) for v in (
+            summary.get("mean_with_errors_as_zero"), summary.get("valid_rate"), g.get("name_match"),
+            g.get("id_precision"), g.get("id_coverage"), g.get("grounding"))))
+    return table
+
+
 class GatePanel(VerticalScroll):
     """Shows the gate summary and, once computed, the verdict of each criterion."""
 
@@ -56,6 +81,7 @@ class GatePanel(VerticalScroll):
         super().__init__(**kwargs)
         self._key: tuple[Any, ...] | None = None
         self._verdict: dict[str, Any] | None = None
+        self._spec: dict[str, Any] | None = None  # the gates to judge by: name, purpose, criteria
         self._error: str | None = None
 
     def compose(self):
@@ -64,29 +90,42 @@ class GatePanel(VerticalScroll):
     def show(self, model: CockpitModel, now: float) -> None:
         results = model.eval_results()
         baseline, student = results.get("eval-baseline"), results.get("eval-student")
+        teacher = results.get("eval-teacher")
         argv = model.manifest_job("gate").get("argv")
-        key = (baseline, student, tuple(argv) if isinstance(argv, list) else None)
-        if baseline is not None and student is not None and key != self._key:
+        key = (baseline, student, teacher, tuple(argv) if isinstance(argv, list) else None)
+        if key != self._key:
             self._key = key
-            self._compute(baseline, student, list(argv) if isinstance(argv, list) else None, model.run_dir)
+            self._compute(baseline, student, teacher, list(argv) if isinstance(argv, list) else None, model.run_dir)
         self._draw(model)
 
     @work(thread=True, exclusive=True, group="gate")
     @guarded
-    def _compute(self, baseline: Path, student: Path, argv: list[Any] | None, run_dir: Path) -> None:
-        try:
-            from engine.stages.gate import run_gate
+    def _compute(self, baseline: Path | None, student: Path | None, teacher: Path | None, argv: list[Any] | None,
+                 run_dir: Path) -> None:
+        from engine.errors import InputError
+        from engine.stages.gate import load_gates, run_gate
 
+        spec = verdict = error = None
+        try:
             opts = gate_options(argv) if argv is not None else planned_gate_options(run_dir)
-            verdict = run_gate(baseline, student, **opts).as_dict()
-            error = None
+            # The newest teacher results stand in for a gate job that has not named its own yet.
+            opts.setdefault("teacher_path", teacher)
+            gates = load_gates(opts.get("preset"), opts.get("gates_file"))
+            spec = {"name": gates.name, "purpose": gates.purpose,
+                    "criteria": [{**c.as_dict(), "condition": c.condition} for c in gates.criteria]}
+            if baseline is not None and student is not None:
+                verdict = run_gate(baseline, student, **opts).as_dict()
+        except InputError as exc:  # e.g. a gate on the teacher without its results: the one line says so
+            error = str(exc)
         except Exception as exc:  # a half-written or foreign results file: say so, keep going
-            verdict, error = None, f"{type(exc).__name__}: {exc}"
-        deliver(self, self._computed, verdict, error)
+            error = f"{type(exc).__name__}: {exc}"
+        deliver(self, self._computed, verdict, error, spec)
 
     @guarded
-    def _computed(self, verdict: dict[str, Any] | None, error: str | None) -> None:
+    def _computed(self, verdict: dict[str, Any] | None, error: str | None, spec: dict[str, Any] | None = None) -> None:
         self._verdict, self._error = verdict, error
+        if spec is not None:
+            self._spec = spec
         if not live(self):
             return  # the app is closing
         if error:
@@ -107,7 +146,19 @@ class GatePanel(VerticalScroll):
                 head.append(f"   {num(summary.get('passed'))}/{num(summary.get('criteria'))} criteria   preset ")
                 head.append(inert(summary.get("gates"), limit=30))
             parts.append(head)
+        spec = self._spec
+        if spec is not None:
+            parts.append(Text("gates ").append(inert(spec.get("name"), "bold", limit=60)).append(
+                inert(f": {spec['purpose']}", limit=300) if spec.get("purpose") else Text("")))
         verdict = self._verdict
+        if verdict is None and spec is not None:
+            # Before baseline and student results exist: what the gate will check.
+            table = Table(expand=True, box=None, pad_edge=False)
+            table.add_column("criterion")
+            table.add_column("condition", no_wrap=True)
+            for crit in spec.get("criteria", []):
+                table.add_row(inert(crit.get("label") or crit.get("metric"), limit=60), inert(crit.get("condition"), limit=20))
+            parts.append(table)
         if verdict is not None:
             word = "PASS" if verdict.get("passed") else "FAIL"
             parts.append(Text(f"computed verdict: {word}", style="bold"))
@@ -117,7 +168,7 @@ class GatePanel(VerticalScroll):
             for crit in verdict.get("criteria", []):
                 threshold = crit.get("threshold")
                 table.add_row(
-                    inert(crit.get("label") or crit.get("metric"), limit=40),
+                    inert(crit.get("label") or crit.get("metric"), limit=60),
                     Text(num(crit.get("value"), "{:.4g}")),
                     Text(f"{crit.get('op', '')} {num(threshold, '{:g}')}"),
                     Text("pass" if crit.get("passed") else "FAIL", style="bold" if not crit.get("passed") else ""),
@@ -130,6 +181,9 @@ class GatePanel(VerticalScroll):
                 f"({num(interval.get('resamples'), '{:,}')} resamples)"))
             if interval.get("pairing_note"):
                 parts.append(inert(interval.get("pairing_note"), "dim", limit=120))
+            grounding = grounding_table(verdict)
+            if grounding is not None:
+                parts.append(grounding)
             for note in verdict.get("notes", [])[:5]:
                 parts.append(inert(f"note: {note}", "dim", limit=200))
         elif summary.get("verdict"):

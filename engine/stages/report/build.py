@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.stages.gate import DEFAULT_RESAMPLES, DEFAULT_SEED, GateSpec, evaluate
+from engine.stages.gate import DEFAULT_RESAMPLES, DEFAULT_SEED, GateSpec, TeacherMissing, evaluate
+from engine.stages.grounding import ground_runs
 from engine.stages.report import charts
 from engine.stages.report.inputs import ReportInputs
 from engine.stages.report.markdown import ReportData, render
@@ -71,10 +72,15 @@ def build_report(
     verdict = None
     no_gate = None
     if inputs.baseline is not None and inputs.student is not None:
-        verdict = evaluate(inputs.student, inputs.baseline, spec, resamples=resamples, seed=seed)
+        try:
+            verdict = evaluate(inputs.student, inputs.baseline, spec, teacher=runs.get("teacher"), resamples=resamples,
+                               seed=seed, give_teacher="give its results (teacher_*.json) with the others")
+        except TeacherMissing as exc:  # the report is still written: it says why there is no verdict
+            no_gate = str(exc)
     else:
         missing = [t for t in ("baseline", "student") if t not in runs]
         no_gate = f"no {' and no '.join(missing)} results"
+    grounding = verdict.grounding if verdict is not None else ground_runs(runs) if runs else None
     rows = side_by_side(runs)
     drops = regressions(rows, limit=top) if verdict is not None else []
     links: dict[str, str] = {}
@@ -91,6 +97,7 @@ def build_report(
         generated_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         images=links,
         reference_scores=_reference_scores(rows),
+        grounding=grounding,
     )
     summary = {
         "runs": {
@@ -99,6 +106,8 @@ def build_report(
             for tag, run in runs.items()
         },
         "gate": verdict.as_dict() if verdict else None,
+        "no_gate": no_gate,
+        "grounding": grounding.as_dict() if grounding is not None else None,
         "training": inputs.training.as_dict() if inputs.training else None,
         "regressions": [
             {"concept_id": row.concept_id, "tier": row.tier, "baseline": row.score("baseline"),

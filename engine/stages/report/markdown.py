@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from engine.core.inert import clean, md_code_block, md_code_span, md_inline
 from engine.stages.gate import Verdict
+from engine.stages.grounding import SIDES, Grounding
 from engine.stages.report.charts import sparkline, text_histogram
 from engine.stages.report.inputs import ReportInputs
 from engine.stages.results import CaseResult, RunResults, RunSummary, missed_by_file
@@ -39,6 +40,7 @@ class ReportData:
     generated_at: str
     images: dict[str, str] = field(default_factory=dict)  # "scores" / "loss" -> relative link
     reference_scores: list[float] = field(default_factory=list)
+    grounding: Grounding | None = None  # per side, and the constant-answer control
 
 
 # --- small formatting helpers -----------------------------------------------------------------
@@ -211,6 +213,10 @@ def scores(data: ReportData) -> list[str]:
     b, s = data.summaries.get("baseline"), data.summaries.get("student")
     if b and s and b.mean and s.mean is not None:
         lines += [f"Student mean / baseline mean: **{s.mean / b.mean:.3f}** ({pct(s.mean / b.mean)} of baseline).", ""]
+    t = data.summaries.get("teacher")
+    if t and s and t.mean_with_errors_as_zero and s.mean_with_errors_as_zero is not None:
+        ratio = s.mean_with_errors_as_zero / t.mean_with_errors_as_zero
+        lines += [f"Student mean / teacher mean, format errors as 0: **{ratio:.3f}** ({pct(ratio)} of the teacher).", ""]
     series = {t: [c.score for c in data.inputs.runs[t].cases if c.valid and c.score is not None] for t in tags}
     if "scores" in data.images:
         lines += [f"![score histograms]({data.images['scores']})", ""]
@@ -324,8 +330,10 @@ def speed(data: ReportData) -> list[str]:
 def gate(data: ReportData) -> list[str]:
     v = data.verdict
     if v is None:
-        return ["## 7. Acceptance gate", "", f"Not evaluated: {data.no_gate_reason}.", ""]
+        return ["## 7. Acceptance gate", "", f"Not evaluated: {md_inline(data.no_gate_reason, 500)}.", ""]
     lines = ["## 7. Acceptance gate", "", f"Criteria: {cell(v.gates)}, on {v.basis}.", ""]
+    if v.purpose:
+        lines += [f"What it proves: {md_inline(v.purpose, 400)}.", ""]
     count_fields = ("n", "valid", "format_errors", "format_check_errors")
     rows = [
         [
@@ -347,6 +355,50 @@ def gate(data: ReportData) -> list[str]:
     ]
     lines += [f"- Note: {md_inline(n, 400)}" for n in v.notes]
     return lines + ([""] if v.notes else [])
+
+
+_SIDE_NAMES = {"constant": "constant answer"}
+
+
+def grounding(data: ReportData) -> list[str]:
+    lines = ["## 8. Grounding and the constant-answer control", ""]
+    g = data.grounding
+    if g is None or not g.sides:
+        return lines + ["Not computed: no results.", ""]
+    lines += [
+        "Do the answers belong to their concepts? Name match: the VISION `product_name` is the concept's "
+        "product (its requirements' `title`). Id precision: cited requirement ids that exist in that "
+        "concept's requirements. Id coverage: share of the concept's ids cited. Grounding: the mean of the "
+        "three. Format errors name and cite nothing, and score 0 in the mean.",
+        "",
+    ]
+    summaries = {**data.summaries, "constant": g.constant_summary}
+    rows = []
+    for side in SIDES:
+        sg = g.sides.get(side)
+        if sg is None:
+            continue
+        summary = summaries.get(side)
+        rows.append([
+            "**student**" if side == "student" else _SIDE_NAMES.get(side, side),
+            num(summary.mean_with_errors_as_zero if summary else None), num(summary.valid_rate if summary else None),
+            num(sg.name_match), num(sg.id_precision), num(sg.id_coverage), num(sg.grounding),
+        ])
+    lines += table(["side", "mean, format errors as 0", "valid rate", "name match", "id precision", "id coverage",
+                    "grounding"], rows)
+    lines.append("")
+    if g.constant is not None:
+        lines += [f"Constant answer: {md_inline(g.constant.describe(), 300)}: what a student that copies one answer "
+                  "would score.", ""]
+        student, constant = g.value("student", "grounding"), g.value("constant", "grounding")
+        s_sum, c_sum = summaries.get("student"), g.constant_summary
+        if student is not None and constant is not None:
+            line = f"Student grounding − constant answer's: **{student - constant:+.4f}**"
+            if s_sum is not None and s_sum.mean_with_errors_as_zero is not None and c_sum.mean_with_errors_as_zero is not None:
+                line += f"; mean − constant answer's mean: {s_sum.mean_with_errors_as_zero - c_sum.mean_with_errors_as_zero:+.4f}"
+            lines += [line + ".", ""]
+    lines += [f"- Note: {md_inline(n, 300)}" for n in g.notes]
+    return lines + ([""] if g.notes else [])
 
 
 def _numbered(text: str) -> str:
@@ -388,7 +440,7 @@ def _error_entry(tag: str, case: CaseResult, reason: str | None, detail: str | N
 
 
 def format_errors(data: ReportData) -> list[str]:
-    lines = ["## 8. Format errors", ""]
+    lines = ["## 9. Format errors", ""]
     any_listed = False
     for tag, run in data.inputs.runs.items():
         failed = [c for c in run.cases if not c.valid]
@@ -422,7 +474,7 @@ def _diff_block(a: str | None, b: str | None, block: str, cid: str) -> list[str]
 
 
 def regressions(data: ReportData) -> list[str]:
-    lines = ["## 9. Largest regressions (student vs baseline)", ""]
+    lines = ["## 10. Largest regressions (student vs baseline)", ""]
     if "baseline" not in data.inputs.runs or "student" not in data.inputs.runs:
         return lines + ["Needs a baseline and a student run.", ""]
     if not data.regressions:
@@ -449,7 +501,7 @@ def regressions(data: ReportData) -> list[str]:
 
 
 def files(data: ReportData) -> list[str]:
-    lines = ["## 10. Files", ""]
+    lines = ["## 11. Files", ""]
     for tag, run in data.inputs.runs.items():
         lines.append(f"- {cell(tag)}: {cell(run.path, 300)}")
         lines += [f"  - warning: {md_inline(w, 300)}" for w in run.warnings]
@@ -463,7 +515,8 @@ def files(data: ReportData) -> list[str]:
     return lines + [""]
 
 
-SECTIONS = (header, context, training, scores, per_tier, review_statuses, speed, gate, format_errors, regressions, files)
+SECTIONS = (header, context, training, scores, per_tier, review_statuses, speed, gate, grounding, format_errors,
+            regressions, files)
 
 
 def render(data: ReportData) -> str:
