@@ -38,6 +38,8 @@ class CockpitModel:
         self.retries: deque[dict[str, Any]] = deque(maxlen=KEEP_RETRIES)
         self.loss: deque[tuple[int, float]] = deque(maxlen=KEEP_POINTS)
         self.eval_loss: deque[tuple[int, float]] = deque(maxlen=KEEP_POINTS)
+        # train_probe: (step, valid, prompts, mean) - the format being learnt, on held-out prompts
+        self.probes: deque[tuple[int, int, int, float]] = deque(maxlen=KEEP_POINTS)
         self.logs: dict[str, deque[tuple[str, str]]] = {}
         self.events = 0
 
@@ -51,6 +53,7 @@ class CockpitModel:
         if self.train_job() is None or self.train_job().job == job:
             self.loss.clear()
             self.eval_loss.clear()
+            self.probes.clear()
 
     def apply(self, event: dict[str, Any]) -> None:
         job = self.run.apply(event)
@@ -77,6 +80,10 @@ class CockpitModel:
             loss, step = _num(data.get("eval_loss")), data.get("step")
             if loss is not None and isinstance(step, int):
                 self.eval_loss.append((step, loss))
+        elif etype == "train_probe":
+            step, valid, prompts, mean = data.get("step"), _num(data.get("valid")), _num(data.get("prompts")), _num(data.get("mean"))
+            if isinstance(step, int) and valid is not None and prompts and mean is not None:
+                self.probes.append((step, int(valid), int(prompts), mean))
 
     def add_log(self, job: str, stream: str, line: str) -> None:
         ring = self.logs.get(job)

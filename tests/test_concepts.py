@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
 import pytest
 import yaml
@@ -95,13 +96,18 @@ def test_requirements_yaml_has_the_exact_shape(many, parsed):
         ], r["concept_id"]
         assert isinstance(req["title"], str) and req["title"].strip()
         assert isinstance(req["description"], str) and req["description"].strip()
-        for key, prefix, n in (
-            ("functional_requirements", "FR", 4),
-            ("non_functional_requirements", "NFR", 3),
-            ("constraints", "C", 2),
+        offset = r["metadata"]["id_offset"]
+        assert offset in C.ID_OFFSETS
+        for key, prefix, counts in (
+            ("functional_requirements", "FR", C.FR_COUNTS),
+            ("non_functional_requirements", "NFR", C.NFR_COUNTS),
+            ("constraints", "C", C.C_COUNTS),
         ):
             items = req[key]
-            assert [i["id"] for i in items] == [f"{prefix}{k:03d}" for k in range(1, n + 1)]
+            n = len(items)
+            assert n in counts, (r["concept_id"], key, n)
+            # consecutive from the concept's offset, the same start in every section
+            assert [i["id"] for i in items] == [f"{prefix}{k:03d}" for k in range(offset, offset + n)]
             for item in items:
                 assert set(item) == {"id", "description", "priority"}
                 assert isinstance(item["description"], str) and item["description"].strip()
@@ -109,6 +115,45 @@ def test_requirements_yaml_has_the_exact_shape(many, parsed):
             assert len({i["description"] for i in items}) == n
         assert req["meta"] == {"original_request": r["concept"]}
         assert req["title"] == r["metadata"]["title"]
+
+
+# The metric's id rule (spec/metric.md): letters, an optional hyphen, at least two digits.
+METRIC_ID = re.compile(r"^([A-Za-z]{1,4})-?(\d{2,})$")
+
+
+def test_ids_and_counts_vary_so_one_answer_cannot_fit_all(many, parsed):
+    """Issue 14: copying one answer must not pass, so concepts may not share one id list."""
+    id_sets = Counter()
+    shapes = Counter()
+    for r, req in zip(many, parsed):
+        ids = tuple(
+            i["id"]
+            for key in ("functional_requirements", "non_functional_requirements", "constraints")
+            for i in req[key]
+        )
+        assert all(METRIC_ID.match(i) for i in ids), ids
+        assert len(set(ids)) == len(ids)
+        id_sets[ids] += 1
+        shapes[tuple(len(req[k]) for k in ("functional_requirements", "non_functional_requirements", "constraints"))] += 1
+    offsets = Counter(r["metadata"]["id_offset"] for r in many)
+    # every start and every count is used, none dominates
+    assert set(offsets) == set(C.ID_OFFSETS)
+    assert min(offsets.values()) > len(many) / len(C.ID_OFFSETS) / 2
+    assert {s[0] for s in shapes} == set(C.FR_COUNTS)
+    assert {s[1] for s in shapes} == set(C.NFR_COUNTS)
+    assert {s[2] for s in shapes} == set(C.C_COUNTS)
+    # the most common id list is shared by a few percent of the concepts at most
+    assert id_sets.most_common(1)[0][1] / len(many) < 0.05
+    assert len(id_sets) >= 60
+    # ...and the old fixed layout (FR001-FR004, NFR001-NFR003, C001-C002) is no longer the rule
+    fixed = ("FR001", "FR002", "FR003", "FR004", "NFR001", "NFR002", "NFR003", "C001", "C002")
+    assert id_sets[fixed] / len(many) < 0.05
+
+
+def test_id_layout_is_deterministic_per_seed():
+    a = [r["metadata"]["id_offset"] for r in generate_concepts(40, 5)]
+    assert a == [r["metadata"]["id_offset"] for r in generate_concepts(40, 5)]
+    assert a != [r["metadata"]["id_offset"] for r in generate_concepts(40, 6)]
 
 
 def test_concept_paragraph_names_product_audience_tier(many):
@@ -181,6 +226,7 @@ def test_injected_conflicts_are_real_out_of_domain_requirements():
         req = yaml.load(r["requirements_yaml"], Loader=_FAST_SAFE_LOADER)
         by_id = {i["id"]: i["description"] for i in req["functional_requirements"]}
         assert set(ids) <= set(by_id)
+        assert len(ids) < len(by_id)  # at least one requirement stays in scope
         other = meta["conflict_domain"]
         assert other and other != meta["domain"]
         families = {d["key"]: d["family"] for d in P.DOMAINS}

@@ -71,8 +71,11 @@ def test_a_teacher_whose_every_call_failed_fails_its_stage_then_resumes(tmp_path
 
 def test_a_teacher_that_accepted_nothing_for_another_reason_fails_too(tmp_path, capsys):
     concepts = atomic_write_jsonl(tmp_path / "concepts.jsonl", generate_concepts(2, 5))
+    # Every answer is weak and damaged: whichever defect is drawn (some leave the answer valid),
+    # nothing reaches --min-score, so the outcome does not hang on the concepts' luck.
     code = main(["teacher", "--concepts", str(concepts), "--out", str(tmp_path / "out"), "--provider", "synthetic",
-                 "--synthetic-defect-rate", "1", "--synthetic-fix-rate", "0", "--max-retries", "0"])
+                 "--synthetic-defect-rate", "1", "--synthetic-fix-rate", "0", "--synthetic-low-quality-rate", "1",
+                 "--max-retries", "0"])
     err = capsys.readouterr().err
     assert code == 1 and "po-tui teacher: failed: no record accepted (exhausted): 2 rejected (" in err
     assert "--retry-errors" not in err.strip().splitlines()[-1]  # nothing a provider retry would fix

@@ -13,6 +13,7 @@ from engine.configfile import validate
 from engine.errors import InputError, StageFailed
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.eval.settings import PROVIDERS, EvalSettings
+from engine.stages.teacher.settings import SYNTHETIC_STYLES
 from engine.store.lock import output_lock
 
 # flag -> settings field; defaults live in EvalSettings (flags default to None).
@@ -57,6 +58,7 @@ SYNTHETIC_FLAGS = [
     ("--synthetic-fix-rate", "fix_rate"),
     ("--synthetic-low-quality-rate", "low_quality_rate"),
 ]
+SYNTHETIC_STYLE_FLAG = "--synthetic-style"  # as `po-tui teacher` spells it
 
 _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -79,6 +81,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         p.add_argument(flag, action="store_true", default=None, help=text)
     for flag, _field in SYNTHETIC_FLAGS:
         p.add_argument(flag, type=float, default=None, metavar="X", help=argparse.SUPPRESS)
+    p.add_argument(SYNTHETIC_STYLE_FLAG, choices=SYNTHETIC_STYLES, default=None, help=argparse.SUPPRESS)
     add_job_args(p)
     p.set_defaults(func=run)
 
@@ -93,7 +96,7 @@ def settings_from(args: argparse.Namespace) -> EvalSettings:
     for flag in SWITCHES:
         if getattr(args, flag[2:].replace("-", "_")):
             data[flag[2:].replace("-", "_")] = True
-    synthetic = {field: getattr(args, flag[2:].replace("-", "_")) for flag, field in SYNTHETIC_FLAGS}
+    synthetic = {field: getattr(args, flag[2:].replace("-", "_")) for flag, field in [*SYNTHETIC_FLAGS, (SYNTHETIC_STYLE_FLAG, "style")]}
     synthetic = {k: v for k, v in synthetic.items() if v is not None}
     if synthetic:
         data["synthetic"] = synthetic

@@ -12,6 +12,7 @@ import time
 
 from engine.commands import argtypes
 from engine.runlog.job import add_job_args, job_events
+from engine.stages.teacher.settings import SYNTHETIC_STYLES
 from engine.stages.tiny_model import check_sizes, make_tiny_model, read_info
 
 
@@ -50,6 +51,10 @@ def register(
         "--corpus-size", type=int, default=400, metavar="N",
         help="concepts whose prompt and answer train the tokenizer (default: 400)",
     )
+    p.add_argument(
+        "--style", choices=SYNTHETIC_STYLES, default="full",
+        help="the synthetic answers in the tokenizer's corpus: full prose or the demo's compact ones (default: full)",
+    )
     add_job_args(p)
     p.set_defaults(func=run)
     return p
@@ -63,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     check_sizes(**sizes)
     start = time.monotonic()
     with job_events(args, "make-tiny-model") as events:
-        path = make_tiny_model(args.out, seed=args.seed, **sizes)
+        path = make_tiny_model(args.out, seed=args.seed, style=args.style, **sizes)
         info = read_info(path)
         weights = path / "model.safetensors"
         events.artifact(str(weights), "model")

@@ -20,7 +20,7 @@ from engine.core.records import Concept, read_concept_list
 from engine.errors import InputError, StageFailed
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.teacher.pricing import PriceTable, load_prices
-from engine.stages.teacher.settings import DEFINING, PROVIDERS, TeacherSettings
+from engine.stages.teacher.settings import DEFINING, PROVIDERS, SYNTHETIC_STYLES, TeacherSettings
 from engine.stages.teacher.store import TeacherStore
 from engine.stages.teacher.tally import TeacherTally
 from engine.store.lock import output_lock
@@ -58,6 +58,8 @@ SYNTHETIC_FLAGS = [
     ("--synthetic-fix-rate", "fix_rate"),
     ("--synthetic-low-quality-rate", "low_quality_rate"),
 ]
+# The synthetic writer's style: a choice, not a rate (the flags above are numbers).
+SYNTHETIC_STYLE_FLAG = "--synthetic-style"
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -85,6 +87,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         p.add_argument(flag, default=None, **kwargs)
     for flag, _field in SYNTHETIC_FLAGS:
         p.add_argument(flag, type=float, default=None, metavar="X", help="synthetic provider knob")
+    p.add_argument(SYNTHETIC_STYLE_FLAG, choices=SYNTHETIC_STYLES, default=None,
+                   help="synthetic answers: full prose (default) or compact fixed sentences citing the ids")
     add_job_args(p)
     p.set_defaults(func=run)
 
@@ -107,7 +111,7 @@ def settings_from(args: argparse.Namespace) -> TeacherSettings:
     if args.retry_errors:
         base["retry_errors"] = True
     synthetic = dict(base.get("synthetic") or {})
-    for flag, field in SYNTHETIC_FLAGS:
+    for flag, field in [*SYNTHETIC_FLAGS, (SYNTHETIC_STYLE_FLAG, "style")]:
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             synthetic[field] = value
@@ -150,7 +154,7 @@ def check_resume(store: TeacherStore, settings: TeacherSettings, args: argparse.
         manifest = {"version": 1, "segments": []}
     previous = manifest.get("fingerprint")
     if args.resume and previous:
-        changed = [f"{k} {previous.get(k)!r} -> {current[k]!r}" for k in DEFINING if previous.get(k) != current[k]]
+        changed = [f"{k} {previous.get(k)!r} -> {current.get(k)!r}" for k in DEFINING if previous.get(k) != current.get(k)]
         if changed and not args.allow_change:
             raise InputError(
                 "dataset-defining settings changed since the last run: " + "; ".join(changed) + " (pass --allow-change to continue on purpose)",

@@ -42,6 +42,9 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--fsdp", {"help": "passed to TrainingArguments.fsdp, e.g. 'full_shard auto_wrap'"}),
     ("--deepspeed", {"metavar": "FILE", "help": "DeepSpeed config passed to TrainingArguments"}),
     ("--chat-template", {"choices": ("auto", "on", "off"), "help": "use the tokenizer's chat template (default: when it has one)"}),
+    ("--probe-every", {"type": int, "metavar": "N", "help": "every N steps, answer held-out prompts greedily and score them (default: off)"}),
+    ("--probe-prompts", {"type": int, "metavar": "K", "help": "held-out prompts per probe, the first K of val.jsonl (default: 4)"}),
+    ("--probe-max-new-tokens", {"type": int, "metavar": "N", "help": "answer limit of a probe (default: 1.25 x the longest training answer)"}),
 ]
 SWITCHES = ("--load-4bit", "--load-8bit", "--gradient-checkpointing", "--resume")
 

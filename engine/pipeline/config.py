@@ -21,7 +21,7 @@ from engine.errors import InputError
 from engine.stages.concepts import MAX_COUNT
 from engine.stages.gate import PRESETS, load_gates
 from engine.stages.prep import FORMATS
-from engine.stages.teacher.settings import TeacherSettings
+from engine.stages.teacher.settings import SYNTHETIC_STYLES, TeacherSettings
 from engine.stages.train.settings import TrainSettings
 
 Metric = Literal["po-v1", "po-v2"]
@@ -58,6 +58,8 @@ class PrepSection(_Section):
 class TinyModelSection(_Section):
     build: bool = False  # build a tiny random model locally and use it as the base (demo, tests)
     seed: Seed = 0
+    # the synthetic answers its tokenizer is trained on: those the student will be taught
+    style: Literal[SYNTHETIC_STYLES] = "full"
 
 
 class EvalSection(_Section):

@@ -32,6 +32,8 @@ FIELD_HELP = {
     ("teacher", "min_score"): "accept answers at or above this score",
     ("teacher", "max_records"): "stop at exactly N accepted records (null: all concepts)",
     ("teacher", "api_key_env"): "name of the env var holding the key (never the key itself)",
+    ("teacher", "synthetic.style"): "full: varied prose | compact: fixed sentences citing the ids (the demo's)",
+    ("tiny_model", "style"): "full | compact: the synthetic answers its tokenizer learns (as teacher.synthetic.style)",
     ("teacher", "budget_usd"): "stop starting requests once this much was spent",
     ("prep", "val_fraction"): "share of concepts held out",
     ("eval", "max_samples"): "0: every held-out concept",

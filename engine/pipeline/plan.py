@@ -129,7 +129,7 @@ def build_plan(config: PipelineConfig, run_dir: str | Path) -> list[Job]:
     base_inputs: list[str] = []
     if config.tiny_model.build:
         base = str(r / "tiny-model")
-        tiny = ["make-tiny-model", "--out", base, "--seed", str(config.tiny_model.seed)]
+        tiny = ["make-tiny-model", "--out", base, "--seed", str(config.tiny_model.seed), "--style", config.tiny_model.style]
         jobs.append(Job("tiny-model", "make-tiny-model", lambda cont, redo, a=tiny: list(a), outputs=["tiny-model/config.json"],
                         settings=config.section("tiny_model")))
         base_inputs = ["tiny-model"]
@@ -172,7 +172,8 @@ def build_plan(config: PipelineConfig, run_dir: str | Path) -> list[Job]:
         if t.provider == "synthetic":
             s = t.synthetic
             ref += ["--synthetic-latency", str(s.latency_s), "--synthetic-defect-rate", str(s.defect_rate),
-                    "--synthetic-fix-rate", str(s.fix_rate), "--synthetic-low-quality-rate", str(s.low_quality_rate)]
+                    "--synthetic-fix-rate", str(s.fix_rate), "--synthetic-low-quality-rate", str(s.low_quality_rate),
+                    "--synthetic-style", s.style]
         jobs.append(eval_job("teacher", ref, []))
     local = ["--base-model", base, "--batch-size", str(e.batch_size)]
     _flag(local, "--max-new-tokens", e.max_new_tokens)

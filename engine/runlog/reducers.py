@@ -45,6 +45,15 @@ def _train_eval(job: JobState, event: dict[str, Any]) -> None:
     job.extra.setdefault("train", {})["eval_loss"] = data.get("eval_loss")
 
 
+PROBE_KEYS = ("step", "prompts", "valid", "valid_rate", "mean")
+
+
+def _train_probe(job: JobState, event: dict[str, Any]) -> None:
+    """The latest probe: where the student stands on held-out prompts while it trains."""
+    data = event.get("data") or {}
+    job.extra.setdefault("train", {})["probe"] = {k: data.get(k) for k in PROBE_KEYS}
+
+
 def _eval_case(job: JobState, event: dict[str, Any]) -> None:
     """Running n / valid / mean over valid cases, as the eval summary will report at the end."""
     data = event.get("data") or {}
@@ -57,5 +66,5 @@ def _eval_case(job: JobState, event: dict[str, Any]) -> None:
 
 
 for _type, _fn in (("teacher_stats", _teacher_stats), ("train_step", _train_step),
-                   ("train_eval", _train_eval), ("eval_case", _eval_case)):
+                   ("train_eval", _train_eval), ("train_probe", _train_probe), ("eval_case", _eval_case)):
     register_reducer(_type, _fn)

@@ -10,6 +10,10 @@ Why this shape:
   `needs_adjustment` / `misaligned` reviews.
 - Concept texts and (title, requirements) pairs are kept distinct: a collision is regenerated
   with the next attempt seed, and `PoolExhaustedError` is raised when the pools run dry.
+- Requirement ids and counts vary per concept: numbering starts at one of `ID_OFFSETS`
+  (FR001…, FR010…, FR100…) and each section has its own count. One concept's answer then cites
+  ids that most other concepts do not have, so a student that copies one memorised answer
+  cannot pass; it has to read the requirements it is given.
 """
 
 from __future__ import annotations
@@ -29,7 +33,18 @@ MAX_ATTEMPTS = 64
 # gigabytes (and far more than any teacher budget covers), so it is refused as a typo.
 MAX_COUNT = 100_000
 
-_FR_COUNT, _NFR_COUNT, _C_COUNT = 4, 3, 2
+# Where a concept's requirement numbering starts (the same start for its three sections), and
+# how many items each section gets. Ids stay `PREFIX` + at least two digits, the form the
+# metric's id rules read (`([A-Za-z]{1,4})-?(\d{2,})`).
+ID_OFFSETS = (1, 10, 100)
+FR_COUNTS = (2, 3, 4, 5, 6)
+NFR_COUNTS = (1, 2, 3)
+C_COUNTS = (1, 2)
+
+
+def requirement_id(prefix: str, offset: int, position: int) -> str:
+    """The id of the item at 0-based `position` of a section numbered from `offset`."""
+    return f"{prefix}{offset + position:03d}"
 
 
 class PoolExhaustedError(InputError):
@@ -136,6 +151,8 @@ def _build_concept(
     rng: random.Random, *, seed: int, index: int, tier: str, conflict_rate: float
 ) -> tuple[dict, tuple]:
     """One concept record and its requirement key (title plus every description)."""
+    offset = rng.choice(ID_OFFSETS)
+    n_fr, n_nfr, n_c = rng.choice(FR_COUNTS), rng.choice(NFR_COUNTS), rng.choice(C_COUNTS)
     domain = rng.choice(P.DOMAINS)
     focus = rng.choice(sorted(P.FOCI))
     focus_phrases, focus_templates = P.FOCI[focus]
@@ -173,25 +190,27 @@ def _build_concept(
             sentences.append(pain)  # ...or as the closing motivation
     concept = " ".join(sentences)
 
-    functional = _functional(rng, domain, focus_templates)
+    functional = _functional(rng, domain, focus_templates, n_fr)
     injected: list[str] = []
     conflict_domain = None
     if rng.random() < conflict_rate:
         other = _conflict_domain(rng, domain)
         conflict_domain = other["key"]
-        positions = sorted(rng.sample(range(_FR_COUNT), rng.choice((1, 2))))
+        # At least one requirement stays in scope: a concept made only of conflicts has no product.
+        count = min(rng.choice((1, 2)), n_fr - 1)
+        positions = sorted(rng.sample(range(n_fr), count))
         replacements = rng.sample(other["features"], len(positions))
         for pos, text in zip(positions, replacements):
             functional[pos] = (text, _priority(rng))
-            injected.append(f"FR{pos + 1:03d}")
+            injected.append(requirement_id("FR", offset, pos))
 
-    nfrs = _pick_tiered(rng, P.NFRS, tier, _NFR_COUNT, must_tier_specific=tier == "corporate")
-    constraints = _constraints(rng, domain, region, tier)
+    nfrs = _pick_tiered(rng, P.NFRS, tier, n_nfr, must_tier_specific=tier == "corporate")
+    constraints = _constraints(rng, domain, region, tier, n_c)
 
     def items(prefix: str, entries: list[tuple[str, str]]) -> list[dict]:
         return [
-            {"id": f"{prefix}{i:03d}", "description": text, "priority": prio}
-            for i, (text, prio) in enumerate(entries, start=1)
+            {"id": requirement_id(prefix, offset, i), "description": text, "priority": prio}
+            for i, (text, prio) in enumerate(entries)
         ]
 
     requirements = {
@@ -219,6 +238,7 @@ def _build_concept(
             "audience": audience,
             "injected_conflicts": injected,
             "conflict_domain": conflict_domain,
+            "id_offset": offset,
         },
     }
     req_key = (
@@ -230,16 +250,19 @@ def _build_concept(
     return row, req_key
 
 
-def _functional(rng: random.Random, domain: dict, focus_templates: tuple) -> list[tuple[str, str]]:
-    """FR001 carries the concept's emphasis; the rest are domain features plus one generic."""
+def _functional(
+    rng: random.Random, domain: dict, focus_templates: tuple, count: int
+) -> list[tuple[str, str]]:
+    """`count` items: the first carries the concept's emphasis; the rest are domain features
+    plus up to two generic ones."""
     slots = {
         "entity": rng.choice(domain["entities"]),
         "actor": rng.choice(domain["actors"]),
         "system": rng.choice(domain["systems"]),
     }
     first = _cap(rng.choice(focus_templates).format(**slots))
-    n_generic = rng.choice((0, 1, 1, 2))
-    picked = rng.sample(domain["features"], _FR_COUNT - 1 - n_generic)
+    n_generic = min(rng.choice((0, 1, 1, 2)), count - 1)
+    picked = rng.sample(domain["features"], count - 1 - n_generic)
     for template in rng.sample(P.GENERIC_FEATURES, n_generic):
         slots = {
             "entity": rng.choice(domain["entities"]),
@@ -269,8 +292,10 @@ def _pick_tiered(
     return [(text, _priority(rng, usual)) for text, _, usual in chosen]
 
 
-def _constraints(rng: random.Random, domain: dict, region: str, tier: str) -> list[tuple[str, str]]:
-    """Two constraints: a regional, domain or tier-fitting one, never the same text twice."""
+def _constraints(
+    rng: random.Random, domain: dict, region: str, tier: str, count: int
+) -> list[tuple[str, str]]:
+    """`count` constraints: regional, domain or tier-fitting ones, never the same text twice."""
     system = rng.choice(domain["systems"])
     candidates: list[tuple[str, str]] = [
         (P.REGION_CONSTRAINTS[region], "High"),
@@ -282,7 +307,7 @@ def _constraints(rng: random.Random, domain: dict, region: str, tier: str) -> li
     # Regional and domain constraints are the most telling, so they come up more often.
     weights = [4, 3] + [1] * (len(candidates) - 2)
     chosen: list[tuple[str, str]] = []
-    while len(chosen) < _C_COUNT:
+    while len(chosen) < count:
         entry = rng.choices(candidates, weights=weights)[0]
         if entry not in chosen:
             chosen.append(entry)

@@ -32,7 +32,7 @@ from typing import Any, Iterator
 from engine.core.prompts import render_student_prompt, template_id
 from engine.errors import InputError
 from engine.stages.concepts import generate_concepts
-from engine.stages.teacher.po_writer import write_answer
+from engine.stages.teacher.po_writer import STYLE_FULL, STYLES, write_answer
 from engine.store import outpath
 
 FORMAT = "po-tui-tiny-model/1"
@@ -118,14 +118,18 @@ def check_sizes(
     return intermediate
 
 
-def build_corpus(corpus_size: int, seed: int) -> list[str]:
-    """Student prompts and synthetic answers for `corpus_size` concepts (deterministic per seed)."""
+def build_corpus(corpus_size: int, seed: int, *, style: str = STYLE_FULL) -> list[str]:
+    """Student prompts and synthetic answers for `corpus_size` concepts (deterministic per seed).
+
+    `style` is the synthetic writer's (`full` or `compact`): a tokenizer trained on the answers
+    the student will be taught encodes them in fewer tokens, which is what the demo's short
+    training needs."""
     texts: list[str] = []
     for row in generate_concepts(corpus_size, seed):
         concept, requirements = row["concept"], row["requirements_yaml"]
         texts.append(render_student_prompt(concept, requirements))
         rng = random.Random(f"{FORMAT}:{seed}:{row['concept_id']}")
-        texts.append(write_answer(concept, requirements, rng))
+        texts.append(write_answer(concept, requirements, rng, style=style))
     return texts
 
 
@@ -253,6 +257,7 @@ def make_tiny_model(
     intermediate: int | None = None,
     vocab_size: int = 2048,
     corpus_size: int = 400,
+    style: str = STYLE_FULL,
 ) -> Path:
     """Build the tokenizer and a randomly initialised Qwen2ForCausalLM into `out_dir`.
 
@@ -264,13 +269,15 @@ def make_tiny_model(
         hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, intermediate=intermediate,
         vocab_size=vocab_size, corpus_size=corpus_size,
     )
+    if style not in STYLES:
+        raise InputError(f"must be one of {', '.join(STYLES)}, got {style!r}", field="--style")
     out_dir = Path(out_dir)
     check_out_dir(out_dir)  # before the build, not after seconds of work
 
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-    texts = build_corpus(corpus_size, seed)
+    texts = build_corpus(corpus_size, seed, style=style)
     tokenizer = train_tokenizer(texts, vocab_size)
     pad_id = tokenizer.convert_tokens_to_ids(PAD_TOKEN)
     eos_id = tokenizer.convert_tokens_to_ids(IM_END)
@@ -318,6 +325,7 @@ def make_tiny_model(
             "parameters": parameters,
             "initializer_range": config.initializer_range,
             "corpus_size": corpus_size,
+            "corpus_style": style,
             "corpus": "generate_concepts -> render_student_prompt + po_writer.write_answer",
             "student_template": template_id(),
         }

@@ -71,6 +71,10 @@ def _train(job: JobState) -> dict[str, Any]:
         parts.append(f"{nums['tokens_per_s']:.0f} tok/s")
     if _num(nums.get("gpu_mem_peak_gb")) is not None:
         parts.append(f"peak {nums['gpu_mem_peak_gb']:.1f} GB")
+    probe = live.get("probe") if isinstance(live.get("probe"), dict) else {}
+    if _num(probe.get("valid")) is not None and _num(probe.get("prompts")) and _num(probe.get("mean")) is not None:
+        nums["probe"] = probe
+        parts.append(f"probe {probe['valid']:g}/{probe['prompts']:g} valid, mean {_fmt(probe['mean'])}")
     return {"numbers": nums, "text": ", ".join(parts)}
 
 

@@ -13,6 +13,19 @@ from po_tui.model import CockpitModel
 from po_tui.widgets.text import duration, num
 
 
+# Probes shown on the Training tab: the first one (the untrained start) and the latest few.
+PROBES_SHOWN = 6
+
+
+def probe_label(probes) -> Text:
+    """The held-out probes (train.probe_every): valid answers and mean, step by step."""
+    shown = list(probes)
+    if len(shown) > PROBES_SHOWN:
+        shown = shown[:1] + shown[-(PROBES_SHOWN - 1):]
+    cells = [f"step {step}: {valid}/{n} valid, mean {mean:.3f}" for step, valid, n, mean in shown]
+    return Text("held-out probes   " + "  ->  ".join(cells))
+
+
 def _series_label(name: str, points) -> Text:
     if not points:
         return Text(f"{name}: no points yet")
@@ -25,6 +38,9 @@ class TrainingPanel(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static("No training job in this run yet.", id="train-stats")
+        probe = Static("", id="probe-label")  # a Static wraps on a narrow terminal
+        probe.display = False  # shown once a train_probe event arrived (probes are optional)
+        yield probe
         yield Label("", id="loss-label")
         yield Sparkline([], id="loss-chart", summary_function=max)
         yield Label("", id="eval-loss-label")
@@ -53,6 +69,10 @@ class TrainingPanel(VerticalScroll):
         if train.get("gpu_mem_allocated_gb") is not None or train.get("gpu_mem_peak_gb") is not None:
             grid.add_row("GPU memory", Text(f"{num(train.get('gpu_mem_allocated_gb'), '{:.2f}')} GB allocated   peak {num(train.get('gpu_mem_peak_gb'), '{:.2f}')} GB"))
         self.query_one("#train-stats", Static).update(grid)
+        probe = self.query_one("#probe-label", Static)
+        probe.display = bool(model.probes)
+        if model.probes:
+            probe.update(probe_label(model.probes))
         self.query_one("#loss-label", Label).update(_series_label("train loss", model.loss))
         self.query_one("#loss-chart", Sparkline).data = [v for _, v in model.loss]
         self.query_one("#eval-loss-label", Label).update(_series_label("eval loss", model.eval_loss))

@@ -184,7 +184,22 @@ def training(data: ReportData) -> list[str]:
         values = [v for _, v in t.losses]
         curve = f"loss {values[0]:.4g} {sparkline(values)} {values[-1]:.4g}  ({len(values)} logged steps)"
         lines += [md_code_block(curve), ""]
-    return lines
+    return lines + probes(t.probes)
+
+
+def probes(rows: list[dict[str, Any]]) -> list[str]:
+    """The held-out probes made while training: the format being learnt, step by step."""
+    if not rows:
+        return []
+    n = rows[-1]["prompts"]
+    lines = [
+        f"Learning while it trained: at these steps the student answered the first {num(n)} held-out "
+        "prompts greedily (`train.probe_every`), judged as an evaluation judges them (mean with format errors as 0).",
+        "",
+    ]
+    body = [[num(r["step"]), f"{num(r['valid'])}/{num(r['prompts'])}", num(r.get("complete")), num(float(r["mean"]))]
+            for r in rows]
+    return lines + table(["step", "valid", "every key", "mean"], body, "rrrr") + [""]
 
 
 _SCORE_ROWS = (

@@ -7,6 +7,7 @@ a folder named with `--train`. Either file may be missing; the snapshot says wha
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,21 @@ class TrainingSnapshot:
         return self._loss("final_eval")
 
     @property
+    def probes(self) -> list[dict[str, Any]]:
+        """The held-out probes made while training (`train.probe_every`), by step; rows that a
+        damaged or foreign file carries without an integer step and numbers are left out."""
+        rows = self.info.get("probes")
+        if not isinstance(rows, list):
+            return []
+        out = []
+        for row in rows:
+            if not isinstance(row, dict) or not _is_int(row.get("step")):
+                continue
+            if all(_is_number(row.get(k)) for k in ("prompts", "valid", "mean")) and row["prompts"] > 0:
+                out.append(row)
+        return sorted(out, key=lambda r: r["step"])
+
+    @property
     def duration_s(self) -> float | None:
         for key in ("duration_s", "train_runtime_s"):
             value = self.info.get(key)
@@ -73,7 +89,17 @@ class TrainingSnapshot:
             "hyperparameters": self.info.get("hyperparameters"),
             "hardware": self.info.get("hardware"),
             "loss_points": len(self.losses),
+            "probes": [{k: row.get(k) for k in ("step", "prompts", "valid", "complete", "valid_rate", "mean")}
+                       for row in self.probes],
         }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _read_json(path: Path, kind: type) -> Any:

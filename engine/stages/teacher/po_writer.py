@@ -36,6 +36,13 @@ QUALITY_FULL = "full"
 QUALITY_LOW = "low"
 QUALITIES = (QUALITY_FULL, QUALITY_LOW)
 
+# How answers are written: `full` paraphrases the concept in varied prose (a realistic teacher);
+# `compact` (po_compact) is fixed sentences with the product name and ids slotted in, short
+# enough for the demo's tiny student to learn on a CPU.
+STYLE_FULL = "full"
+STYLE_COMPACT = "compact"
+STYLES = (STYLE_FULL, STYLE_COMPACT)
+
 DEFECTS = ("missing_review", "wrapped_id_line", "bad_status", "truncated", "prose")
 
 _SECTIONS = (
@@ -930,17 +937,31 @@ def dump_yaml(value: dict) -> str:
 
 
 def write_answer(
-    concept: str, requirements_yaml: str, rng: random.Random, *, quality: str = QUALITY_FULL
+    concept: str,
+    requirements_yaml: str,
+    rng: random.Random,
+    *,
+    quality: str = QUALITY_FULL,
+    style: str = STYLE_FULL,
 ) -> str:
-    """The canonical two-block answer for one concept; `quality="low"` writes a weak one."""
+    """The canonical two-block answer for one concept; `quality="low"` writes a weak one.
+
+    `style="compact"` writes the short fixed-sentence answer of `po_compact` (the same for every
+    rng: only a low quality draws on it)."""
     if quality not in QUALITIES:
         raise ValueError(f"unknown quality {quality!r} (choose from {', '.join(QUALITIES)})")
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r} (choose from {', '.join(STYLES)})")
     brief = read_brief(concept, requirements_yaml)
-    vision = build_vision(brief, rng)
-    review = build_review(brief, rng)
+    if style == STYLE_COMPACT:
+        from engine.stages.teacher.po_compact import compact_review, compact_vision  # it imports this module
+
+        vision, review = compact_vision(brief), compact_review(brief)
+    else:
+        vision, review = build_vision(brief, rng), build_review(brief, rng)
     if quality == QUALITY_LOW:
         degrade(vision, review, brief, rng)
-    else:
+    elif style == STYLE_FULL:
         wobble(vision, review, rng)
     return render_response(dump_yaml(vision), dump_yaml(review))
 

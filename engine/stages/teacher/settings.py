@@ -19,7 +19,10 @@ from engine.core.prompts import student_template, teacher_system_prompt
 
 PROVIDERS = ("gemini", "vertex", "openai", "synthetic")
 DEFAULT_MODELS = {"gemini": "gemini-2.5-flash", "vertex": "gemini-2.5-flash", "synthetic": "synthetic-po-1"}
-DEFINING = ("prompt", "metric", "min_score", "provider", "model")
+# The synthetic writer's styles (engine.stages.teacher.po_writer.STYLES, kept here so that
+# settings and command lines need not import the writer).
+SYNTHETIC_STYLES = ("full", "compact")
+DEFINING = ("prompt", "metric", "min_score", "provider", "model", "style")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -44,6 +47,9 @@ class SyntheticSettings(BaseModel):
     defect_rate: float = Field(0.15, ge=0, le=1)
     fix_rate: float = Field(0.85, ge=0, le=1)
     low_quality_rate: float = Field(0.1, ge=0, le=1)
+    # full: varied prose like a real teacher; compact: fixed sentences with the product name and
+    # requirement ids slotted in, short enough for the demo's tiny student to learn.
+    style: Literal[SYNTHETIC_STYLES] = "full"
 
 
 class TeacherSettings(BaseModel):
@@ -90,10 +96,15 @@ class TeacherSettings(BaseModel):
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
     def fingerprint(self) -> dict[str, object]:
-        return {
+        fp: dict[str, object] = {
             "prompt": self.prompt_hash(),
             "metric": self.metric,
             "min_score": self.min_score,
             "provider": self.provider,
             "model": self.resolved_model(),
         }
+        # The synthetic writer's style changes what the answers are. Recorded only when it is not
+        # the default, so runs made before the setting existed resume unchanged.
+        if self.provider == "synthetic" and self.synthetic.style != "full":
+            fp["style"] = self.synthetic.style
+        return fp

@@ -261,6 +261,7 @@ class Inputs:
     train_enc: Any
     val_enc: Any
     started: float
+    probes: Any = None  # a probe.ProbeSet when `probe_every` is set
 
 
 def prepare(s: TrainSettings) -> Inputs:
@@ -280,7 +281,23 @@ def prepare(s: TrainSettings) -> Inputs:
     chat = use_chat_template(tokenizer, s.chat_template)
     train_enc = encode_pairs(train_pairs, tokenizer, max_seq_len=s.max_seq_len, chat=chat)
     val_enc = encode_pairs(val_pairs, tokenizer, max_seq_len=s.max_seq_len, chat=chat) if val_pairs is not None else None
-    return Inputs(plan, tokenizer, chat, train_enc, val_enc, started)
+    probes = None
+    if s.probe_every:
+        from engine.stages.train.probe import longest_answer, probe_set
+
+        probes = probe_set(plan.val_file, tokenizer, chat=chat, count=s.probe_prompts,
+                           longest_answer=longest_answer(train_enc.examples), max_new_tokens=s.probe_max_new_tokens)
+    return Inputs(plan, tokenizer, chat, train_enc, val_enc, started, probes)
+
+
+def _probes(s: TrainSettings) -> list[dict[str, Any]] | None:
+    """The probes of this training (earlier segments' too, after a resume); None when off."""
+    if not s.probe_every:
+        return None
+    from engine.stages.train.probe import read_probes
+
+    keep = ("step", "prompts", "valid", "complete", "valid_rate", "mean", "max_new_tokens")
+    return [{k: row.get(k) for k in keep} for row in read_probes(s.out)]
 
 
 def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | None = None) -> dict[str, Any]:
@@ -304,13 +321,19 @@ def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | N
     trainable, total = model.get_nb_trainable_parameters()
     args = training_arguments(s, plan, has_eval=val_enc is not None)
     callback = EventsCallback(events, echo=echo)
+    callbacks: list[Any] = [callback]
+    if inputs.probes is not None:
+        from engine.stages.train.probe import ProbeCallback
+
+        callbacks.append(ProbeCallback(events, tokenizer, inputs.probes, every=s.probe_every, chat=chat, out=s.out,
+                                       resume=s.resume, echo=echo))
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=ListDataset(train_enc.examples),
         eval_dataset=ListDataset(val_enc.examples) if val_enc else None,
         data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
-        callbacks=[callback],
+        callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # its raw dicts would duplicate our step lines
     resume_from = last_checkpoint(s.out) if s.resume else None
@@ -356,6 +379,7 @@ def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | N
                 "mean": sum(losses) / len(losses) if losses else None,
                 "final_eval": evals[-1] if evals else None,
             },
+            "probes": _probes(s),
             "train_runtime_s": result.metrics.get("train_runtime"),
             "duration_s": round(duration, 2),
             "hardware": hardware(),

@@ -49,6 +49,11 @@ class TrainSettings(BaseModel):
     fsdp: str | None = None
     deepspeed: str | None = None
     chat_template: Literal["auto", "on", "off"] = "auto"
+    # Learning while it trains (engine/stages/train/probe.py): every N steps, greedy answers to the
+    # first `probe_prompts` held-out prompts, judged by the metric. None: off.
+    probe_every: int | None = Field(None, ge=1)
+    probe_prompts: int = Field(4, ge=1, le=64)
+    probe_max_new_tokens: int | None = Field(None, ge=1)  # None: 1.25 x the longest training answer
     resume: bool = False
     run_dir: str | None = None
     job: str | None = None
@@ -57,6 +62,9 @@ class TrainSettings(BaseModel):
     def _one_quantisation(self) -> "TrainSettings":
         if self.load_4bit and self.load_8bit:
             raise ValueError("choose one of load_4bit and load_8bit")
+        if self.probe_every and (self.fsdp or self.deepspeed):
+            # Sharded weights: one rank cannot decode alone (probes run on rank 0 only).
+            raise ValueError("probe_every cannot be used with fsdp or deepspeed")
         return self
 
     def modules_to_save_list(self) -> list[str] | None:

@@ -36,6 +36,9 @@ def run_worker(settings: TrainSettings, *, echo: Any = None) -> dict[str, Any]:
                 duration_s=info.get("duration_s"),
                 adapter=settings.out,
             )
+            if info.get("probes"):  # the last probe: where the student stood when training ended
+                last = info["probes"][-1]
+                writer.summary.update(probe_step=last["step"], probe_valid_rate=last["valid_rate"], probe_mean=last["mean"])
     return info
 
 

@@ -51,6 +51,7 @@ class SyntheticProvider:
         defect_rate: float = 0.15,
         fix_rate: float = 0.85,
         low_quality_rate: float = 0.1,
+        style: str = po_writer.STYLE_FULL,
     ) -> None:
         for label, rate in (
             ("defect_rate", defect_rate),
@@ -61,6 +62,8 @@ class SyntheticProvider:
                 raise ValueError(f"{label} must be between 0 and 1")
         if latency_s < 0 or latency_jitter_s < 0:
             raise ValueError("latency_s and latency_jitter_s must not be negative")
+        if style not in po_writer.STYLES:
+            raise ValueError(f"style must be one of {', '.join(po_writer.STYLES)}")
         self.model = model
         self.seed = seed
         self.latency_s = latency_s
@@ -68,6 +71,7 @@ class SyntheticProvider:
         self.defect_rate = defect_rate
         self.fix_rate = fix_rate
         self.low_quality_rate = low_quality_rate
+        self.style = style  # how its answers are written: full prose, or compact (the demo's)
 
     async def generate(
         self,
@@ -110,7 +114,7 @@ class SyntheticProvider:
         if attempt == 1:
             return self._first_attempt(concept, requirements, rng)
         if rng.random() < self.fix_rate:
-            return po_writer.write_answer(concept, requirements, rng), FINISH_STOP
+            return self._write(concept, requirements, rng), FINISH_STOP
         return self._unfixed_retry(concept, requirements, messages, rng)
 
     def _first_attempt(
@@ -119,7 +123,7 @@ class SyntheticProvider:
         defect = rng.choice(po_writer.DEFECTS) if rng.random() < self.defect_rate else None
         low = rng.random() < self.low_quality_rate
         quality = po_writer.QUALITY_LOW if low else po_writer.QUALITY_FULL
-        text = po_writer.write_answer(concept, requirements, rng, quality=quality)
+        text = self._write(concept, requirements, rng, quality=quality)
         if defect is None:
             return text, FINISH_STOP
         return po_writer.inject_defect(text, defect, rng)
@@ -131,10 +135,15 @@ class SyntheticProvider:
         previous = next((m.text for m in reversed(messages) if m.role == "model"), None)
         was_invalid = previous is not None and not check_text(previous)[1].valid
         if was_invalid:
-            text = po_writer.write_answer(concept, requirements, rng)
+            text = self._write(concept, requirements, rng)
             return po_writer.inject_defect(text, rng.choice(_INVALID_DEFECTS), rng)
-        text = po_writer.write_answer(concept, requirements, rng, quality=po_writer.QUALITY_LOW)
+        text = self._write(concept, requirements, rng, quality=po_writer.QUALITY_LOW)
         return text, FINISH_STOP
+
+    def _write(
+        self, concept: str, requirements: str, rng: random.Random, *, quality: str = po_writer.QUALITY_FULL
+    ) -> str:
+        return po_writer.write_answer(concept, requirements, rng, quality=quality, style=self.style)
 
     async def aclose(self) -> None:
         """Nothing to release: no connections, no files."""
