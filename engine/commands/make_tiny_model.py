@@ -11,6 +11,7 @@ import sys
 import time
 
 from engine.commands import argtypes
+from engine.errors import InputError
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.teacher.settings import SYNTHETIC_STYLES
 from engine.stages.tiny_model import check_sizes, make_tiny_model, read_info
@@ -55,6 +56,10 @@ def register(
         "--style", choices=SYNTHETIC_STYLES, default="full",
         help="the synthetic answers in the tokenizer's corpus: full prose or the demo's compact ones (default: full)",
     )
+    p.add_argument(
+        "--init-range", type=float, default=0.3, metavar="X",
+        help="std of the random weights (default: 0.3; 0.02 with --modules-to-save embed_tokens in training)",
+    )
     add_job_args(p)
     p.set_defaults(func=run)
     return p
@@ -66,9 +71,11 @@ def run(args: argparse.Namespace) -> int:
         intermediate=args.intermediate, vocab_size=args.vocab_size, corpus_size=args.corpus_size,
     )
     check_sizes(**sizes)
+    if not 0.0 < args.init_range <= 1.0:  # also refuses nan
+        raise InputError(f"must be in (0, 1], got {args.init_range}", field="--init-range")
     start = time.monotonic()
     with job_events(args, "make-tiny-model") as events:
-        path = make_tiny_model(args.out, seed=args.seed, style=args.style, **sizes)
+        path = make_tiny_model(args.out, seed=args.seed, style=args.style, init_range=args.init_range, **sizes)
         info = read_info(path)
         weights = path / "model.safetensors"
         events.artifact(str(weights), "model")

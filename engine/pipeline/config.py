@@ -60,6 +60,8 @@ class TinyModelSection(_Section):
     seed: Seed = 0
     # the synthetic answers its tokenizer is trained on: those the student will be taught
     style: Literal[SYNTHETIC_STYLES] = "full"
+    vocab_size: int = Field(2048, ge=512, le=65536)
+    init_range: float = Field(0.3, gt=0, le=1)
 
 
 class EvalSection(_Section):

@@ -129,7 +129,8 @@ def build_plan(config: PipelineConfig, run_dir: str | Path) -> list[Job]:
     base_inputs: list[str] = []
     if config.tiny_model.build:
         base = str(r / "tiny-model")
-        tiny = ["make-tiny-model", "--out", base, "--seed", str(config.tiny_model.seed), "--style", config.tiny_model.style]
+        tiny = ["make-tiny-model", "--out", base, "--seed", str(config.tiny_model.seed), "--style", config.tiny_model.style,
+                "--vocab-size", str(config.tiny_model.vocab_size), "--init-range", repr(config.tiny_model.init_range)]
         jobs.append(Job("tiny-model", "make-tiny-model", lambda cont, redo, a=tiny: list(a), outputs=["tiny-model/config.json"],
                         settings=config.section("tiny_model")))
         base_inputs = ["tiny-model"]
