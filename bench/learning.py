@@ -38,6 +38,8 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "rank8-0.3": (["--init-range", "0.3"], ["--lora-r", "8", "--lora-alpha", "16", "--lr", "1e-2"]),
     # Quiet base, embeddings frozen: the logits stay flat.
     "frozen-0.02": (["--init-range", "0.02"], ["--lora-r", "64", "--lora-alpha", "128", "--lr", "5e-3"]),
+    # Depth for copying the product name and ids from the prompt (induction needs layers).
+    "demo-4layers": (["--init-range", "0.02", "--layers", "4"], ["--lora-r", "64", "--lora-alpha", "128", "--modules-to-save", "embed_tokens", "--lr", "5e-3"]),
     "demo-rank32": (["--init-range", "0.02"], ["--lora-r", "32", "--lora-alpha", "64", "--modules-to-save", "embed_tokens", "--lr", "5e-3"]),
 }
 
