@@ -44,16 +44,23 @@ def _check_can_create_in(p: Path, field: str | None) -> None:
         raise InputError(f"cannot create it: {ancestor} is not writable", path=p, field=field)
 
 
+def _stat_or_creatable(p: Path, field: str | None, failure: str) -> os.stat_result | None:
+    """`p`'s stat, or None when it does not exist yet but can be created (else the InputError)."""
+    try:
+        return os.stat(p)
+    except (FileNotFoundError, NotADirectoryError):
+        _check_can_create_in(p, field)
+        return None
+    except OSError as exc:
+        raise InputError(f"{failure}: {exc.strerror or exc}", path=p, field=field) from exc
+
+
 def check_out_dir(path: str | Path, *, field: str | None = "--out") -> Path:
     """`path` as an output directory: an existing writable directory, or one that can be created."""
     p = Path(path)
-    try:
-        st = os.stat(p)
-    except (FileNotFoundError, NotADirectoryError):
-        _check_can_create_in(p, field)
+    st = _stat_or_creatable(p, field, "cannot use it")
+    if st is None:
         return p
-    except OSError as exc:
-        raise InputError(f"cannot use it: {exc.strerror or exc}", path=p, field=field) from exc
     if not stat.S_ISDIR(st.st_mode):
         raise InputError("exists and is not a directory", path=p, field=field)
     if not os.access(p, os.W_OK | os.X_OK):
@@ -65,13 +72,9 @@ def check_out_file(path: str | Path, *, field: str | None = "--out") -> Path:
     """`path` as an output file: not a directory, in a directory that exists (or can be created)
     and is writable. `-` (stdout) is the caller's to handle."""
     p = Path(path)
-    try:
-        st = os.stat(p)
-    except (FileNotFoundError, NotADirectoryError):
-        _check_can_create_in(p, field)
+    st = _stat_or_creatable(p, field, "cannot write it")
+    if st is None:
         return p
-    except OSError as exc:
-        raise InputError(f"cannot write it: {exc.strerror or exc}", path=p, field=field) from exc
     if stat.S_ISDIR(st.st_mode):
         raise InputError("is a directory, expected a file name", path=p, field=field)
     check_output(p)  # a device or FIFO is written in place, a socket refused, a symlink written through
