@@ -12,7 +12,7 @@ from engine.commands import argtypes
 from engine.configfile import validate
 from engine.errors import InputError, StageFailed
 from engine.runlog.job import add_job_args, job_events
-from engine.stages.eval.settings import PROVIDERS, EvalSettings
+from engine.stages.eval.settings import PROMPT_FORMATS, PROVIDERS, EvalSettings
 from engine.stages.teacher.settings import SYNTHETIC_STYLES
 from engine.store.lock import output_lock
 
@@ -36,17 +36,23 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--dtype", {"choices": ("auto", "bfloat16", "float16", "float32"), "help": "compute dtype (default: bf16/fp16 on CUDA, fp32 on CPU)"}),
     ("--chat-template", {"choices": ("auto", "on", "off"), "help": "default: as the adapter was trained (po_tui_train.json), else auto"}),
     ("--metric", {"choices": ("po-v1", "po-v2"), "help": "default: po-v2"}),
-    ("--provider", {"choices": PROVIDERS, "help": "evaluate a teacher provider instead of a local model"}),
-    ("--model", {"metavar": "M", "help": "the provider's model (default: gemini-2.5-flash; synthetic-po-1)"}),
+    ("--provider", {"choices": PROVIDERS, "help": "evaluate through a provider instead of a local model: a teacher, or "
+                    "a served student/baseline (openai: vLLM, llama-server, Ollama)"}),
+    ("--model", {"metavar": "M", "help": "the provider's model: for a served student the served name (vLLM's LoRA "
+                 "module, the Ollama model) (default: gemini-2.5-flash; synthetic-po-1)"}),
     ("--concurrency", {"type": int, "metavar": "C", "help": "provider calls in flight (default: 4)"}),
     ("--api-retries", {"type": int, "metavar": "N", "help": "retries of a failed provider call: 429, 5xx, timeouts (default: 6)"}),
     ("--backoff-base", {"type": float, "dest": "backoff_base_s", "metavar": "S", "help": "first backoff delay (default: 1s)"}),
     ("--timeout", {"type": float, "dest": "timeout_s", "metavar": "S", "help": "per-call timeout (default: 120s)"}),
-    ("--base-url", {"metavar": "URL", "help": "provider endpoint override"}),
+    ("--base-url", {"metavar": "URL", "help": "provider endpoint override; openai: the API root, e.g. "
+                    "http://localhost:8000/v1 (a bare host gets /v1)"}),
     ("--api-key-env", {"metavar": "VAR", "help": "read the API key from this environment variable"}),
     ("--project", {"help": "vertex: GCP project (or GOOGLE_CLOUD_PROJECT)"}),
     ("--location", {"help": "vertex: region (or GOOGLE_CLOUD_LOCATION)"}),
-    ("--system-prompt", {"choices": ("teacher", "none"), "help": "providers: send the teacher's system prompt (default) or none"}),
+    ("--prompt-format", {"choices": PROMPT_FORMATS, "help": "providers: student = exactly the training input (the student "
+                         "prompt as the only message), teacher = the teacher's system prompt first (default: student "
+                         "for baseline/student tags, teacher otherwise)"}),
+    ("--system-prompt", {"choices": ("teacher", "none"), "help": argparse.SUPPRESS}),  # older spelling: none = student
 ]
 SWITCHES = {
     "--load-4bit": "load the base in 4-bit nf4 (bitsandbytes, double quantisation)",

@@ -7,6 +7,16 @@ teacher's backoff, never sooner than Retry-After. A call that still fails leaves
 unfinished (a rerun retries it); an auth or not-found error stops the run, since every other call
 would fail the same way. One event loop serves every round, because provider clients are bound
 to the loop they were created on.
+
+What the provider is asked depends on who it stands for (`EvalSettings.resolved_prompt_format`):
+a teacher gets the teacher's system prompt before the student prompt; a served student or
+baseline (vLLM, llama.cpp's llama-server, Ollama behind `--provider openai`) gets exactly the
+messages it was trained on -- the student prompt as the only user message, no system message --
+so the server's chat template rebuilds the training tokens (a template with a default system
+message, as Qwen2.5's, adds it there as it did in training). A served student is also decoded
+as the local eval decodes it: 1200 new tokens unless `--max-new-tokens`, and the repetition
+penalty sent explicitly, since vLLM otherwise applies the model's generation_config.json (1.05
+for Qwen2.5) and llama.cpp its `--repeat-penalty`.
 """
 
 from __future__ import annotations
@@ -47,7 +57,11 @@ def make_eval_provider(s: EvalSettings) -> Provider:
     """Build the provider (InputError when a key, project or URL is missing) before anything is written."""
     from engine.stages.teacher.providers import make_provider
 
-    return make_provider(teacher_settings(s))
+    provider = make_provider(teacher_settings(s))
+    if s.provider == "openai" and s.student_prompt:
+        # vLLM's name and llama-server's; OpenAI-compatible servers ignore fields they do not know.
+        provider.extra_body = {"repetition_penalty": s.repetition_penalty, "repeat_penalty": s.repetition_penalty}
+    return provider
 
 
 class ProviderGenerator:
@@ -57,7 +71,7 @@ class ProviderGenerator:
         self.provider = provider
         self.s = s
         self.events = events
-        self.system = teacher_system_prompt() if s.system_prompt == "teacher" else ""
+        self.system = "" if s.student_prompt else teacher_system_prompt()
         self.backoff = Backoff(s.backoff_base_s)
         self.jitter = random.Random()
         self.loop = asyncio.new_event_loop()

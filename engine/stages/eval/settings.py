@@ -21,6 +21,15 @@ LOCAL = "local"
 PROVIDERS = ("gemini", "vertex", "openai", "synthetic")
 DEFAULT_MAX_NEW_TOKENS = 1200  # the seeds' value: enough for both YAML blocks
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+PROMPT_FORMATS = ("student", "teacher")
+# `student`, `baseline`, and those words followed by a separator or digits (student-vllm,
+# baseline_q4, student2): the sides `gate` and `report` compare, evaluated on the student's prompt.
+_STUDENT_TAG = re.compile(r"^(student|baseline)(?:$|[-_.0-9])", re.IGNORECASE)
+
+
+def is_student_tag(tag: str) -> bool:
+    """Whether a tag names a model that is asked what the student is asked (baseline or student)."""
+    return _STUDENT_TAG.match(tag) is not None
 
 
 class EvalSettings(BaseModel):
@@ -55,7 +64,11 @@ class EvalSettings(BaseModel):
     api_key_env: EnvVarName = None
     project: str | None = None
     location: str | None = None
-    system_prompt: Literal["teacher", "none"] = "teacher"
+    # What a provider is sent: `student` = exactly the training input (the student prompt as the
+    # only user message, no system message), `teacher` = the teacher's system prompt plus that
+    # message. None: `student` for baseline/student tags, `teacher` otherwise.
+    prompt_format: Literal["student", "teacher"] | None = None
+    system_prompt: Literal["teacher", "none"] | None = None  # the older spelling: none = student
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
 
     @field_validator("tag")
@@ -80,6 +93,15 @@ class EvalSettings(BaseModel):
                 raise ValueError("--load-4bit is for local models")
             if self.provider == "openai" and not self.model:
                 raise ValueError("--model is required with --provider openai")
+        if self.local and "teacher" in (self.prompt_format, self.system_prompt):
+            flag = "--prompt-format" if self.prompt_format == "teacher" else "--system-prompt"
+            raise ValueError(f"{flag} teacher is for providers: a local model is always asked the student prompt")
+        if self.prompt_format is not None and self.system_prompt is not None:
+            if (self.system_prompt == "teacher") != (self.prompt_format == "teacher"):
+                raise ValueError(
+                    f"--prompt-format {self.prompt_format} contradicts --system-prompt {self.system_prompt}: "
+                    "pass only --prompt-format"
+                )
         return self
 
     @property
@@ -91,11 +113,26 @@ class EvalSettings(BaseModel):
             return str(self.base_model)
         return self.model or DEFAULT_MODELS[self.provider]
 
+    def resolved_prompt_format(self) -> str:
+        """`student` or `teacher`: the flag, else the older `--system-prompt`, else from the tag."""
+        if self.prompt_format is not None:
+            return self.prompt_format
+        if self.system_prompt is not None:
+            return "teacher" if self.system_prompt == "teacher" else "student"
+        return "student" if is_student_tag(self.tag) else "teacher"
+
+    @property
+    def student_prompt(self) -> bool:
+        """Whether the model is asked exactly what the student was trained on (always, locally)."""
+        return self.local or self.resolved_prompt_format() == "student"
+
     def resolved_max_new_tokens(self) -> int | None:
-        """1200 for local models; providers keep their own default unless asked."""
+        """1200 for local models and served students (decoded as the local student eval decodes
+        them, so a looping answer stops where it would locally); a teacher provider keeps its own
+        default unless asked."""
         if self.max_new_tokens is not None:
             return self.max_new_tokens
-        return DEFAULT_MAX_NEW_TOKENS if self.local else None
+        return DEFAULT_MAX_NEW_TOKENS if self.student_prompt else None
 
     def fingerprint(self, *, cases: str, prompt: str, adapter_sha256: str | None, base_config_sha256: str | None) -> dict:
         """What the answers depend on; `cases` hashes the selected concepts, `prompt` the template."""
@@ -122,7 +159,8 @@ class EvalSettings(BaseModel):
             if self.local:
                 fp["batch_size"] = self.batch_size
         if not self.local:
-            fp["system_prompt"] = self.system_prompt
+            # "none" is the student format: the spelling resumable cases files already hold.
+            fp["system_prompt"] = "none" if self.student_prompt else "teacher"
             if self.provider == "synthetic":
                 fp["synthetic"] = self.synthetic.model_dump()
         return fp

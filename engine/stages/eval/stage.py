@@ -122,7 +122,8 @@ def _generation(p: Prepared, model: Any) -> dict[str, Any]:
             g["eos_token_ids"] = model.eos_ids
     else:
         g["concurrency"] = s.concurrency
-        g["system_prompt"] = s.system_prompt
+        g["prompt_format"] = s.resolved_prompt_format()
+        g["system_prompt"] = "none" if s.student_prompt else "teacher"
     return g
 
 

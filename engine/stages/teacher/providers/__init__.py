@@ -48,9 +48,13 @@ def make_provider(settings: TeacherSettings, env: Mapping[str, str] | None = Non
         return GeminiProvider(
             model, vertex=True, project=project, location=location, base_url=settings.base_url, timeout_s=settings.timeout_s
         )
-    from engine.stages.teacher.providers.openai_compat import OpenAICompatProvider
+    from engine.stages.teacher.providers.openai_compat import OpenAICompatProvider, api_url
 
     base_url = settings.base_url or env.get("OPENAI_BASE_URL")
     if not base_url:
         raise InputError("the openai provider needs --base-url (or OPENAI_BASE_URL)", field="base_url")
+    try:
+        api_url(base_url)
+    except ValueError as exc:
+        raise InputError(str(exc), field="base_url") from None
     return OpenAICompatProvider(model, base_url=base_url, api_key=api_key(settings, env), timeout_s=settings.timeout_s)

@@ -2,7 +2,14 @@
 
 An httpx `AsyncClient`: one `generate()` is one POST to `{base_url}/chat/completions`; the
 runner owns retries. The optional key is sent only as `Authorization: Bearer`, kept only in
-memory, and scrubbed from every message built here.
+memory, and scrubbed from every message built here; local servers need none (Ollama ignores
+the header, vLLM and llama-server check it only when started with `--api-key`).
+
+`base_url` is the API root, as the OpenAI clients take it (`http://localhost:8000/v1`). A bare
+host (`http://localhost:11434`) gets `/v1`, where vLLM, Ollama and llama-server all serve the
+API (Ollama and vLLM have no `/chat/completions` without it), and a pasted endpoint
+(`.../v1/chat/completions`) is cut back to its root, so the first request does not fail with
+a 404 that stops the run.
 
 The client comes from `httpx2` (the drop-in httpx fork google-genai already depends on) when it
 is importable: httpcore 1.0.x re-scans the whole pool for every queued request, which at 64
@@ -17,6 +24,7 @@ import json
 import time
 from types import ModuleType
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -60,6 +68,25 @@ _NETWORK = _classes("TransportError", "RequestError") + (OSError,)
 _MAX_MESSAGE_CHARS = 500
 _FINISH = {"stop": FINISH_STOP, "length": FINISH_MAX_TOKENS, "content_filter": FINISH_SAFETY}
 _ROLES = {"user": "user", "model": "assistant"}
+ENDPOINT = "/chat/completions"
+DEFAULT_API_PATH = "/v1"
+
+
+def api_url(base_url: str, endpoint: str = ENDPOINT) -> str:
+    """`endpoint` under the API root `base_url` (see the module docstring); ValueError if it is
+    not an http(s) URL with a host."""
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        # The value is not echoed: a URL can carry credentials (user:password@host).
+        raise ValueError("expected an http(s) URL with a host, such as http://localhost:8000/v1")
+    path = parts.path.rstrip("/")
+    for tail in (ENDPOINT, "/models"):
+        if path.endswith(tail):
+            path = path[: -len(tail)]
+            break
+    path = path or DEFAULT_API_PATH
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}{path}{endpoint}{query}"
 
 
 class OpenAICompatProvider:
@@ -76,7 +103,10 @@ class OpenAICompatProvider:
         timeout_s: float = 120.0,
     ) -> None:
         self.model = model
-        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._url = api_url(base_url)
+        # Sampling fields some servers add to the OpenAI API (vLLM, llama.cpp), merged into every
+        # request; the standard fields always win.
+        self.extra_body: dict[str, Any] = {}
         self._secrets: tuple[str | None, ...] = (api_key,)
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
@@ -128,6 +158,7 @@ class OpenAICompatProvider:
         chat = [{"role": "system", "content": system}] if system else []
         chat += [{"role": _ROLES.get(m.role, m.role), "content": m.text} for m in messages]
         payload: dict[str, Any] = {
+            **self.extra_body,
             "model": self.model,
             "messages": chat,
             "temperature": temperature,
