@@ -14,13 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+from engine.commands.export_config import register_config
 from engine.core.inert import one_line
 from engine.runlog.job import add_job_args, job_events
 from engine.store.lock import output_lock
 from engine.stages.export import (
     CHAT_MODES,
     DEFAULT_DTYPE,
-    DEFAULT_MAX_TOKENS,
     DEFAULT_NUM_CTX,
     DEFAULT_TEMPERATURE,
     DTYPES,
@@ -28,7 +28,6 @@ from engine.stages.export import (
     check_base_model,
     check_dtype,
     check_merge_out,
-    consumer_config,
     merge_adapter,
     ollama_create_command,
     write_modelfile,
@@ -98,16 +97,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     o.set_defaults(func=run_ollama)
 
-    c = actions.add_parser(
-        "config",
-        parents=[common],
-        help="print the consuming pipeline's config.yaml block for the exported model",
-        description="Print the `roles: product_owner:` YAML block that points the pipeline at the Ollama model.",
-    )
-    c.add_argument("--name", default="po-student-v1", help="Ollama model name (default: %(default)s)")
-    c.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="default: %(default)s")
-    c.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, metavar="N", help="default: %(default)s")
-    c.set_defaults(func=run_config)
+    register_config(actions, common)
     return p
 
 
@@ -157,9 +147,4 @@ def _write_ollama(args: argparse.Namespace) -> int:
     )
     sys.stderr.write(f"po-tui export ollama: wrote {one_line(path)}\n")
     sys.stdout.write(ollama_create_command(args.name, path) + "\n")
-    return 0
-
-
-def run_config(args: argparse.Namespace) -> int:
-    sys.stdout.write(consumer_config(args.name, temperature=args.temperature, max_tokens=args.max_tokens))
     return 0

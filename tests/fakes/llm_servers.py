@@ -193,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.fake._handle(self)
 
     def do_GET(self) -> None:  # noqa: N802
-        self.server.fake._send_json(self, 404, {"error": {"code": 404, "message": "POST only"}})
+        self.server.fake._handle_get(self)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Silence per-request logging on stderr."""
@@ -222,6 +222,7 @@ class _FakeLLMServer:
         self.latency_s = latency_s
         self.script: deque[Behaviour] = deque(script)
         self.requests: list[RecordedRequest] = []
+        self.gets: list[str] = []  # paths of GET requests (model lists)
         self._lock = threading.Lock()
         self._count = 0
         self._stop = threading.Event()
@@ -311,6 +312,18 @@ class _FakeLLMServer:
         if self.latency_s and not self._sleep(self.latency_s):
             return self._drop(handler)
         self._perform(handler, behaviour, path, headers, body)
+
+    def _handle_get(self, handler: _Handler) -> None:
+        with self._lock:
+            self.gets.append(handler.path)
+        listing = self._listing(handler.path)
+        if listing is None:
+            return self._send_json(handler, 404, {"error": {"code": 404, "message": "POST only"}})
+        self._send_json(handler, 200, listing)
+
+    def _listing(self, path: str) -> Any:
+        """The body of a GET (a model list), or None: 404."""
+        return None
 
     def _next(self) -> Behaviour:
         return self.script.popleft() if self.script else self.default
@@ -463,7 +476,17 @@ def _gemini_model(path: str) -> str:
 
 
 class FakeOpenAI(_FakeLLMServer):
-    """Speaks `POST {base}/chat/completions` like OpenAI, vLLM, Ollama and llama.cpp."""
+    """Speaks `POST {base}/chat/completions` like OpenAI, vLLM, Ollama and llama.cpp, and, when
+    `.models` is set, `GET {base}/models` with those ids (`.models_path` is the one path it
+    answers, `/v1/models` as vLLM and Ollama serve it)."""
+
+    models: list[str] | None = None
+    models_path = "/v1/models"
+
+    def _listing(self, path: str) -> Any:
+        if self.models is None or path.split("?")[0] != self.models_path:
+            return None
+        return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in self.models]}
 
     def _accepts(self, path: str) -> bool:
         return path.split("?")[0].rstrip("/").endswith("/chat/completions")
