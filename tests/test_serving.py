@@ -155,6 +155,8 @@ def test_served_student_gets_exactly_its_training_messages_and_tokens(prepped, v
     doc = results(out, "student")
     assert doc["po_tui"]["generation"]["prompt_format"] == "student"
     assert doc["po_tui"]["generation"]["system_prompt"] == "none"
+    assert doc["po_tui"]["generation"]["repetition_penalty"] == 1.0
+    assert doc["po_tui"]["generation"]["max_new_tokens"] == 1200
     assert doc["total_samples"] == len(val_rows) and stdout.strip().endswith(".json")
 
 
@@ -176,6 +178,8 @@ def test_the_teacher_tag_still_gets_the_teacher_prompt(prepped, val_rows, tmp_pa
     doc = results(out, "teacher")
     assert doc["po_tui"]["generation"]["prompt_format"] == "teacher"
     assert doc["po_tui"]["generation"]["system_prompt"] == "teacher"
+    assert doc["po_tui"]["generation"]["repetition_penalty"] is None
+    assert doc["po_tui"]["generation"]["max_new_tokens"] is None
 
 
 @pytest.mark.parametrize(

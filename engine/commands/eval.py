@@ -31,7 +31,7 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--max-new-tokens", {"type": int, "metavar": "N", "help": "answer token limit (default: 1200 local, provider default otherwise)"}),
     ("--temperature", {"type": float, "metavar": "T", "help": "0 = greedy (default); > 0 samples with --top-p and --seed"}),
     ("--top-p", {"type": float, "metavar": "P", "help": "nucleus sampling when --temperature > 0 (default: 0.9)"}),
-    ("--repetition-penalty", {"type": float, "metavar": "R", "help": "local models (default: 1.0, i.e. none)"}),
+    ("--repetition-penalty", {"type": float, "metavar": "R", "help": "local models and served students (default: 1.0, i.e. none)"}),
     ("--retries", {"type": int, "metavar": "N", "help": "re-asks after a format error, naming what was wrong (default: 2)"}),
     ("--dtype", {"choices": ("auto", "bfloat16", "float16", "float32"), "help": "compute dtype (default: bf16/fp16 on CUDA, fp32 on CPU)"}),
     ("--chat-template", {"choices": ("auto", "on", "off"), "help": "default: as the adapter was trained (po_tui_train.json), else auto"}),

@@ -58,7 +58,7 @@ def make_eval_provider(s: EvalSettings) -> Provider:
     from engine.stages.teacher.providers import make_provider
 
     provider = make_provider(teacher_settings(s))
-    if s.provider == "openai" and s.student_prompt:
+    if s.provider == "openai" and s.sends_repetition_penalty:
         # vLLM's name and llama-server's; OpenAI-compatible servers ignore fields they do not know.
         provider.extra_body = {"repetition_penalty": s.repetition_penalty, "repeat_penalty": s.repetition_penalty}
     return provider

@@ -126,6 +126,12 @@ class EvalSettings(BaseModel):
         """Whether the model is asked exactly what the student was trained on (always, locally)."""
         return self.local or self.resolved_prompt_format() == "student"
 
+    @property
+    def sends_repetition_penalty(self) -> bool:
+        """Local models and served students (OpenAI-compatible servers take it) decode with it;
+        the teacher providers have no such setting."""
+        return self.local or (self.provider == "openai" and self.student_prompt)
+
     def resolved_max_new_tokens(self) -> int | None:
         """1200 for local models and served students (decoded as the local student eval decodes
         them, so a looping answer stops where it would locally); a teacher provider keeps its own

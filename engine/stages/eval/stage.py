@@ -111,7 +111,7 @@ def _generation(p: Prepared, model: Any) -> dict[str, Any]:
         "retries": s.retries,
         "load_4bit": s.load_4bit,
         "chat_template": p.plan.chat if p.plan is not None else None,
-        "repetition_penalty": s.repetition_penalty if s.local else None,
+        "repetition_penalty": s.repetition_penalty if s.sends_repetition_penalty else None,
         "greedy": s.temperature == 0,
         "prompt_template": template_id(),
     }
