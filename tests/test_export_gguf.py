@@ -177,6 +177,28 @@ def test_gguf_adapter_reads_back_equal_to_the_peft_adapter(work, tiny, adapter, 
             assert np.allclose(tb.data.astype(np.float32), b, rtol=1e-3, atol=1e-4)
 
 
+def test_an_adapter_saved_as_bin_converts_the_same_and_a_damaged_one_is_one_line(work, tiny, adapter, tmp_path):
+    from safetensors.torch import load_file
+
+    legacy = tmp_path / "legacy-adapter"
+    legacy.mkdir()
+    shutil.copy(adapter / "adapter_config.json", legacy)
+    torch.save(load_file(str(adapter / "adapter_model.safetensors")), legacy / "adapter_model.bin")
+    outs = {}
+    for name, folder in (("safetensors", adapter), ("bin", legacy)):
+        outs[name] = tmp_path / f"{name}.gguf"
+        rc, _, stderr = run_cli(["export", "gguf", "--adapter", str(folder), "--base-model", str(tiny),
+                                 "--out", str(outs[name]), "--outtype", "f32"])
+        assert rc == 0, stderr
+    a, b = read_gguf(outs["safetensors"])[1], read_gguf(outs["bin"])[1]
+    assert a.keys() == b.keys() and all(np.array_equal(a[k].data, b[k].data) for k in a)
+
+    (legacy / "adapter_model.bin").write_bytes(b"\x80\x02 not a checkpoint")
+    err = refused(["export", "gguf", "--adapter", str(legacy), "--base-model", str(tiny), "--out", str(tmp_path / "x.gguf")],
+                  "adapter_model.bin: --adapter: cannot read it")
+    assert "Traceback" not in err and not (tmp_path / "x.gguf").exists()
+
+
 def test_qwen2_names_follow_llama_cpp(work, tiny, adapter):
     out = work / "names.gguf"
     rc, _, stderr = run_cli(["export", "gguf", "--adapter", str(adapter), "--base-model", str(tiny), "--out", str(out)])

@@ -37,6 +37,7 @@ from engine.store.inputfile import read_json
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_WEIGHTS_BIN = "adapter_model.bin"  # PEFT's format before safetensors; llama.cpp's converter reads it too
 OUTTYPES = ("f16", "f32")
 DEFAULT_OUTTYPE = "f16"
 ADVICE_MERGED = "use a merged model instead (po-tui export gguf --merged; for Ollama then export ollama --merged-gguf FILE)"
@@ -165,18 +166,30 @@ def peft_scaling(config: dict[str, Any], module: str) -> tuple[float, int]:
     return (alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r), r
 
 
+def adapter_weights(adapter: Path) -> Path:
+    """The adapter's weights file: adapter_model.safetensors, else the older adapter_model.bin."""
+    for name in (ADAPTER_WEIGHTS, ADAPTER_WEIGHTS_BIN):
+        if (adapter / name).is_file():
+            return adapter / name
+    raise InputError(f"no {ADAPTER_WEIGHTS} (nor {ADAPTER_WEIGHTS_BIN})", path=adapter, field="--adapter")
+
+
 def _read_pairs(adapter: Path) -> dict[str, dict[str, Any]]:
     """{HF module name: {"A": tensor, "B": tensor, "embedding": bool}} from the adapter weights."""
-    weights = adapter / ADAPTER_WEIGHTS
-    if not weights.is_file():
-        raise InputError(f"no {ADAPTER_WEIGHTS} (save the adapter as safetensors)", path=adapter, field="--adapter")
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
+    weights = adapter_weights(adapter)
     try:
-        state = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
+        if weights.name == ADAPTER_WEIGHTS:
+            from safetensors.torch import load_file
+
+            state = load_file(str(weights), device="cpu")
+        else:
+            import torch
+
+            state = torch.load(str(weights), map_location="cpu", weights_only=True)  # tensors only, no code
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: whatever the reader raises
         raise InputError(f"cannot read it ({type(exc).__name__}: {one_line(exc, 200)})", path=weights, field="--adapter") from exc
+    if not isinstance(state, dict):
+        raise InputError("holds no tensor dictionary", path=weights, field="--adapter")
     pairs: dict[str, dict[str, Any]] = {}
     for key, tensor in state.items():
         name = key[len(_PREFIX):] if key.startswith(_PREFIX) else key
@@ -256,7 +269,7 @@ def plan_gguf_adapter(adapter: Path, base_model: str) -> AdapterPlan:
     names = gguf.get_tensor_name_map(model_arch, d["layers"])
     tied = ties_embeddings(base)
     alpha = float(config["lora_alpha"])
-    weights = adapter / ADAPTER_WEIGHTS
+    weights = adapter_weights(adapter)
 
     tensors: list[GgufTensor] = []
     notes: list[str] = []
