@@ -152,6 +152,8 @@ def test_gguf_adapter_reads_back_equal_to_the_peft_adapter(work, tiny, adapter, 
     assert fields["adapter.lora.alpha"].types == [gguf.GGUFValueType.FLOAT32]
     assert fields["adapter.lora.alpha"].contents() == 16.0
     assert fields["general.quantization_version"].contents() == gguf.GGML_QUANT_VERSION
+    assert fields["general.base_model.count"].contents() == 1
+    assert fields["general.base_model.0.name"].contents() == str(tiny)
 
     state = load_file(str(adapter / "adapter_model.safetensors"))
     pairs = {}

@@ -367,10 +367,12 @@ def write_gguf_adapter(
 
     def write(tmp: Path) -> None:
         writer = gguf.GGUFWriter(path=None, arch=plan.arch)
-        # Key order as llama.cpp's converter writes them: type, adapter type, name, alpha, version.
+        # Key order as llama.cpp's converter writes them: type, adapter type, name, base model, alpha, version.
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
         writer.add_name(name or adapter.name)
+        writer.add_base_model_count(1)
+        writer.add_base_model_name(0, str(base_model))  # which base to load it over
         writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, plan.alpha)
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
         for tensor_name, data in arrays:
