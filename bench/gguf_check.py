@@ -6,7 +6,7 @@ with use_rslora + rank/alpha patterns, whose scale `export gguf` folds into lora
 1. `po-tui export gguf` (the LoRA adapter, f32 and f16) and llama.cpp's own convert_hf_to_gguf.py
    for the base (f32); `llama-completion -m base.gguf --lora adapter.gguf` greedy, against PEFT's
    greedy continuation of the same prompt (the student's training prompt, chat template applied);
-2. `po-tui export gguf --merged` (f32, and --quantize Q8_0) through the same llama.cpp, run
+2. `po-tui export gguf --merged` (f32, f16, and --quantize Q8_0) through the same llama.cpp, run
    without an adapter, against the same PEFT continuation;
 3. the base alone, which must differ (else the adapter would not be under test).
 
@@ -16,7 +16,9 @@ logits, so a rounding can flip a greedy choice).
 
 The tiny model's tokenizer is our own BPE, whose pre-tokenizer hash llama.cpp's converter does not
 know; it is Qwen2's pre-tokenizer (engine/stages/tiny_model.py), so the converter is run through a
-small wrapper that answers "qwen2" for it. Nothing else is patched.
+small wrapper that answers "qwen2" for it, and goes straight to the BPE vocabulary (Qwen2's
+converter tries sentencepiece first, which po-tui's venv lacks and the tiny model does not use;
+po-tui's own check for that package is relaxed here for the same reason). Nothing else is patched.
 
 Needs a llama.cpp checkout with `build/bin/llama-completion` and `build/bin/llama-quantize`, e.g.
 the one inside the llama-cpp-python source package:
@@ -57,7 +59,10 @@ root = Path({root!r})
 sys.path.insert(0, str(root))
 sys.path.insert(1, str(root / "gguf-py"))
 import conversion.base as base
+import conversion.qwen as qwen
 base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "qwen2"
+# Qwen2's vocabulary step tries sentencepiece first (absent here; the tiny model has no tokenizer.model).
+qwen.Qwen2Model.set_vocab = lambda self: self._set_vocab_gpt2()
 sys.argv[0] = str(root / "convert_hf_to_gguf.py")
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -112,7 +117,7 @@ def peft_greedy(base: Path, adapter: Path | None, prompts: list[list[int]], toke
             x = torch.tensor([ids])
             y = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=n,
                                pad_token_id=tokenizer.pad_token_id)
-            texts.append(tokenizer.decode(y[0, len(ids):].tolist(), skip_special_tokens=True))
+            texts.append(tokenizer.decode(y[0, len(ids):].tolist(), skip_special_tokens=True).rstrip("\n"))
     return texts
 
 
@@ -125,7 +130,7 @@ def llama_greedy(llama_cpp: Path, model: Path, lora: Path | None, prompt: str, n
     done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace", timeout=300)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:1])} failed ({done.returncode}): {done.stderr.strip().splitlines()[-3:]}")
-    return done.stdout
+    return done.stdout.rstrip("\n")  # the tool ends its output with newlines of its own
 
 
 def main() -> int:
@@ -153,6 +158,10 @@ def main() -> int:
 def _check(args: argparse.Namespace, real: Path, work: Path) -> int:
     from transformers import AutoTokenizer
 
+    from engine.stages import llama_cpp
+
+    llama_cpp.CONVERTER_MODULES = tuple(m for m in llama_cpp.CONVERTER_MODULES if m != "sentencepiece")
+
     tiny = make_tiny_model(work / "tiny", seed=0)
     add_legacy_rope_keys(tiny / "config.json")  # older converters read only the top-level rope_theta
     tokenizer = AutoTokenizer.from_pretrained(str(tiny), local_files_only=True)
@@ -172,7 +181,7 @@ def _check(args: argparse.Namespace, real: Path, work: Path) -> int:
         "rslora+patterns": make_adapter(tiny, work / "adapter-rs", seed=2, r=8, lora_alpha=16, use_rslora=True,
                                         rank_pattern={"q_proj": 4}, alpha_pattern={"down_proj": 40}),
     }
-    rows_out: list[tuple[str, str, int, int, bool]] = []
+    rows_out: list[tuple[str, str, int, int, bool, int]] = []
     failed = False
     base_llama = [llama_greedy(real, base_gguf, None, p, args.tokens, args.threads) for p in prompt_texts]
     for label, adapter in adapters.items():
@@ -183,28 +192,30 @@ def _check(args: argparse.Namespace, real: Path, work: Path) -> int:
             cli(["export", "gguf", "--adapter", str(adapter), "--base-model", str(tiny), "--out", str(lora), "--outtype", outtype])
             runs[f"base f32 + LoRA gguf {outtype}"] = (outtype == "f32", [
                 llama_greedy(real, base_gguf, lora, p, args.tokens, args.threads) for p in prompt_texts])
-        for outtype, quant in (("f32", None), ("f16", "Q8_0")):
+        for outtype, quant in (("f32", None), ("f16", None), ("f16", "Q8_0")):
             merged = work / f"{adapter.name}-merged-{quant or outtype}.gguf"
             argv = ["export", "gguf", "--merged", "--adapter", str(adapter), "--base-model", str(tiny), "--out", str(merged),
                     "--outtype", outtype, "--llama-cpp", str(wrapped)]
             cli(argv + (["--quantize", quant] if quant else []))
-            runs[f"merged gguf {quant or outtype}"] = (quant is None, [
+            runs[f"merged gguf {quant or outtype}"] = (outtype == "f32", [
                 llama_greedy(real, merged, None, p, args.tokens, args.threads) for p in prompt_texts])
         for name, (strict, got) in runs.items():
             same = sum(g == w for g, w in zip(got, want))
-            rows_out.append((label, name, same, len(want), strict))
+            prefix = min(len(os.path.commonprefix([g, w])) for g, w in zip(got, want))
+            rows_out.append((label, name, same, len(want), strict, prefix))
             failed |= strict and same != len(want)
         differs = sum(b != w for b, w in zip(base_llama, want))
-        rows_out.append((label, "base alone differs from PEFT", differs, len(want), True))
+        rows_out.append((label, "base alone differs from PEFT", differs, len(want), True, -1))
         failed |= differs != len(want)
         if failed and not args.work:
             for g, w in zip(runs["base f32 + LoRA gguf f32"][1], want):
                 print(f"  llama.cpp: {g!r}\n  peft:      {w!r}", file=sys.stderr)
 
-    print(f"{'adapter':<18} {'llama.cpp run':<34} {'equal to PEFT greedy':>22}")
-    for label, name, same, n, strict in rows_out:
+    print(f"{'adapter':<18} {'llama.cpp run':<34} {'equal to PEFT greedy':<28} shortest common prefix")
+    for label, name, same, n, strict, prefix in rows_out:
         mark = "" if strict else " (reported)"
-        print(f"{label:<18} {name:<34} {same:>3}/{n} prompts, {args.tokens} tokens{mark}")
+        shown = f"{prefix} chars" if prefix >= 0 else ""
+        print(f"{label:<18} {name:<34} {f'{same}/{n} prompts, {args.tokens} tokens':<28} {shown}{mark}")
     return 1 if failed else 0
 
 

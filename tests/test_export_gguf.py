@@ -393,7 +393,16 @@ def calls(root: Path) -> list[dict]:
     return [json.loads(line) for line in (root / "calls.jsonl").read_text().splitlines()]
 
 
-def test_merged_gguf_runs_the_converter_then_the_quantizer(work, tiny, adapter, tmp_path):
+@pytest.fixture
+def converter_needs(monkeypatch):
+    """The packages the converter is checked for: ones this venv has (it need not have sentencepiece)."""
+    from engine.stages import llama_cpp
+
+    monkeypatch.setattr(llama_cpp, "CONVERTER_MODULES", ("numpy", "torch"))
+    return llama_cpp
+
+
+def test_merged_gguf_runs_the_converter_then_the_quantizer(work, tiny, adapter, tmp_path, converter_needs):
     llama_cpp = fake_llama_cpp(tmp_path / "llama.cpp")
     out = tmp_path / "models" / "student.gguf"
     rc, stdout, stderr = run_cli(
@@ -429,8 +438,16 @@ def test_merged_gguf_runs_the_converter_then_the_quantizer(work, tiny, adapter, 
     assert len(calls(llama_cpp)) == 3 and calls(llama_cpp)[2]["argv"][-1] == "f32"
     assert sorted(p.name for p in plain.parent.iterdir()) == ["student-f32.gguf", "student.gguf"]
 
+    # --python: the converter runs under that interpreter (found on PATH or by path).
+    rc, _, stderr = run_cli(
+        ["export", "gguf", "--merged", "--adapter", str(adapter), "--base-model", str(tiny), "--out", str(plain),
+         "--llama-cpp", str(llama_cpp), "--python", sys.executable]
+    )
+    assert rc == 0, stderr
+    assert calls(llama_cpp)[3]["argv"][0] == str(Path(sys.executable).absolute())
 
-def test_merged_gguf_names_what_is_missing_and_a_failing_tool(work, tiny, adapter, tmp_path, monkeypatch):
+
+def test_merged_gguf_names_what_is_missing_and_a_failing_tool(work, tiny, adapter, tmp_path, monkeypatch, converter_needs):
     out = tmp_path / "out" / "m.gguf"
     base = ["export", "gguf", "--merged", "--adapter", str(adapter), "--base-model", str(tiny), "--out", str(out)]
     empty = tmp_path / "empty-path"
@@ -443,6 +460,15 @@ def test_merged_gguf_names_what_is_missing_and_a_failing_tool(work, tiny, adapte
     err = refused([*base, "--llama-cpp", str(no_quant), "--quantize", "Q8_0"], "needs llama.cpp's llama-quantize")
     assert "build/bin" in err
     refused([*base, "--llama-cpp", str(no_quant), "--quantize", "q3_k_s"], "--quantize")
+    # A package the converter imports, missing here or in --python's interpreter; a --python that is not one.
+    monkeypatch.setattr(converter_needs, "CONVERTER_MODULES", ("numpy", "po_tui_no_such_module"))
+    refused([*base, "--llama-cpp", str(no_quant)], "needs the Python package(s) po_tui_no_such_module, missing in this Python")
+    refused([*base, "--llama-cpp", str(no_quant), "--python", sys.executable],
+            f"po_tui_no_such_module, missing in {Path(sys.executable).absolute()}")
+    monkeypatch.setattr(converter_needs, "CONVERTER_MODULES", ("numpy",))
+    refused([*base, "--llama-cpp", str(no_quant), "--python", str(tmp_path / "no-python")], "--python: no such Python")
+    refused(["export", "gguf", "--adapter", str(adapter), "--base-model", str(tiny), "--out", str(out),
+             "--python", sys.executable], "--python: only with --merged")
     assert not out.parent.exists() and not (no_quant / "calls.jsonl").exists()
 
     # Found on PATH instead of --llama-cpp.

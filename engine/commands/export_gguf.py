@@ -49,6 +49,11 @@ def register_gguf(actions: argparse._SubParsersAction, common: argparse.Argument
         "--llama-cpp", metavar="DIR",
         help="with --merged: the llama.cpp checkout (convert_hf_to_gguf.py, build/bin/llama-quantize); default: PATH",
     )
+    g.add_argument(
+        "--python", metavar="PATH",
+        help="with --merged: the Python that runs convert_hf_to_gguf.py (default: po-tui's; it needs torch, numpy, "
+        "transformers, sentencepiece)",
+    )
     add_job_args(g)
     g.set_defaults(func=run_gguf)
     return g
@@ -59,13 +64,14 @@ def _warn(message: str) -> None:
 
 
 def run_gguf(args: argparse.Namespace) -> int:
-    if not args.merged and (args.quantize or args.llama_cpp):
-        flag = "--quantize" if args.quantize else "--llama-cpp"
+    if not args.merged and (args.quantize or args.llama_cpp or args.python):
+        flag = "--quantize" if args.quantize else "--llama-cpp" if args.llama_cpp else "--python"
         raise InputError("only with --merged (a LoRA adapter file is not converted or quantized by llama.cpp)", field=flag)
     # Every check (the llama.cpp tools included) before the event log or a model.
     if args.merged:
         check_gguf_merged_options(
-            args.adapter, args.base_model, args.out, outtype=args.outtype, quantize=args.quantize, llama_cpp=args.llama_cpp
+            args.adapter, args.base_model, args.out, outtype=args.outtype, quantize=args.quantize,
+            llama_cpp=args.llama_cpp, python=args.python,
         )
     else:
         check_adapter(args.adapter)
@@ -77,7 +83,7 @@ def run_gguf(args: argparse.Namespace) -> int:
         if args.merged:
             path = export_merged_gguf(
                 args.adapter, args.base_model, out, outtype=args.outtype, quantize=args.quantize,
-                llama_cpp=args.llama_cpp, warn=_warn,
+                llama_cpp=args.llama_cpp, python=args.python, warn=_warn,
             )
         else:
             path = export_gguf_adapter(args.adapter, args.base_model, out, outtype=args.outtype, warn=_warn)

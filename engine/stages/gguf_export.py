@@ -38,7 +38,14 @@ def export_gguf_adapter(
 
 
 def check_gguf_merged_options(
-    adapter: str | Path, base_model: str, out: str | Path, *, outtype: str, quantize: str | None, llama_cpp: str | None
+    adapter: str | Path,
+    base_model: str,
+    out: str | Path,
+    *,
+    outtype: str,
+    quantize: str | None,
+    llama_cpp: str | None,
+    python: str | None = None,
 ) -> tuple[Path, str, Path, str | None, LlamaCpp]:
     """Every check `export gguf --merged` makes before merging: (adapter, base, out, quant type, tools)."""
     adapter_dir = check_adapter(adapter)
@@ -46,7 +53,7 @@ def check_gguf_merged_options(
     check_outtype(outtype)
     out_file = check_out_file(Path(out).expanduser())
     qtype = check_quantize(quantize)
-    tools = find_llama_cpp(llama_cpp, need_quantizer=qtype is not None)
+    tools = find_llama_cpp(llama_cpp, need_quantizer=qtype is not None, python=python)
     return adapter_dir, base, out_file, qtype, tools
 
 
@@ -58,6 +65,7 @@ def export_merged_gguf(
     outtype: str = "f16",
     quantize: str | None = None,
     llama_cpp: str | None = None,
+    python: str | None = None,
     warn: Warn = no_warn,
 ) -> Path:
     """`po-tui export gguf --merged`: merge (as `export merge`), convert with llama.cpp, quantize.
@@ -66,7 +74,7 @@ def export_merged_gguf(
     at the end, whatever happens; `out` appears only when complete (engine/stages/llama_cpp.py).
     """
     adapter_dir, _base, out_file, qtype, tools = check_gguf_merged_options(
-        adapter, base_model, out, outtype=outtype, quantize=quantize, llama_cpp=llama_cpp
+        adapter, base_model, out, outtype=outtype, quantize=quantize, llama_cpp=llama_cpp, python=python
     )
     out_file.parent.mkdir(parents=True, exist_ok=True)
     work = fresh_dir(out_file, "work")

@@ -8,9 +8,12 @@ Why these choices:
   found (`--llama-cpp DIR`, a llama.cpp checkout or install, else PATH) and run, never bundled.
 - Everything is found before a weight is merged: a missing converter, or a missing quantizer
   when `--quantize` asks for one, is one line naming what is missing and where it was looked for.
-- The converter is a Python script: it runs under this interpreter (it needs torch, numpy,
-  transformers and the `gguf` package, which po-tui already depends on), its own `gguf-py`
-  from the checkout first, as the script arranges. Subprocesses get an argv list, no shell.
+- The converter is a Python script: it runs under this interpreter, or `--python` (e.g. the
+  virtual environment llama.cpp's requirements went into), with its own `gguf-py` from the
+  checkout first, as the script arranges. Its imports are checked first (torch, numpy,
+  transformers, sentencepiece: Qwen2's vocabulary step imports sentencepiece before it looks for
+  a tokenizer.model), so a missing package is one line before the merge, not a traceback after
+  it. Subprocesses get an argv list, no shell.
 - A tool that fails ends the command with its exit status and the last line it printed;
   the intermediate files live in a hidden work folder beside the output and are removed, and the
   output appears only when complete (`atomic_write_via`).
@@ -40,12 +43,51 @@ CONVERT_OUTTYPES = ("f16", "f32", "bf16")
 Run = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
 
+# What convert_hf_to_gguf.py imports from the environment (its requirements file), besides gguf-py.
+CONVERTER_MODULES = ("torch", "numpy", "transformers", "sentencepiece")
+_FIND_SPECS = "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
+
+
 @dataclass(frozen=True)
 class LlamaCpp:
-    """Where the converter (and, when needed, the quantizer) are."""
+    """Where the converter (and, when needed, the quantizer) are, and the Python that runs the converter."""
 
     converter: Path
     quantizer: Path | None
+    python: str = sys.executable
+
+
+def check_python(python: str | None) -> str:
+    """The interpreter for the converter, with every package it imports, or the one-line refusal."""
+    if python is None:
+        import importlib.util
+
+        missing = [m for m in CONVERTER_MODULES if importlib.util.find_spec(m) is None]
+        where = "this Python"
+        exe = sys.executable
+    else:
+        found = shutil.which(python) if os.sep not in python else (python if _executable(Path(python)) else None)
+        if found is None:
+            raise InputError("no such Python interpreter (or not executable)", path=python, field="--python")
+        exe = str(Path(found).absolute())
+        try:
+            done = subprocess.run(
+                [exe, "-c", _FIND_SPECS, *CONVERTER_MODULES], stdin=subprocess.DEVNULL, capture_output=True,
+                text=True, errors="replace", timeout=120, check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise InputError(f"cannot run it ({type(exc).__name__})", path=python, field="--python") from exc
+        if done.returncode != 0:
+            raise InputError(f"cannot run it (exit status {done.returncode})", path=python, field="--python")
+        missing = done.stdout.split()
+        where = exe
+    if missing:
+        raise InputError(
+            f"llama.cpp's converter needs the Python package(s) {', '.join(missing)}, missing in {where}: "
+            f"pip install {' '.join(missing)}, or pass --python with the interpreter llama.cpp's requirements are in",
+            field="--python",
+        )
+    return exe
 
 
 def check_quantize(value: str | None) -> str | None:
@@ -64,8 +106,13 @@ def _executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def find_llama_cpp(directory: str | Path | None, *, need_quantizer: bool) -> LlamaCpp:
-    """The converter script and (if `need_quantizer`) llama-quantize, or the one-line refusal."""
+def find_llama_cpp(directory: str | Path | None, *, need_quantizer: bool, python: str | None = None) -> LlamaCpp:
+    """The converter script, its Python and (if `need_quantizer`) llama-quantize, or the one-line refusal."""
+    tools = _find_tools(directory, need_quantizer=need_quantizer)
+    return LlamaCpp(tools.converter, tools.quantizer, check_python(python))
+
+
+def _find_tools(directory: str | Path | None, *, need_quantizer: bool) -> LlamaCpp:
     if directory is not None:
         root = Path(directory).expanduser()
         if not root.is_dir():
@@ -113,10 +160,10 @@ def find_llama_cpp(directory: str | Path | None, *, need_quantizer: bool) -> Lla
 
 
 def convert_argv(tools: LlamaCpp, model_dir: Path, outfile: Path, outtype: str) -> list[str]:
-    """convert_hf_to_gguf.py MODEL_DIR --outfile OUT --outtype f16, under this interpreter."""
+    """PYTHON convert_hf_to_gguf.py MODEL_DIR --outfile OUT --outtype f16."""
     if outtype not in CONVERT_OUTTYPES:
         raise InputError(f"must be one of {', '.join(CONVERT_OUTTYPES)}, got {outtype!r}", field="--outtype")
-    return [sys.executable, str(tools.converter), str(model_dir), "--outfile", str(outfile), "--outtype", outtype]
+    return [tools.python, str(tools.converter), str(model_dir), "--outfile", str(outfile), "--outtype", outtype]
 
 
 def quantize_argv(tools: LlamaCpp, infile: Path, outfile: Path, qtype: str) -> list[str]:
