@@ -23,7 +23,7 @@ Why these choices:
   `FROM <library model>` + `ADAPTER ./adapter.gguf` (the GGUF LoRA, written beside it: any base
   llama.cpp runs), `FROM <merged GGUF>` with no ADAPTER (the LoRA is in its weights; also the
   only route for an adapter that trains whole modules), or, for llama/gemma2 bases on request, the
-  safetensors adapter folder. Anything else is refused in one line (engine/stages/ollama_names.py).
+  safetensors adapter folder. Anything else is refused in one line (engine/stages/ollama_routes.py).
 """
 
 from __future__ import annotations
@@ -72,7 +72,6 @@ DEFAULT_TEMPERATURE = 0.4
 DEFAULT_NUM_CTX = 4096
 DEFAULT_MAX_TOKENS = 4096
 CHAT_MODES = ("auto", "on", "off")
-
 
 # Marker strings the chat template is rendered with; they never occur in a real template.
 _SYS = "\u2063PO-TUI-SYSTEM\u2063"
