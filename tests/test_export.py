@@ -1,4 +1,6 @@
-"""`po-tui export merge|ollama|config` on the tiny Qwen2 model and a LoRA with non-zero weights."""
+"""`po-tui export merge|ollama|config` on the tiny Qwen2 model and a LoRA with non-zero weights.
+
+(`export gguf` and the Ollama routes' choices of FROM/ADAPTER: tests/test_export_gguf.py.)"""
 
 from __future__ import annotations
 
@@ -154,6 +156,9 @@ def test_merge_writes_a_standalone_model_with_its_tokenizer_and_record(merged, t
     names = {p.name for p in out.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "po_tui_export.json"} <= names
     assert "adapter_config.json" not in names
+    # transformers 5 saves only rope_parameters; Ollama's converter reads the top-level rope_theta.
+    config = json.loads((out / "config.json").read_text())
+    assert config["rope_theta"] == config["rope_parameters"]["rope_theta"] == 10000.0
     info = json.loads((out / "po_tui_export.json").read_text())
     assert info["base_model"] == str(tiny)
     assert info["adapter"] == str(adapter.resolve())
@@ -245,16 +250,18 @@ def test_merge_bad_input_is_one_line_and_writes_nothing(tmp_path, tiny, adapter)
 def test_ollama_modelfile_and_command(tmp_path, tiny, adapter):
     out = tmp_path / "ollama"
     rc, stdout, stderr = run_cli(
-        ["export", "ollama", "--adapter", str(adapter), "--base-model", str(tiny), "--name", "po-student-v1", "--out", str(out)]
+        ["export", "ollama", "--adapter", str(adapter), "--base-model", str(tiny), "--name", "po-student-v1",
+         "--from", "qwen2.5:0.5b-instruct", "--out", str(out)]
     )
     assert rc == 0, stderr
     modelfile = out / "Modelfile"
-    assert stdout == f"ollama create po-student-v1 -f {modelfile}\n"
+    assert stdout == f"ollama create po-student-v1 -f {modelfile}\nollama run po-student-v1\n"
     text = modelfile.read_text()
     lines = text.splitlines()
-    assert lines[0] == f"FROM {tiny}"
-    assert lines[1] == f"ADAPTER {adapter.resolve()}"
-    assert Path(lines[1].split(" ", 1)[1]).is_absolute()
+    # A Qwen2 base: Ollama cannot convert the safetensors adapter, so the GGUF adapter sits beside it.
+    assert lines[0] == "FROM qwen2.5:0.5b-instruct"
+    assert lines[1] == "ADAPTER ./adapter.gguf"
+    assert str(adapter) not in text
     template = (
         "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
         "<|im_start|>user\n{{ .Prompt }}<|im_end|>\n<|im_start|>assistant\n"
@@ -265,18 +272,18 @@ def test_ollama_modelfile_and_command(tmp_path, tiny, adapter):
     assert "PARAMETER temperature 0.4" in lines
     assert "PARAMETER num_ctx 4096" in lines
     assert "SYSTEM" not in text
-    assert [p.name for p in out.iterdir()] == ["Modelfile"]  # no temp file left
+    assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "adapter.gguf"]  # no temp file left
 
     # --from replaces what follows FROM; --temperature / --num-ctx land as parameters.
     rc, stdout, _ = run_cli(
-        ["export", "ollama", "--adapter", str(adapter), "--base-model", str(tiny), "--from", "qwen2.5:0.5b-instruct",
+        ["export", "ollama", "--adapter", str(adapter), "--base-model", str(tiny), "--from", "qwen2.5:7b-instruct-q8_0",
          "--name", "po-student-v2", "--out", str(out), "--temperature", "0.7", "--num-ctx", "8192"]
     )
     assert rc == 0
     lines = modelfile.read_text().splitlines()
-    assert lines[0] == "FROM qwen2.5:0.5b-instruct"
+    assert lines[0] == "FROM qwen2.5:7b-instruct-q8_0"
     assert "PARAMETER temperature 0.7" in lines and "PARAMETER num_ctx 8192" in lines
-    assert stdout == f"ollama create po-student-v2 -f {modelfile}\n"
+    assert stdout == f"ollama create po-student-v2 -f {modelfile}\nollama run po-student-v2\n"
 
 
 def test_ollama_template_reproduces_the_training_prompt(tokenizer):
@@ -322,7 +329,8 @@ def test_plain_layout_when_trained_without_a_chat_template(tmp_path, tiny, adapt
     shutil.copytree(adapter, plain_adapter)
     (plain_adapter / "po_tui_train.json").write_text(json.dumps({"prompt_format": {"chat_template": False}}))
     rc, _, stderr = run_cli(
-        ["export", "ollama", "--adapter", str(plain_adapter), "--base-model", str(tiny), "--out", str(tmp_path / "o")]
+        ["export", "ollama", "--adapter", str(plain_adapter), "--base-model", str(tiny), "--out", str(tmp_path / "o"),
+         "--from", "qwen2.5:0.5b-instruct"]
     )
     assert rc == 0
     assert 'TEMPLATE """{{ .Prompt }}\n\n"""' in (tmp_path / "o" / "Modelfile").read_text()

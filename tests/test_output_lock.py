@@ -264,14 +264,19 @@ def _merge_argv(tmp: Path, out: Path) -> list[str]:
     return ["export", "merge", "--adapter", str(adapter), "--base-model", str(base), "--out", str(out), "--run-dir", str(tmp / "rd")]
 
 
+def _gguf_argv(tmp: Path, out: Path) -> list[str]:
+    argv = _merge_argv(tmp, out)
+    return ["export", "gguf", *argv[2:]]  # the same checked inputs; the lock sits beside the output file
+
+
 def _ollama_argv(tmp: Path, out: Path) -> list[str]:
     return ["export", "ollama", "--adapter", str(tmp / "adapter"), "--base-model", "m", "--out", str(out)]
 
 
 @pytest.mark.parametrize(
     ("make", "beside"),
-    [(_prep_argv, False), (_train_argv, False), (_merge_argv, True), (_ollama_argv, False)],
-    ids=["prep", "train", "export-merge", "export-ollama"],
+    [(_prep_argv, False), (_train_argv, False), (_merge_argv, True), (_gguf_argv, True), (_ollama_argv, False)],
+    ids=["prep", "train", "export-merge", "export-gguf", "export-ollama"],
 )
 def test_every_writing_stage_is_refused_while_its_output_is_held(tmp_path, capsys, make, beside):
     out = tmp_path / "out"

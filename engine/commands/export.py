@@ -1,9 +1,12 @@
-"""`po-tui export merge|ollama|config`: hand the trained student to whoever runs it.
+"""`po-tui export merge|gguf|ollama|config`: hand the trained student to whoever runs it.
 
 - `merge`: fold the LoRA adapter into its base and save a standalone model (safetensors) and
-  tokenizer, e.g. to convert to GGUF or serve with any transformers-compatible runtime.
-- `ollama`: write a Modelfile (FROM base, ADAPTER, the chat template as TEMPLATE, stop tokens,
-  temperature, context) and print the `ollama create` command.
+  tokenizer, e.g. to serve with any transformers-compatible runtime.
+- `gguf` (engine/commands/export_gguf.py): the LoRA as a GGUF LoRA adapter (llama.cpp `--lora`,
+  Ollama `ADAPTER`); with `--merged`, a full GGUF model through the user's llama.cpp.
+- `ollama`: write a Modelfile (FROM an Ollama base plus the GGUF adapter, or FROM a merged GGUF;
+  the chat template as TEMPLATE, stop tokens, temperature, context) and print the `ollama create`
+  and `ollama run` commands.
 - `config`: print the `roles:` block for the consuming pipeline's config.yaml.
 """
 
@@ -32,16 +35,21 @@ from engine.stages.export import (
     ollama_create_command,
     write_modelfile,
 )
+from engine.commands.export_gguf import register_gguf
+from engine.stages.export import ollama_run_command
+from engine.stages.gguf_adapter import DEFAULT_OUTTYPE, OUTTYPES
+from engine.stages.ollama_routes import ADAPTER_FORMATS
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export",
         parents=[common],
-        help="merge the adapter, write an Ollama Modelfile, or print the consumer config",
+        help="merge the adapter, write GGUF files or an Ollama Modelfile, or print the consumer config",
         description=(
-            "Export a trained student: `merge` folds the LoRA into its base model, `ollama` writes a "
-            "Modelfile for `ollama create`, `config` prints the block for the consuming pipeline."
+            "Export a trained student: `merge` folds the LoRA into its base model, `gguf` writes it as a "
+            "GGUF LoRA adapter (or, --merged, a full GGUF through llama.cpp), `ollama` writes a Modelfile "
+            "for `ollama create`, `config` prints the block for the consuming pipeline."
         ),
     )
     actions = p.add_subparsers(dest="export_command", metavar="ACTION", required=True)
@@ -64,30 +72,43 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     add_job_args(m)
     m.set_defaults(func=run_merge)
 
+    register_gguf(actions, common)
+
     o = actions.add_parser(
         "ollama",
         parents=[common],
-        help="write an Ollama Modelfile for the adapter and print the `ollama create` command",
+        help="write an Ollama Modelfile for the student and print the `ollama create` / `ollama run` commands",
         description=(
-            "Write DIR/Modelfile: FROM the base (for Ollama a GGUF file, an Ollama model name or a model "
-            "folder it can import; --from overrides what follows FROM), ADAPTER the adapter folder, the "
-            "tokenizer's chat template translated to an Ollama TEMPLATE (the plain prompt layout when the "
-            "student was trained without one), its stop tokens, temperature and context size. Ollama "
-            "applies safetensors adapters only for architectures it supports; otherwise run `export merge`, "
-            "convert the merged folder to GGUF and create the model FROM that file with no ADAPTER line "
-            "(the LoRA is already in its weights)."
+            "Write DIR/Modelfile. By default: FROM the Ollama library build of the base (Qwen/Qwen2.5-7B-Instruct -> "
+            "qwen2.5:7b-instruct; --from names another Ollama model or a GGUF of the base) and ADAPTER "
+            "./adapter.gguf, the LoRA as a GGUF adapter written into DIR. With --merged-gguf FILE (from "
+            "`export gguf --merged`): FROM that file and no ADAPTER line. Ollama converts safetensors adapters "
+            "only for llama and gemma2 bases: --adapter-format safetensors writes the adapter folder there. "
+            "Always: the tokenizer's chat template translated to an Ollama TEMPLATE (the plain prompt layout "
+            "when the student was trained without one), its stop tokens, temperature and context size."
         ),
     )
     o.add_argument("--adapter", required=True, metavar="DIR", help="the adapter folder `po-tui train` wrote")
     o.add_argument(
         "--base-model", required=True, metavar="ID_OR_PATH",
-        help="the base model (written after FROM unless --from; its tokenizer if the adapter has none)",
+        help="the base it was trained on (its config, the default FROM, its tokenizer if the adapter has none)",
     )
     o.add_argument("--name", default="po-student-v1", help="Ollama model name (default: %(default)s)")
-    o.add_argument("--out", required=True, metavar="DIR", help="folder for the Modelfile")
+    o.add_argument("--out", required=True, metavar="DIR", help="folder for the Modelfile (and adapter.gguf)")
     o.add_argument(
         "--from", dest="from_ref", metavar="REF",
-        help="what to write after FROM instead of --base-model (a GGUF file or an Ollama model name)",
+        help="the Ollama model (or a GGUF file of the base) to put the adapter on, instead of the default mapping",
+    )
+    o.add_argument(
+        "--merged-gguf", metavar="FILE",
+        help="a full GGUF with the LoRA merged in (po-tui export gguf --merged): FROM it, no ADAPTER",
+    )
+    o.add_argument(
+        "--adapter-format", choices=ADAPTER_FORMATS, default="auto",
+        help="auto: GGUF where it maps the base, else safetensors where Ollama converts it (llama, gemma2)",
+    )
+    o.add_argument(
+        "--outtype", choices=OUTTYPES, default=DEFAULT_OUTTYPE, help="GGUF adapter tensor type (default: %(default)s)"
     )
     o.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="default: %(default)s")
     o.add_argument("--num-ctx", type=int, default=DEFAULT_NUM_CTX, metavar="N", help="context size (default: %(default)s)")
@@ -134,17 +155,23 @@ def run_ollama(args: argparse.Namespace) -> int:
 
 
 def _write_ollama(args: argparse.Namespace) -> int:
-    path = write_modelfile(
+    result = write_modelfile(
         args.adapter,
         args.base_model,
         args.out,
         name=args.name,
         from_ref=args.from_ref,
+        merged_gguf=args.merged_gguf,
+        adapter_format=args.adapter_format,
+        outtype=args.outtype,
         temperature=args.temperature,
         num_ctx=args.num_ctx,
         chat_template=args.chat_template,
         warn=_warner("ollama"),
     )
-    sys.stderr.write(f"po-tui export ollama: wrote {one_line(path)}\n")
-    sys.stdout.write(ollama_create_command(args.name, path) + "\n")
+    also = f" and {one_line(result.adapter_file)}" if result.adapter_file else ""
+    adapter = f", ADAPTER {one_line(result.adapter)}" if result.adapter else ""
+    sys.stderr.write(f"po-tui export ollama: wrote {one_line(result.modelfile)}{also} (FROM {one_line(result.from_ref)}{adapter})\n")
+    sys.stdout.write(ollama_create_command(args.name, result.modelfile) + "\n")
+    sys.stdout.write(ollama_run_command(args.name) + "\n")
     return 0

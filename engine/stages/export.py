@@ -1,11 +1,15 @@
-"""Export a trained student: merge the LoRA into its base, write an Ollama Modelfile, print the
-consumer's config block.
+"""Export a trained student: merge the LoRA into its base, write GGUF files and an Ollama
+Modelfile, print the consumer's config block.
 
 Why these choices:
-- Everything is checked (adapter folder, base model, output folder, options) before torch,
-  transformers or peft load a weight, so bad input is one line and costs no time.
+- Everything is checked (adapter folder, base model, output folder, options, the llama.cpp tools
+  a step needs) before torch, transformers or peft load a weight, so bad input is one line and
+  costs no time.
 - `merge_adapter` writes into a hidden folder beside `out` and renames it at the end, so a failed
-  merge never leaves half a model where a consumer would pick it up.
+  merge never leaves half a model where a consumer would pick it up. Its config.json also gets the
+  top-level `rope_theta` (and `rope_scaling` for a non-default RoPE) that transformers 5 moved into
+  `rope_parameters`: Ollama's and older llama.cpp converters read only the top-level keys, and
+  Ollama's reads them unchecked (a missing `rope_theta` becomes a RoPE base of 0: garbage output).
 - The Ollama TEMPLATE is not parsed from the Jinja chat template (that would be a Jinja
   interpreter); it is derived by *rendering* the template with marker strings and cutting the
   text around them. Whatever the template writes around a system and a user message is exactly
@@ -13,12 +17,13 @@ Why these choices:
   template reproduces that input. A template that injects a default system message (Qwen2.5:
   "You are Qwen, ...") gets it as the Modelfile's `SYSTEM`, which Ollama sends when the caller
   gives none, so the rendered prompt is the training prompt either way.
-- Ollama's `FROM` must name something Ollama can load: a GGUF file, an Ollama model name
-  (`qwen2.5:7b-instruct`), or a safetensors model folder of an architecture Ollama imports. The
-  Hugging Face id the adapter was trained on is written as given unless `--from` says otherwise.
-  Ollama applies safetensors `ADAPTER`s only for the architectures it supports; where it refuses
-  one, merge (`export merge`), convert the merged folder to GGUF with llama.cpp, and create the
-  model `FROM` that file without an `ADAPTER` line (the LoRA is already in its weights).
+- Ollama's `FROM` must name something Ollama can load: a GGUF file, an Ollama library name
+  (`qwen2.5:7b-instruct`) or a model folder it imports; a Hugging Face id is none of them. And it
+  converts safetensors `ADAPTER`s only for llama and gemma2 bases. So the Modelfile is one of:
+  `FROM <library model>` + `ADAPTER ./adapter.gguf` (the GGUF LoRA, written beside it: any base
+  llama.cpp runs), `FROM <merged GGUF>` with no ADAPTER (the LoRA is in its weights; also the
+  only route for an adapter that trains whole modules), or, for llama/gemma2 bases on request, the
+  safetensors adapter folder. Anything else is refused in one line (engine/stages/ollama_routes.py).
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ import contextlib
 import inspect
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -38,7 +42,19 @@ from typing import Any, Callable, Iterator
 
 from engine.core.prompts import PLAIN_SEPARATOR, use_chat_template
 from engine.errors import InputError
-from engine.store.atomic import atomic_write_text, fsync_dir
+from engine.stages.gguf_adapter import check_outtype, write_gguf_adapter
+from engine.stages.model_config import legacy_rope_keys
+from engine.stages.ollama_names import OLLAMA_NAME
+from engine.stages.ollama_routes import (
+    GGUF_ADAPTER_FILE,
+    OllamaExport,
+    adapter_route,
+    check_gguf_file,
+    default_from,
+    from_reference,
+    in_folder,
+)
+from engine.store.atomic import atomic_write_json, atomic_write_text, fsync_dir
 from engine.store.inputfile import read_json
 from engine.store.outpath import check_out_dir
 
@@ -57,9 +73,6 @@ DEFAULT_NUM_CTX = 4096
 DEFAULT_MAX_TOKENS = 4096
 CHAT_MODES = ("auto", "on", "off")
 
-# Ollama model names: host/namespace/model:tag, letters, digits, '.', '_', '-'.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*(:[A-Za-z0-9][A-Za-z0-9._-]*)?$")
-
 # Marker strings the chat template is rendered with; they never occur in a real template.
 _SYS = "\u2063PO-TUI-SYSTEM\u2063"
 _USR = "\u2063PO-TUI-USER\u2063"
@@ -68,7 +81,7 @@ _ASST = "\u2063PO-TUI-ASSISTANT\u2063"
 Warn = Callable[[str], None]
 
 
-def _no_warn(_message: str) -> None:
+def no_warn(_message: str) -> None:
     return None
 
 
@@ -138,7 +151,7 @@ def check_merge_out(out: str | Path) -> Path:
 
 
 def check_name(name: str) -> str:
-    if not name or not _NAME.match(name):
+    if not name or not OLLAMA_NAME.match(name):
         raise InputError(
             f"not a valid Ollama model name: {name!r} (letters, digits, '.', '_', '-', optional ':tag')",
             field="--name",
@@ -188,7 +201,7 @@ def load_tokenizer(source: str, flag: str = "--base-model") -> Any:
 # --- merge ------------------------------------------------------------------------------------
 
 
-def _fresh_dir(out: Path, kind: str) -> Path:
+def fresh_dir(out: Path, kind: str) -> Path:
     for _ in range(100):
         path = out.parent / f".{out.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
         try:
@@ -202,7 +215,7 @@ def _fresh_dir(out: Path, kind: str) -> Path:
 def _replace_dir(tmp: Path, out: Path) -> None:
     check_merge_out(out)  # again: the folder may have changed during the merge
     if out.exists():
-        old = _fresh_dir(out, "old")
+        old = fresh_dir(out, "old")
         os.replace(out, old / "dir")
         os.replace(tmp, out)
         shutil.rmtree(old, ignore_errors=True)
@@ -241,13 +254,23 @@ def _save_model(model: Any, folder: Path) -> None:
     model.save_pretrained(str(folder), **kwargs)
 
 
+def add_legacy_rope_keys(config_file: Path) -> None:
+    """Rewrite a saved config.json with `legacy_rope_keys` (nothing to do when already present)."""
+    config = read_json(config_file, field="config.json")
+    if not isinstance(config, dict):
+        return
+    patched = legacy_rope_keys(config)
+    if patched != config:
+        atomic_write_json(config_file, patched)
+
+
 def merge_adapter(
     adapter: str | Path,
     base_model: str,
     out: str | Path,
     *,
     dtype: str = DEFAULT_DTYPE,
-    warn: Warn = _no_warn,
+    warn: Warn = no_warn,
 ) -> Path:
     """Fold the LoRA adapter into the base weights and save a standalone model + tokenizer in `out`.
 
@@ -285,10 +308,11 @@ def merge_adapter(
     merged.eval()
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _fresh_dir(out_dir, "tmp")
+    tmp = fresh_dir(out_dir, "tmp")
     try:
         with _quiet():
             _save_model(merged, tmp)
+        add_legacy_rope_keys(tmp / "config.json")
         tokenizer.save_pretrained(str(tmp))
         info = {
             "format": FORMAT,
@@ -482,7 +506,7 @@ def _number(value: float) -> str:
 def render_modelfile(
     *,
     from_ref: str,
-    adapter: Path | None,
+    adapter: str | Path | None,
     fmt: OllamaFormat,
     temperature: float,
     num_ctx: int,
@@ -500,17 +524,12 @@ def render_modelfile(
     return "\n".join(lines) + "\n"
 
 
-def _from_reference(base_model: str, from_ref: str | None) -> str:
-    ref = (from_ref if from_ref is not None else base_model).strip()
-    if not ref or "\n" in ref:
-        raise InputError("must be a GGUF file, a model folder or an Ollama model name", field="--from")
-    path = Path(ref).expanduser()
-    # A relative path would be read relative to the Modelfile, not to where this ran.
-    return str(path.resolve()) if path.exists() else ref
-
-
 def ollama_create_command(name: str, modelfile: str | Path) -> str:
     return f"ollama create {shlex.quote(name)} -f {shlex.quote(str(modelfile))}"
+
+
+def ollama_run_command(name: str) -> str:
+    return f"ollama run {shlex.quote(name)}"
 
 
 def write_modelfile(
@@ -520,18 +539,23 @@ def write_modelfile(
     *,
     name: str = "po-student-v1",
     from_ref: str | None = None,
+    merged_gguf: str | Path | None = None,
+    adapter_format: str = "auto",
+    outtype: str = "f16",
     temperature: float = DEFAULT_TEMPERATURE,
     num_ctx: int = DEFAULT_NUM_CTX,
     chat_template: str = "auto",
-    warn: Warn = _no_warn,
-) -> Path:
+    warn: Warn = no_warn,
+) -> OllamaExport:
     """Write `out_dir/Modelfile` (atomically) for `ollama create NAME -f out_dir/Modelfile`.
 
-    `FROM` is `from_ref` if given, else `base_model` as given (an existing path is made absolute);
-    for Ollama it must be a GGUF file, an Ollama model name or a model folder Ollama can import.
-    `ADAPTER` is the adapter folder's absolute path. The template comes from the tokenizer (the
-    adapter's, else the base's); `chat_template` 'auto' follows what training recorded in
-    po_tui_train.json, else whether the tokenizer has a chat template; 'on'/'off' force it.
+    Routes (module docstring): `merged_gguf` -> `FROM` that file, no ADAPTER; otherwise the adapter
+    over an Ollama base: `FROM` `from_ref`, else the library build of `base_model`
+    (`ollama_library_name`), plus `ADAPTER ./adapter.gguf` (written here) or, for llama/gemma2
+    bases (`adapter_format` 'safetensors', or 'auto' where no GGUF mapping exists), the adapter
+    folder. The template comes from the tokenizer (the adapter's, else the base's);
+    `chat_template` 'auto' follows what training recorded in po_tui_train.json, else whether the
+    tokenizer has a chat template; 'on'/'off' force it.
     """
     adapter_dir = check_adapter(adapter)
     check_name(name)
@@ -539,18 +563,37 @@ def write_modelfile(
     num_ctx = check_positive(num_ctx, "--num-ctx")
     if chat_template not in CHAT_MODES:
         raise InputError(f"must be one of {', '.join(CHAT_MODES)}, got {chat_template!r}", field="--chat-template")
+    outtype = check_outtype(outtype)
     if not base_model or not str(base_model).strip():
         raise InputError("required", field="--base-model")
-    ref = _from_reference(base_model, from_ref)
-    if not (adapter_dir / ADAPTER_WEIGHTS).is_file():
-        raise InputError(f"no {ADAPTER_WEIGHTS}: Ollama reads safetensors adapters", path=adapter_dir, field="--adapter")
     out = check_out_dir(Path(out_dir).expanduser())
 
-    if from_ref is None:
-        warn(
-            f"FROM is --base-model as given ({ref}); Ollama needs a GGUF file, an Ollama model name "
-            "or a model folder it can import there: pass --from to write something else"
-        )
+    if merged_gguf is not None:
+        if from_ref is not None:
+            raise InputError("--from and --merged-gguf both name the model to build on: pass one", field="--from")
+        merged_path = Path(merged_gguf).expanduser()
+        check_gguf_file(merged_path, field="--merged-gguf", want="model")
+        route, ref, adapter_line = "merged-gguf", in_folder(merged_path, out), None
+    else:
+        lora_config = adapter_config(adapter_dir)
+        fmt_name, _arch = adapter_route(adapter_dir, lora_config, check_base_model(base_model), adapter_format)
+        route = f"{fmt_name}-adapter"
+        if from_ref is not None:
+            ref = from_reference(from_ref)
+        else:
+            ref = default_from(lora_config, base_model, fmt_name)
+            if not Path(ref).is_absolute():
+                warn(
+                    f"FROM {ref}, Ollama's library build of the base; its default tags are 4-bit quantized, so the "
+                    "adapter runs over slightly different weights: --from picks another build (e.g. a q8_0 or fp16 tag)"
+                )
+        if fmt_name == "safetensors":
+            if not (adapter_dir / ADAPTER_WEIGHTS).is_file():
+                raise InputError(f"no {ADAPTER_WEIGHTS}: Ollama reads safetensors adapters", path=adapter_dir, field="--adapter")
+            adapter_line = str(adapter_dir)
+        else:
+            adapter_line = "./" + GGUF_ADAPTER_FILE
+
     tok_source = tokenizer_source(adapter_dir, base_model)
     if tok_source == base_model:
         check_base_model(base_model)
@@ -562,10 +605,18 @@ def write_modelfile(
     else:
         chat = chat_template == "on"
     fmt = ollama_format(tokenizer, chat=chat)
+    text = render_modelfile(from_ref=ref, adapter=adapter_line, fmt=fmt, temperature=temperature, num_ctx=num_ctx)
+
+    adapter_file = None
+    if route == "gguf-adapter":
+        adapter_file = out / GGUF_ADAPTER_FILE
+        plan = write_gguf_adapter(adapter_dir, base_model, adapter_file, outtype=outtype, name=name)
+        for note in plan.notes:
+            warn(note)
     for note in fmt.notes:
         warn(note)
-    text = render_modelfile(from_ref=ref, adapter=adapter_dir, fmt=fmt, temperature=temperature, num_ctx=num_ctx)
-    return atomic_write_text(out / MODELFILE, text)
+    modelfile = atomic_write_text(out / MODELFILE, text)
+    return OllamaExport(modelfile, route, ref, adapter_line, adapter_file)
 
 
 # --- the consuming pipeline's config ------------------------------------------------------------

@@ -17,7 +17,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from engine.errors import InputError
 
@@ -160,3 +160,37 @@ def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
     body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     return atomic_write_text(path, body)
+
+
+def atomic_write_via(path: str | Path, write: Callable[[Path], None], *, field: str | None = "--out") -> Path:
+    """Let `write(tmp)` produce the whole file at a temp path beside `path`, then fsync and rename.
+
+    For outputs that a library or another program writes itself, too large to hold in memory as
+    bytes (a GGUF file). A device or FIFO target is refused: such writers need a real file to seek
+    in. Whatever `write` raises, the temp file is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    target, stream = _target(path)
+    if stream:
+        raise InputError("is a device or pipe: this output must be a regular file", path=path, field=field)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, _FILE_MODE)
+        write(Path(tmp))
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _check_still_replaceable(target)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(target.parent)
+    return path
