@@ -271,6 +271,7 @@ def test_ollama_modelfile_and_command(tmp_path, tiny, adapter):
     assert 'PARAMETER stop "<|endoftext|>"' in lines
     assert "PARAMETER temperature 0.4" in lines
     assert "PARAMETER num_ctx 4096" in lines
+    assert "PARAMETER repeat_penalty 1" in lines  # Ollama defaults to 1.1; the student was evaluated without
     assert "SYSTEM" not in text
     assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "adapter.gguf"]  # no temp file left
 

@@ -521,6 +521,8 @@ def render_modelfile(
         lines.append(f"PARAMETER stop {json.dumps(stop, ensure_ascii=False)}")
     lines.append(f"PARAMETER temperature {_number(float(temperature))}")
     lines.append(f"PARAMETER num_ctx {int(num_ctx)}")
+    # Ollama's default repeat_penalty is 1.1; the student was trained and evaluated without one.
+    lines.append("PARAMETER repeat_penalty 1")
     return "\n".join(lines) + "\n"
 
 
