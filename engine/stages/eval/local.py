@@ -12,8 +12,15 @@ Why these choices:
 - Decoding settings are written out in full (greedy, or temperature/top_p with top_k off, the
   repetition penalty) so a model's own `generation_config.json` (Qwen2.5's samples at 0.7 with a
   1.05 repetition penalty) never changes what "--temperature 0" means.
-- CUDA out of memory on a batch splits it in halves and carries on (greedy output does not
-  depend on the batch).
+- CUDA out of memory on a batch splits it in halves and carries on. The split happens after the
+  `except` block is left and the memory released (`gc.collect`, `torch.cuda.empty_cache`): the
+  exception's traceback holds the frames of `generate`, so the failed batch's KV cache and
+  activations stay allocated for as long as the handler runs, and halves decoded inside it would
+  fail too, down to batch 1. The halves run from a work list, never recursively.
+- On CUDA, bf16/fp16 kernels chosen per batch shape can flip a near-tied greedy token (transformers
+  issue 25921), so there the batch size is part of the resume fingerprint (settings.py), each
+  answer records the batch it was decoded in, and `oom_splits` in the results counts the batches
+  that were split.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class LocalPlan:
     adapter_sha256: str | None
     base_config_sha256: str | None
     warnings: list[str]
+    device: str = "cpu"  # where it will decode (cuda | cpu): the fingerprint depends on it
 
 
 def _sha256(path: Path) -> str:
@@ -115,7 +123,7 @@ def plan_local(s: EvalSettings) -> LocalPlan:
         tokenizer.pad_token = tokenizer.eos_token
     return LocalPlan(
         base, adapter, tokenizer, chat, read_train_info(adapter) if adapter else None, adapter_sha,
-        _base_config_sha256(base), warnings,
+        _base_config_sha256(base), warnings, eval_device(),
     )
 
 
@@ -129,10 +137,29 @@ def conversation_text(tokenizer: Any, turns: Sequence[Turn], *, chat: bool) -> s
     return PLAIN_SEPARATOR.join(t.text for t in turns) + PLAIN_SEPARATOR
 
 
+def eval_device() -> str:
+    """Where a local model decodes: the first CUDA device when there is one, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def release_memory() -> None:
+    """Give the memory of dropped tensors back: collect reference cycles (a traceback's frames can
+    sit in one), then return the CUDA caching allocator's free blocks."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _device_and_dtype(s: EvalSettings) -> tuple[str, str]:
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = eval_device()
     if s.dtype != "auto":
         return device, s.dtype
     if device == "cuda":
@@ -160,6 +187,7 @@ class LocalModel:
         self.pad_id = tokenizer.pad_token_id
         self.eos_ids = self._eos_ids()
         self.batches = 0
+        self.oom_splits = 0  # batches split in halves after CUDA ran out of memory
         self.batch_size = 1
         self.config: Any = None
         self.on_warning: Callable[[str], None] | None = None
@@ -279,40 +307,58 @@ class LocalModel:
         encoded = [(r, self.encode(r.turns)) for r in requests]
         encoded.sort(key=lambda pair: (len(pair[1]), pair[0].key))
         for start in range(0, len(encoded), self.batch_size):
-            self._batch(encoded[start:start + self.batch_size], self.config, on_done)
+            self._decode_batch(encoded[start:start + self.batch_size], self.config, on_done)
 
-    def _batch(self, batch: list[tuple[Request, list[int]]], config: Any, on_done: OnDone) -> None:
+    def _decode_batch(self, batch: list[tuple[Request, list[int]]], config: Any, on_done: OnDone) -> None:
+        """Decode one batch; a part that runs out of CUDA memory is halved until the pieces fit.
+
+        A work list, not recursion: each half is decoded only after `_generate_or_none` has left
+        its `except` block and released the failed attempt's memory."""
+        pending = [batch]
+        while pending:
+            part = pending.pop()
+            started = time.perf_counter()
+            outputs = self._generate_or_none(part, config)
+            if outputs is None:
+                half = len(part) // 2
+                pending += [part[half:], part[:half]]  # the first half is decoded first
+                continue
+            elapsed = time.perf_counter() - started
+            for (request, ids), output in zip(part, outputs):
+                on_done(
+                    Generation(
+                        key=request.key,
+                        text=self.decode(output.ids),
+                        output_tokens=len(output.ids) + (1 if output.stopped else 0),
+                        input_tokens=len(ids),
+                        finish_reason=FINISH_STOP if output.stopped else FINISH_MAX_TOKENS,
+                        latency_s=elapsed,
+                        wall_share_s=elapsed / len(part),
+                        batch_size=len(part),
+                    )
+                )
+
+    def _generate_or_none(self, part: list[tuple[Request, list[int]]], config: Any) -> list[Output] | None:
+        """The part's outputs, or None when CUDA ran out of memory on it (a single prompt re-raises).
+
+        The handler only notes the failure. While it runs, the exception's traceback keeps the
+        frames of `generate` alive, and with them the failed batch's inputs, KV cache and
+        activations; once it is left nothing refers to them, and `release_memory` returns them to
+        the device before the caller decodes anything else."""
         import torch
 
+        oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
         self.batches += 1
-        seed = batch[0][0].seed
-        started = time.perf_counter()
         try:
-            outputs = self.generate_ids([ids for _, ids in batch], config, seed=seed)
-        except torch.cuda.OutOfMemoryError:
-            if len(batch) == 1:
+            return self.generate_ids([ids for _, ids in part], config, seed=part[0][0].seed)
+        except oom:
+            if len(part) == 1:
                 raise
-            torch.cuda.empty_cache()
-            if self.on_warning is not None:
-                self.on_warning(f"CUDA out of memory on a batch of {len(batch)}: splitting it in halves")
-            half = len(batch) // 2
-            self._batch(batch[:half], config, on_done)
-            self._batch(batch[half:], config, on_done)
-            return
-        elapsed = time.perf_counter() - started
-        for (request, ids), output in zip(batch, outputs):
-            on_done(
-                Generation(
-                    key=request.key,
-                    text=self.decode(output.ids),
-                    output_tokens=len(output.ids) + (1 if output.stopped else 0),
-                    input_tokens=len(ids),
-                    finish_reason=FINISH_STOP if output.stopped else FINISH_MAX_TOKENS,
-                    latency_s=elapsed,
-                    wall_share_s=elapsed / len(batch),
-                    batch_size=len(batch),
-                )
-            )
+        release_memory()
+        self.oom_splits += 1
+        if self.on_warning is not None:
+            self.on_warning(f"CUDA out of memory on a batch of {len(part)}: splitting it in halves")
+        return None
 
     def close(self) -> None:
         self.model = None

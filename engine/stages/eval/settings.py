@@ -3,8 +3,12 @@
 `fingerprint()` holds what decides the answers (dataset cases, model, adapter weights, prompt,
 decoding, retries, metric). Resuming a partial evaluation with any of them changed would mix two
 evaluations in one results file, so the stage refuses and names what changed. The batch size is
-part of it only when sampling: greedy output does not depend on it (batched decoding is checked
-token for token against one-at-a-time decoding).
+part of it when sampling (the seed is drawn per batch), and for greedy decoding on CUDA: there
+bf16/fp16 kernels are chosen per batch shape and can flip a near-tied token, so batched greedy
+output is not batch 1's (transformers issue 25921) and a resume at another batch size would mix
+decodes of two batch shapes in one evaluation. On the CPU (fp32) greedy output does not depend on
+it (checked token for token against one-at-a-time decoding), so a CPU evaluation resumes at any
+batch size and its fingerprint is what it was before this rule.
 """
 
 from __future__ import annotations
@@ -140,8 +144,11 @@ class EvalSettings(BaseModel):
             return self.max_new_tokens
         return DEFAULT_MAX_NEW_TOKENS if self.student_prompt else None
 
-    def fingerprint(self, *, cases: str, prompt: str, adapter_sha256: str | None, base_config_sha256: str | None) -> dict:
-        """What the answers depend on; `cases` hashes the selected concepts, `prompt` the template."""
+    def fingerprint(
+        self, *, cases: str, prompt: str, adapter_sha256: str | None, base_config_sha256: str | None, device: str | None = None
+    ) -> dict:
+        """What the answers depend on; `cases` hashes the selected concepts, `prompt` the template,
+        `device` is where a local model decodes (cuda | cpu)."""
         fp: dict = {
             "cases": cases,
             "prompt": prompt,
@@ -162,8 +169,8 @@ class EvalSettings(BaseModel):
             fp["seed"] = self.seed
         if self.temperature > 0:
             fp["top_p"] = self.top_p
-            if self.local:
-                fp["batch_size"] = self.batch_size
+        if self.local and (self.temperature > 0 or device == "cuda"):
+            fp["batch_size"] = self.batch_size
         if not self.local:
             # "none" is the student format: the spelling resumable cases files already hold.
             fp["system_prompt"] = "none" if self.student_prompt else "teacher"

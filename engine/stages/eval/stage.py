@@ -53,19 +53,20 @@ def prepare(s: EvalSettings, *, warn: Warn | None = None) -> Prepared:
     out = check_out_dir(s.out)
     cases = read_cases(s.dataset, s.max_samples, warn=warn)
     plan = provider = None
-    adapter_sha = base_sha = None
+    adapter_sha = base_sha = device = None
     warnings: list[str] = []
     if s.local:
         from engine.stages.eval.local import plan_local
 
         plan = plan_local(s)
-        adapter_sha, base_sha, warnings = plan.adapter_sha256, plan.base_config_sha256, plan.warnings
+        adapter_sha, base_sha, warnings, device = plan.adapter_sha256, plan.base_config_sha256, plan.warnings, plan.device
     else:
         from engine.stages.eval.remote import make_eval_provider
 
         provider = make_eval_provider(s)
     fingerprint = s.fingerprint(
-        cases=cases_digest(cases), prompt=template_id(), adapter_sha256=adapter_sha, base_config_sha256=base_sha
+        cases=cases_digest(cases), prompt=template_id(), adapter_sha256=adapter_sha, base_config_sha256=base_sha,
+        device=device,
     )
     store = CaseStore(out, s.tag, warn=warn)
     stored = store.load()
@@ -120,6 +121,7 @@ def _generation(p: Prepared, model: Any) -> dict[str, Any]:
             g["dtype"] = model.dtype
             g["device"] = model.device
             g["eos_token_ids"] = model.eos_ids
+            g["oom_splits"] = model.oom_splits  # > 0: some answers were decoded in smaller batches
     else:
         g["concurrency"] = s.concurrency
         g["prompt_format"] = s.resolved_prompt_format()

@@ -84,13 +84,20 @@ class CaseStore:
         """Refuse to continue an evaluation that was made with other settings."""
         if restart or stored.header is None:
             return
-        changed = changed_settings(stored.header.get("fingerprint") or {}, fingerprint)
+        previous = stored.header.get("fingerprint") or {}
+        changed = changed_settings(previous, fingerprint)
         if changed:
+            # Only the batch size differs (GPU greedy, or sampling): the same command at the
+            # batch size it was started with continues it.
+            resume = ""
+            if [k for k in previous.keys() | fingerprint.keys() if previous.get(k) != fingerprint.get(k)] == ["batch_size"] \
+                    and isinstance(previous.get("batch_size"), int) and fingerprint.get("batch_size") is not None:
+                resume = f"pass --batch-size {previous['batch_size']} to resume it, "
             raise InputError(
                 "holds a partial evaluation made with other settings ("
                 + "; ".join(changed[:4])
                 + (f"; {len(changed) - 4} more" if len(changed) > 4 else "")
-                + "): pass --restart to start it over, or choose another --tag or --out",
+                + f"): {resume}pass --restart to start it over, or choose another --tag or --out",
                 path=self.path,
             )
 
