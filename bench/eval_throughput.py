@@ -13,8 +13,11 @@ decoding with a KV cache. Every sequence generates exactly --max-new-tokens toke
 (`min_new_tokens` = `max_new_tokens`, so EOS is suppressed): a batch is only as fast as its
 longest member, and equal lengths make every batch size do the same work, so the ratios measure
 batching and nothing else. Each batch size decodes all prompts --repeats times after one warm-up
-batch and the fastest pass counts; its outputs must equal batch size 1's token for token, or the
-script fails.
+batch and the fastest pass counts. Its agreement with batch size 1 is reported: the share of
+answers identical to batch 1's token for token, and the share of tokens before the first
+difference. In fp32 every answer must agree, or the script exits 1 after the table; in bf16/fp16
+on a GPU, kernels chosen per batch shape can flip a near-tied greedy token (transformers issue
+25921), so there the rate is reported and does not fail the run.
 """
 
 from __future__ import annotations
@@ -67,6 +70,17 @@ def decode_all(model, encoded: list[list[int]], batch: int, config) -> tuple[flo
     return time.perf_counter() - started, outputs
 
 
+def agreement(outputs: list[list[int]], reference: list[list[int]]) -> tuple[float, float]:
+    """(share of answers identical to the reference, share of reference tokens before the first
+    difference): how far batched greedy decoding follows batch 1's."""
+    same = sum(1 for o, r in zip(outputs, reference) if o == r)
+    prefix = total = 0
+    for o, r in zip(outputs, reference):
+        total += len(r)
+        prefix += next((i for i, (a, b) in enumerate(zip(o, r)) if a != b), min(len(o), len(r)))
+    return same / len(reference), (prefix / total if total else 1.0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", choices=("tiny", *SHAPES), default="tiny", help="tiny: po-tui make-tiny-model")
@@ -114,6 +128,7 @@ def main() -> None:
         if reference is None:
             reference = outputs if batch == 1 else decode_all(model, encoded, 1, config)[1]
         identical = outputs == reference
+        answers, tokens = agreement(outputs, reference)
         assert all(len(o) == n_new for o in outputs), "min_new_tokens should force every answer to full length"
         rows.append({
             "batch_size": batch,
@@ -121,23 +136,29 @@ def main() -> None:
             "samples_per_s": len(encoded) / seconds,
             "output_tokens_per_s": len(encoded) * n_new / seconds,
             "identical_to_batch_1": identical,
+            "agreement": answers,
+            "token_agreement": tokens,
         })
         print(f"batch {batch}: {rows[-1]['samples_per_s']:.3f} samples/s, {rows[-1]['output_tokens_per_s']:,.0f} tokens/s, "
-              f"identical to batch 1: {identical}", file=sys.stderr)
+              f"agreement with batch 1: {answers:.0%} of answers, {tokens:.1%} of tokens", file=sys.stderr)
     base = next((r for r in rows if r["batch_size"] == 1), rows[0])
     lengths = [len(p) for p in encoded]
     print(f"model {args.model or args.shape} ({model.dtype}{', 4-bit' if args.load_4bit else ''}), {hardware()}, "
           f"torch {torch.__version__}; {len(encoded)} prompts of {min(lengths)}-{max(lengths)} tokens, "
           f"{n_new} new tokens each (EOS suppressed), greedy, fastest of {max(1, args.repeats)} passes\n")
-    print("| batch | wall s | samples/s | output tokens/s | vs batch 1 | identical to batch 1 |")
-    print("|---:|---:|---:|---:|---:|:---:|")
+    print("| batch | wall s | samples/s | output tokens/s | vs batch 1 | answers = batch 1 | tokens before a difference |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['batch_size']} | {r['seconds']:.2f} | {r['samples_per_s']:.3f} | {r['output_tokens_per_s']:,.0f} | "
-              f"{r['samples_per_s'] / base['samples_per_s']:.2f}x | {'yes' if r['identical_to_batch_1'] else 'NO'} |")
+              f"{r['samples_per_s'] / base['samples_per_s']:.2f}x | {r['agreement']:.0%} | {r['token_agreement']:.1%} |")
+    strict = model.dtype == "float32"  # bf16/fp16 kernels may legitimately flip a near-tied token
     if args.json:
-        Path(args.json).write_text(json.dumps({"hardware": hardware(), "rows": rows}, indent=2))
-    if not all(r["identical_to_batch_1"] for r in rows):
-        raise SystemExit("batched outputs differ from batch size 1")
+        Path(args.json).write_text(json.dumps({"hardware": hardware(), "dtype": model.dtype, "strict": strict, "rows": rows}, indent=2))
+    if strict and not all(r["identical_to_batch_1"] for r in rows):
+        raise SystemExit("batched outputs differ from batch size 1 in float32")
+    if not strict and not all(r["identical_to_batch_1"] for r in rows):
+        print(f"\nnote: in {model.dtype} batched greedy answers may differ from batch 1's (transformers issue 25921): "
+              "the agreement columns say how far", file=sys.stderr)
 
 
 if __name__ == "__main__":
