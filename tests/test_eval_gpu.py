@@ -212,3 +212,16 @@ def test_other_changes_do_not_suggest_a_batch_size(tiny, concepts, tmp_path, mon
     with pytest.raises(InputError) as err:
         prepare(s.model_copy(update={"batch_size": 4, "max_new_tokens": 16}))
     assert "batch_size 8 -> 4" in str(err.value) and "--batch-size 8" not in str(err.value)
+
+
+def test_eval_benchmark_agreement_rates():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("eval_throughput", Path(__file__).resolve().parents[1] / "bench" / "eval_throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    reference = [[1, 2, 3, 4], [5, 6, 7, 8]]
+    assert bench.agreement(reference, reference) == (1.0, 1.0)
+    # One answer flips its third token: half the answers agree, 6 of 8 tokens come before a difference.
+    assert bench.agreement([[1, 2, 9, 9], [5, 6, 7, 8]], reference) == (0.5, 0.75)
+    assert bench.agreement([[0, 2, 3, 4], [0, 6, 7, 8]], reference) == (0.0, 0.0)
