@@ -68,7 +68,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     m.add_argument("--adapter", required=True, metavar="DIR", help="the adapter folder `po-tui train` wrote")
     m.add_argument("--base-model", required=True, metavar="ID_OR_PATH", help="the base it was trained on")
     m.add_argument("--out", required=True, metavar="DIR", help="output folder for the merged model")
-    m.add_argument("--dtype", choices=DTYPES, default=DEFAULT_DTYPE, help="weights dtype (default: %(default)s)")
+    m.add_argument("--dtype", choices=DTYPES, default=DEFAULT_DTYPE,
+                   help="weights dtype (default: %(default)s, what Qwen2 was trained in; float16 overflows in its activations)")
     add_job_args(m)
     m.set_defaults(func=run_merge)
 

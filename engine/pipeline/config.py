@@ -95,7 +95,7 @@ class ReportSection(_Section):
 
 class ExportSection(_Section):
     merge: bool = False  # a merged full model beside the adapter (needs the base's size on disk)
-    dtype: Literal["float16", "bfloat16", "float32"] = "float16"  # the seeds merged to FP16
+    dtype: Literal["float16", "bfloat16", "float32"] = "bfloat16"  # as `export merge`: what Qwen2 was trained in
 
 
 ENGINE_OWNED_TRAIN = ("data", "out", "resume", "run_dir", "job")

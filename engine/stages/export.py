@@ -67,7 +67,9 @@ MODELFILE = "Modelfile"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 DTYPES = ("float16", "bfloat16", "float32")
-DEFAULT_DTYPE = "float16"  # the seeds merged to FP16; llama.cpp and Ollama read it everywhere
+# Qwen2 was trained in bf16 and its fp16 activations overflow in transformers; llama.cpp's GGUF
+# conversion reads bf16 as well as fp16 (the seeds merged to fp16: `--dtype float16`).
+DEFAULT_DTYPE = "bfloat16"
 DEFAULT_TEMPERATURE = 0.4
 DEFAULT_NUM_CTX = 4096
 DEFAULT_MAX_TOKENS = 4096
