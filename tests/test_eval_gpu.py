@@ -117,12 +117,43 @@ def test_oom_split_frees_the_failed_batch_first_and_stops_at_the_size_that_fits(
 
 
 def test_a_single_prompt_that_runs_out_of_memory_is_an_error_not_a_loop(tiny, monkeypatch):
+    from engine.errors import StageFailed
+
     model = _local(tiny, 4)
     fake = _SimulatedCuda(model.model.generate, fits=0)
     monkeypatch.setattr(model.model, "generate", fake)
-    with pytest.raises(torch.OutOfMemoryError):
+    with pytest.raises(StageFailed, match=r"CUDA out of memory decoding a single prompt \(\d+ tokens, up to 6 new\)"):
         _answers(model, _requests(2))
     assert [b for b, _ in fake.calls] == [2, 1]
+
+
+def test_the_eval_command_reports_an_unsplittable_oom_in_one_line_and_keeps_the_answers(tiny, concepts, tmp_path, monkeypatch):
+    from engine.runlog.tail import read_events
+    from engine.stages.eval.local import LocalModel
+
+    real = LocalModel.generate_ids
+    calls: list[int] = []
+
+    def generate_ids(self, prompts, config, *, seed=None):
+        calls.append(len(prompts))
+        if len(calls) > 1:  # the first batch fits; then memory runs out for good
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, prompts, config, seed=seed)
+
+    monkeypatch.setattr(LocalModel, "generate_ids", generate_ids)
+    out = tmp_path / "eval"
+    argv = ["eval", "--dataset", str(concepts), "--base-model", str(tiny), "--tag", "baseline", "--out", str(out),
+            "--batch-size", "2", "--max-new-tokens", "4", "--retries", "0"]
+    rc, stdout, err = _cli(argv)
+    assert rc == 1 and stdout == "" and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("po-tui eval: failed: CUDA out of memory decoding a single prompt")
+    assert calls == [2, 2, 1]
+    errors = [e for e in read_events(out / "baseline.events.jsonl") if e["type"] == "error"]
+    assert [e["data"]["code"] for e in errors] == ["stage_failed"]
+    # The first batch's answers are stored: the rerun (memory back) evaluates only the other two.
+    monkeypatch.setattr(LocalModel, "generate_ids", real)
+    rc, _, err = _cli(argv)
+    assert rc == 0 and "2/4 cases already evaluated" in err, err
 
 
 # --- the greedy fingerprint and the device --------------------------------------------------------

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from engine.core.prompts import PLAIN_SEPARATOR, prompt_text_for_model, use_chat_template
-from engine.errors import InputError
+from engine.errors import InputError, StageFailed
 from engine.store.inputfile import read_json
 from engine.stages.eval.generate import FINISH_MAX_TOKENS, FINISH_STOP, Generation, OnDone, Request, Turn
 from engine.stages.eval.settings import EvalSettings
@@ -339,7 +339,8 @@ class LocalModel:
                 )
 
     def _generate_or_none(self, part: list[tuple[Request, list[int]]], config: Any) -> list[Output] | None:
-        """The part's outputs, or None when CUDA ran out of memory on it (a single prompt re-raises).
+        """The part's outputs, or None when CUDA ran out of memory on it (a single prompt cannot be
+        split: StageFailed, one line and exit 1, the answers stored so far kept for a rerun).
 
         The handler only notes the failure. While it runs, the exception's traceback keeps the
         frames of `generate` alive, and with them the failed batch's inputs, KV cache and
@@ -351,9 +352,13 @@ class LocalModel:
         self.batches += 1
         try:
             return self.generate_ids([ids for _, ids in part], config, seed=part[0][0].seed)
-        except oom:
+        except oom as exc:
             if len(part) == 1:
-                raise
+                raise StageFailed(
+                    f"CUDA out of memory decoding a single prompt ({len(part[0][1])} tokens, up to "
+                    f"{config.max_new_tokens} new): nothing smaller to split. Free the GPU, or pass --load-4bit or a "
+                    "lower --max-new-tokens; the answers so far are kept: rerun the same command to continue"
+                ) from exc
         release_memory()
         self.oom_splits += 1
         if self.on_warning is not None:
