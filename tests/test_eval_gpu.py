@@ -148,8 +148,10 @@ def test_the_eval_command_reports_an_unsplittable_oom_in_one_line_and_keeps_the_
     assert rc == 1 and stdout == "" and "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("po-tui eval: failed: CUDA out of memory decoding a single prompt")
     assert calls == [2, 2, 1]
-    errors = [e for e in read_events(out / "baseline.events.jsonl") if e["type"] == "error"]
-    assert [e["data"]["code"] for e in errors] == ["stage_failed"]
+    assert "po-tui eval: warning: CUDA out of memory on a batch of 2: splitting it in halves" in err
+    events = read_events(out / "baseline.events.jsonl")
+    assert [e["data"]["code"] for e in events if e["type"] == "error"] == ["stage_failed"]
+    assert [e["data"].get("code") for e in events if e["type"] == "warning"] == ["oom_split"]
     # The first batch's answers are stored: the rerun (memory back) evaluates only the other two.
     monkeypatch.setattr(LocalModel, "generate_ids", real)
     rc, _, err = _cli(argv)

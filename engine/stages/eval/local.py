@@ -362,7 +362,8 @@ class LocalModel:
         release_memory()
         self.oom_splits += 1
         if self.on_warning is not None:
-            self.on_warning(f"CUDA out of memory on a batch of {len(part)}: splitting it in halves")
+            self.on_warning(f"CUDA out of memory on a batch of {len(part)}: splitting it in halves "
+                            "(each answer records the batch size it was decoded in)")
         return None
 
     def close(self) -> None:

@@ -267,9 +267,15 @@ class _LazyLocalModel:
         self.events.heartbeat(phase="loading model")
         started = time.time()
         self.model = LocalModel.load(s, self.p.plan).configure(s)
-        self.model.on_warning = lambda m: self.events.warning(m, code="oom_split")
+        self.model.on_warning = self._warn_split
         self.load_s = time.time() - started
         self.events.log(f"model loaded in {self.load_s:.1f}s on {self.model.device} ({self.model.dtype})")
+
+    def _warn_split(self, message: str) -> None:
+        """An out-of-memory split, in the event log and on the terminal: never silent."""
+        self.events.warning(message, code="oom_split")
+        if self.echo:
+            self.echo(f"warning: {message}")
 
     def close(self) -> None:
         if self.model is not None:
