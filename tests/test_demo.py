@@ -38,7 +38,7 @@ def test_demo_runs_stages_as_jobs_with_event_logs(tmp_path):
     gate = state.jobs["gate"]
     assert gate.summary["verdict"] in ("pass", "fail") and gate.exit_code == (0 if gate.summary["verdict"] == "pass" else 1)
     # The demo gate judges the student against the teacher reference and the constant answer.
-    assert gate.summary["gates"] == "demo" and gate.summary["criteria"] == 4
+    assert gate.summary["gates"] == "demo" and gate.summary["criteria"] == 3
     assert gate.summary["teacher_mean"] is not None and gate.summary["constant_grounding"] is not None
     gate_argv = next(j["argv"] for j in manifest["jobs"] if j["name"] == "gate")
     assert "--teacher" in gate_argv and "--preset" in gate_argv and gate_argv[gate_argv.index("--preset") + 1] == "demo"

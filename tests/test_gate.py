@@ -188,7 +188,7 @@ def test_gates_file_without_preset_checks_only_what_it_says(tmp_path, capsys):
         ("studen:\n  mean: '>= 1'\n", "g.yaml:1: studen: unknown key (did you mean 'student'?)"),
         ("student:\n  mean: 0.8\n", "g.yaml:2: student.mean: expected 'OP NUMBER'"),
         ("student:\n  mean: '=> 0.8'\n", "student.mean: expected 'OP NUMBER'"),
-        ("preset: sedes\n", "g.yaml:1: preset: Input should be 'seeds', 'v2-closeout', 'demo' or 'none'"),
+        ("preset: sedes\n", "g.yaml:1: preset: Input should be 'seeds', 'v2-closeout', 'demo', 'grounded' or 'none'"),
         ("student: [1\n", "g.yaml:2: invalid YAML"),
         ("- a\n- b\n", "g.yaml:1: expected a mapping at the top level, got list"),
         ("{}\n", "g.yaml: defines no criteria"),
@@ -339,12 +339,12 @@ def demo_files(tmp_path: Path, student: dict, baseline: dict | None = None) -> t
     )
 
 
-def test_demo_preset_passes_a_grounded_student_and_fails_one_that_copies_an_answer(tmp_path, capsys):
+def test_demo_preset_passes_a_trained_student_and_grounded_fails_one_that_copies_an_answer(tmp_path, capsys):
     from tests.test_grounding import specific_answers
 
     answers = specific_answers()
     b, s, t = demo_files(tmp_path / "good", answers)
-    code, out, err = _gate(capsys, b, s, "--teacher", t, "--preset", "demo", "--json")
+    code, out, err = _gate(capsys, b, s, "--teacher", t, "--preset", "grounded", "--json")
     v = json.loads(out)
     assert code == 0, err
     values = {c["metric"]: c["value"] for c in v["criteria"]}
@@ -356,14 +356,18 @@ def test_demo_preset_passes_a_grounded_student_and_fails_one_that_copies_an_answ
     assert values["compare.grounding_margin"] > 0.7
     ground = v["grounding"]
     assert ground["sides"]["constant"]["name_match"] == pytest.approx(0.25) and ground["constant"]["concept_id"] == "POCON-0001"
-    assert v["teacher"]["file"] == str(t) and v["purpose"].startswith("the demo's proof of distillation")
+    assert v["teacher"]["file"] == str(t) and v["purpose"].startswith("distillation with grounded answers")
     code, out, _ = _gate(capsys, b, s, "--teacher", t, "--preset", "demo")
     assert code == 0 and "grounding (format errors as 0)" in out and "constant answer" in out
-    assert "the demo's proof of distillation" in out and "verdict: PASS (4/4 criteria)" in out
-    # The negative control: one good answer copied to every concept is valid and scores well, and fails.
+    assert "the demo's proof of distillation" in out and "verdict: PASS (3/3 criteria)" in out
+    assert "not gated" in out  # the demo's verdict says what it leaves out
+    # The negative control: one good answer copied to every concept is valid and scores well. The demo
+    # preset (format and scores) passes it; the grounded preset fails it on grounding alone.
     copy = {cid: answers["POCON-0002"] for cid in answers}
     b, s, t = demo_files(tmp_path / "copy", copy)
     code, out, _ = _gate(capsys, b, s, "--teacher", t, "--preset", "demo", "--json")
+    assert code == 0 and json.loads(out)["student"]["valid_rate"] == 1.0
+    code, out, _ = _gate(capsys, b, s, "--teacher", t, "--preset", "grounded", "--json")
     v = json.loads(out)
     failed = {c["metric"]: c["value"] for c in v["criteria"] if not c["passed"]}
     assert code == 1 and v["student"]["valid_rate"] == 1.0
@@ -383,7 +387,7 @@ def test_demo_preset_without_the_teacher_says_so_in_one_line(tmp_path, capsys):
     assert code == 2 and "(teacher.valid_rate) but there are no teacher results" in err
     # Criteria that do not need the teacher are judged without it; with no teacher answers at all
     # (no teacher file, no reference answers in the cases) there is no constant answer: FAIL, and why.
-    gates.write_text("preset: demo\ncompare:\n  teacher_ratio: null\n", encoding="utf-8")
+    gates.write_text("preset: grounded\ncompare:\n  teacher_ratio: null\n", encoding="utf-8")
     code, out, _ = _gate(capsys, b, s, "--gates", gates, "--json")
     v = json.loads(out)
     assert code == 1 and [c["passed"] for c in v["criteria"]] == [True, True, False]

@@ -303,7 +303,7 @@ def test_report_shows_the_constant_answer_beside_the_student(tmp_path, capsys):
     assert code == 0, err
     md = (run / "report.md").read_text(encoding="utf-8")
     assert "Criteria: `demo`" in md and "What it proves: the demo's proof of distillation" in md
-    assert "**Verdict: PASS** (4/4 criteria)" in md
+    assert "**Verdict: PASS** (3/3 criteria)" in md
     section = md.split("## 8. Grounding and the constant-answer control\n")[1].split("\n## 9.")[0]
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in section.splitlines() if line.startswith("| ")}
     assert list(rows) == ["side", "**student**", "baseline", "teacher", "constant answer"]
@@ -311,6 +311,13 @@ def test_report_shows_the_constant_answer_beside_the_student(tmp_path, capsys):
     assert rows["constant answer"][2] == "0.2500"  # name match: right for one concept of four
     assert "the one for POCON-0001), written for every concept" in section and "Student grounding − constant answer's: **+" in section
     assert "Student mean / teacher mean, format errors as 0: **1.000**" in md
+    assert "Not shown to depend on the concept" not in md
+    # A student that writes one good answer for every concept: the report says its score proves no grounding.
+    copy = tmp_path / "copy"
+    demo_files(copy / "eval", {cid: answers["POCON-0002"] for cid in answers})
+    code, _, err = _report(capsys, copy, "--no-plots", "--preset", "demo")
+    assert code == 0, err
+    assert "**Not shown to depend on the concept**" in (copy / "report.md").read_text(encoding="utf-8")
     summary = json.loads(out)
     assert summary["grounding"]["sides"]["constant"]["grounding"] == pytest.approx(0.25)
     assert summary["grounding"]["constant"]["concept_id"] == "POCON-0001"

@@ -339,8 +339,10 @@ def test_diff_snapshot_200x50(run, snap_compare):
     assert snap_compare(app_for(run), terminal_size=(200, 50), run_before=settle)
 
 
-def demo_gate_run(run: Path, *, evals: bool = True) -> Path:
-    """A run judged by the demo gate: teacher, baseline and student evaluated (or not yet)."""
+def demo_gate_run(run: Path, *, evals: bool = True, preset: str = "grounded", copy: bool = False) -> Path:
+    """A run judged by a teacher-comparing gate: teacher, baseline and student evaluated (or not yet).
+
+    `copy`: the student writes one good answer for every concept (valid, ungrounded)."""
     import json
 
     from tests.test_gate import demo_files
@@ -348,19 +350,23 @@ def demo_gate_run(run: Path, *, evals: bool = True) -> Path:
     from tests.tui_run import _writer, teacher_events, train_events
 
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text("eval:\n  teacher_reference: true\ngate:\n  preset: demo\n", encoding="utf-8")
+    (run / "config.yaml").write_text(f"eval:\n  teacher_reference: true\ngate:\n  preset: {preset}\n", encoding="utf-8")
     teacher_events(run)
     train_events(run)
     jobs = ["teacher", "train", "eval-teacher", "eval-baseline", "eval-student", "gate"]
     argv: dict[str, list] = {}
     if evals:
-        b, s, t = demo_files(run / "eval", specific_answers())
+        answers = specific_answers()
+        student = {cid: answers["POCON-0002"] for cid in answers} if copy else None
+        b, s, t = demo_files(run / "eval", student or answers)
+        if copy:
+            t = demo_files(run / "eval-teacher", answers)[2]
         for k, (job, path) in enumerate((("eval-teacher", t), ("eval-baseline", b), ("eval-student", s))):
             with _writer(run, job, T0 + 200 + k * 20) as ev:
                 ev.started("eval")
                 ev.artifact(path, "eval_results")
                 ev.finished("succeeded", exit_code=0, summary={"n": 4, "results": str(path)})
-        argv["gate"] = ["gate", str(b), str(s), "--teacher", str(t), "--preset", "demo"]
+        argv["gate"] = ["gate", str(b), str(s), "--teacher", str(t), "--preset", preset]
     states = {j: ("succeeded" if evals or j in ("teacher", "train") else "pending") for j in jobs}
     doc = {"format": "po-tui-run/1", "run_id": "20251123-090000-demo", "state": "running", "gate": None,
            "jobs": [{"name": j, "stage": "eval" if j.startswith("eval") else j, "state": states[j],
@@ -369,11 +375,12 @@ def demo_gate_run(run: Path, *, evals: bool = True) -> Path:
     return run
 
 
-async def test_gate_panel_shows_the_demo_preset_its_criteria_and_the_constant_answer(tmp_path):
+async def test_gate_panel_shows_the_grounded_preset_its_criteria_and_the_constant_answer(tmp_path):
     app = app_for(demo_gate_run(tmp_path / "run"))
     async with app.run_test(size=(120, 50)) as pilot:
         text = await open_tab(pilot, "gate", "computed verdict: PASS", "constant answer")
-        assert "gates demo: the demo's proof of distillation" in text
+        assert "gates grounded: distillation with grounded answers" in text
+        assert "not shown to depend on the concept" not in text
         for label in ("student valid rate", "student mean / teacher mean (format errors as 0)",
                       "student mean − baseline mean (format errors as 0)", "student grounding − constant answer's grounding"):
             assert label in text
@@ -383,9 +390,16 @@ async def test_gate_panel_shows_the_demo_preset_its_criteria_and_the_constant_an
         assert constant.split()[3:] == ["1.00", "0.25", "0.25", "0.25", "0.25"]  # valid, then grounded for 1 of 4
 
 
-async def test_gate_panel_shows_the_demo_criteria_before_any_result(tmp_path):
+async def test_gate_panel_says_when_a_passing_demo_student_is_not_grounded(tmp_path):
+    app = app_for(demo_gate_run(tmp_path / "run", preset="demo", copy=True))
+    async with app.run_test(size=(120, 50)) as pilot:
+        text = await open_tab(pilot, "gate", "computed verdict: PASS", "not shown to depend on the concept")
+        assert "gates demo: the demo's proof of distillation" in text and "not gated" in text
+
+
+async def test_gate_panel_shows_the_grounded_criteria_before_any_result(tmp_path):
     app = app_for(demo_gate_run(tmp_path / "run", evals=False))
     async with app.run_test(size=(120, 40)) as pilot:
-        text = await open_tab(pilot, "gate", "gates demo", "grounding − constant")
+        text = await open_tab(pilot, "gate", "gates grounded", "grounding − constant")
         assert "computed verdict" not in text
         assert ">= 0.75" in text and ">= 0.3" in text and ">= 0.25" in text and ">= 0.9" in text

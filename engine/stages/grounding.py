@@ -37,6 +37,9 @@ from engine.stages.results import CaseResult, RunResults, RunSummary, parse_case
 SIDES = ("student", "baseline", "teacher", "constant")
 GROUNDING_FIELDS = ("name_match", "id_precision", "id_coverage", "grounding")
 CONSTANT_SOURCE = Path("constant answer")  # what the control's cases name as their file
+# How far above a constant answer's grounding a student must be for its answers to count as
+# depending on the concept (the `grounded` gate preset and the report's sentence use it).
+CLEAR_MARGIN = 0.25
 
 _SHAPED_ID_RE = re.compile(r"^([A-Za-z]+)[-_]?(\d+)$")
 

@@ -19,6 +19,7 @@ from textual import work
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from engine.stages.grounding import CLEAR_MARGIN
 from po_tui.guard import deliver, guarded, live
 from po_tui.model import CockpitModel
 from po_tui.widgets.text import inert, num
@@ -72,6 +73,16 @@ def grounding_table(verdict: dict[str, Any]) -> Table | None:
             summary.get("mean_with_errors_as_zero"), summary.get("valid_rate"), g.get("name_match"),
             g.get("id_precision"), g.get("id_coverage"), g.get("grounding"))))
     return table
+
+
+def grounding_margin(verdict: dict[str, Any]) -> float | None:
+    """Student grounding − the constant answer's, when both are numbers."""
+    sides = (verdict.get("grounding") or {}).get("sides") or {}
+    values = [(sides.get(side) or {}).get("grounding") if isinstance(sides.get(side), dict) else None
+              for side in ("student", "constant")]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    return float(values[0]) - float(values[1])
 
 
 class GatePanel(VerticalScroll):
@@ -184,6 +195,11 @@ class GatePanel(VerticalScroll):
             grounding = grounding_table(verdict)
             if grounding is not None:
                 parts.append(grounding)
+                margin = grounding_margin(verdict)
+                if margin is not None and margin < CLEAR_MARGIN:
+                    parts.append(Text(
+                        f"not shown to depend on the concept: student grounding {margin:+.2f} from a constant "
+                        f"answer's (clear: {CLEAR_MARGIN:+.2f})", style="bold yellow"))
             for note in verdict.get("notes", [])[:5]:
                 parts.append(inert(f"note: {note}", "dim", limit=200))
         elif summary.get("verdict"):

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from engine.core.inert import clean, md_code_block, md_code_span, md_inline
 from engine.stages.gate import Verdict
-from engine.stages.grounding import SIDES, Grounding
+from engine.stages.grounding import CLEAR_MARGIN, SIDES, Grounding
 from engine.stages.report.charts import sparkline, text_histogram
 from engine.stages.report.inputs import ReportInputs
 from engine.stages.results import CaseResult, RunResults, RunSummary, missed_by_file
@@ -412,6 +412,9 @@ def grounding(data: ReportData) -> list[str]:
             if s_sum is not None and s_sum.mean_with_errors_as_zero is not None and c_sum.mean_with_errors_as_zero is not None:
                 line += f"; mean − constant answer's mean: {s_sum.mean_with_errors_as_zero - c_sum.mean_with_errors_as_zero:+.4f}"
             lines += [line + ".", ""]
+            if student - constant < CLEAR_MARGIN:
+                lines += [f"**Not shown to depend on the concept**: the student's grounding is not {CLEAR_MARGIN:.2f} "
+                          "above a constant answer's, so its score could come from one well-formed answer.", ""]
     lines += [f"- Note: {md_inline(n, 300)}" for n in g.notes]
     return lines + ([""] if g.notes else [])
 
