@@ -333,6 +333,7 @@ def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | N
     from engine.stages.train.card import write_model_card
     from engine.stages.train.data import ListDataset
     from engine.stages.train.loss_guard import LossGuard
+    from engine.stages.train.ranks import test_hooks
 
     inputs = inputs or prepare(s)
     plan, tokenizer, chat = inputs.plan, inputs.tokenizer, inputs.chat
@@ -347,7 +348,7 @@ def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | N
     model = with_lora(load_base(s, plan), s)
     trainable, total = model.get_nb_trainable_parameters()
     callback = EventsCallback(events, echo=echo)
-    callbacks: list[Any] = [callback, LossGuard(plan.dtype)]
+    callbacks: list[Any] = [callback, LossGuard(plan.dtype), *test_hooks()]
     if inputs.probes is not None:
         from engine.stages.train.probe import ProbeCallback
 
