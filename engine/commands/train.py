@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from engine.commands import argtypes
 from engine.configfile import load_section, validate
-from engine.errors import InputError
+from engine.errors import InputError, StageFailed
+from engine.stages.train.launch import SETTINGS_FILE
 from engine.stages.train.settings import TrainSettings
+from engine.store.inputfile import read_json
 from engine.store.lock import output_lock
 
 # flag -> settings field; flags default to None so only what the user typed overrides the config.
@@ -32,6 +35,8 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--weight-decay", {"type": float}),
     ("--max-seq-len", {"type": int, "help": "default: 2048"}),
     ("--compute-dtype", {"choices": ("auto", "bfloat16", "float16", "float32"), "help": "default: bf16/fp16 on CUDA, fp32 on CPU"}),
+    ("--gradient-checkpointing", {"nargs": "?", "const": "on", "choices": ("auto", "on", "off"),
+                                  "help": "activation checkpointing (default: auto = on for CUDA, off on CPU; the bare flag: on)"}),
     ("--logging-steps", {"type": int, "help": "default: 10"}),
     ("--eval-steps", {"type": int, "help": "evaluate every N steps (default: each epoch)"}),
     ("--save-steps", {"type": int, "help": "checkpoint every N steps (default: each epoch)"}),
@@ -46,7 +51,7 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--probe-prompts", {"type": int, "metavar": "K", "help": "held-out prompts per probe, the first K of val.jsonl (default: 4)"}),
     ("--probe-max-new-tokens", {"type": int, "metavar": "N", "help": "answer limit of a probe (default: 1.25 x the longest training answer)"}),
 ]
-SWITCHES = ("--load-4bit", "--load-8bit", "--gradient-checkpointing", "--resume")
+SWITCHES = ("--load-4bit", "--load-8bit", "--resume")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -95,18 +100,26 @@ def settings_from(args: argparse.Namespace) -> TrainSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.stages.train.launch import launch
-    from engine.stages.train.runner import check_inputs
+    from engine.stages.train.device import cuda_count
+    from engine.stages.train.launch import launch_plan, run_child, write_settings
+    from engine.stages.train.runner import RUN_INFO, check_inputs
     from engine.stages.train.worker import run_worker
 
     settings = settings_from(args)
     # One writer per output directory, held by this (launching) process for the whole run, from
-    # before the checkpoints are looked at; torchrun's ranks do not inherit it and never take it.
+    # before the checkpoints are looked at; child processes do not inherit it and never take it.
     with output_lock(settings.out, stage="train"):
-        check_inputs(settings)  # everything that can fail does so before a model is loaded
-        if settings.world_size > 1:
-            return launch(settings)
-        info = run_worker(settings, echo=sys.stderr)
+        plan = check_inputs(settings)  # everything that can fail does so before a model is loaded
+        child = launch_plan(settings, plan.device, cuda_count(), Path(settings.out) / SETTINGS_FILE)
+        if child is None:
+            info = run_worker(settings, echo=sys.stderr)
+        else:
+            write_settings(settings)
+            sys.stderr.write(f"po-tui train: {child.why}\n")
+            rc = run_child(child)
+            if rc != 0:
+                return _child_failed(settings, rc)
+            info = read_json(Path(settings.out) / RUN_INFO, what="the training record")
     loss = info["loss"]
     sys.stderr.write(
         f"po-tui train: {info['steps']} steps in {info['duration_s']:.1f}s on {info['hardware']}; "
@@ -115,3 +128,21 @@ def run(args: argparse.Namespace) -> int:
         + f"; adapter in {settings.out}\n"
     )
     return 0
+
+
+def _child_failed(settings: TrainSettings, rc: int) -> int:
+    """The child has said why on stderr (one line for bad input; torchrun its summary); a
+    failure ends with the job's own error line from its event log, a cancel quietly with 130."""
+    from engine.runlog.events import events_path
+    from engine.runlog.tail import read_events
+
+    if rc == 2:  # bad input: the worker's one line
+        return rc
+    log = events_path(settings.run_dir or settings.out, settings.job or "train")
+    events = read_events(log) if log.exists() else []
+    starts = [i for i, e in enumerate(events) if e["type"] == "job_started"]
+    attempt = events[starts[-1]:] if starts else []
+    if rc == 130 or any(e["type"] == "job_finished" and e["data"].get("state") == "cancelled" for e in attempt):
+        return 130
+    errors = [e["data"].get("message") for e in attempt if e["type"] == "error"]
+    raise StageFailed(f"{errors[-1]} (event log: {log})" if errors else f"the training process exited with {rc} (see above)")

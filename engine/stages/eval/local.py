@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 
 from engine.core.prompts import PLAIN_SEPARATOR, prompt_text_for_model, use_chat_template
 from engine.errors import InputError, StageFailed
+from engine.stages.train.device import auto_dtype
 from engine.store.inputfile import read_json
 from engine.stages.eval.generate import FINISH_MAX_TOKENS, FINISH_STOP, Generation, OnDone, Request, Turn
 from engine.stages.eval.settings import EvalSettings
@@ -163,7 +164,7 @@ def _device_and_dtype(s: EvalSettings) -> tuple[str, str]:
     if s.dtype != "auto":
         return device, s.dtype
     if device == "cuda":
-        return device, "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return device, auto_dtype(device)  # fp16 where bf16 is only emulated (a T4)
     return device, "float32"
 
 

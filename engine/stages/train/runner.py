@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
+from engine.stages.train.device import auto_dtype, cuda_count, shards_weights, use_checkpointing
 from engine.stages.train.settings import TrainSettings
 from engine.store.atomic import atomic_write_json
 from engine.store.inputfile import read_json
@@ -35,22 +36,8 @@ class Plan:
     base_is_local: bool
     device: str  # cuda | cpu
     dtype: str
-
-
-def _cuda_count() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def _resolve_dtype(s: TrainSettings, device: str) -> str:
-    if s.compute_dtype != "auto":
-        return s.compute_dtype
-    if device == "cuda":
-        import torch
-
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return "float32"
+    checkpointing: bool = False  # activation checkpointing, resolved from `auto` for the device
+    sharded: bool = False  # FSDP or ZeRO-3: weights are split across the ranks
 
 
 def check_inputs(s: TrainSettings) -> Plan:
@@ -87,18 +74,27 @@ def check_inputs(s: TrainSettings) -> Plan:
             import bitsandbytes  # noqa: F401
         except ImportError as exc:
             raise InputError("needs bitsandbytes (pip install bitsandbytes)", field="--load-4bit" if s.load_4bit else "--load-8bit") from exc
-    cuda = _cuda_count()
+    cuda = cuda_count()
     if s.gpus is not None and s.gpus > cuda:
         raise InputError(f"{s.gpus} GPUs asked for, {cuda} present", field="--gpus")
     if (s.gpus or 0) > 1 and s.cpu_processes > 1:
         raise InputError("use --gpus or --cpu-processes, not both", field="--cpu-processes")
-    if s.deepspeed and not isinstance(read_json(s.deepspeed, what="a DeepSpeed JSON config", field="--deepspeed"), dict):
-        raise InputError("expected a JSON object", path=s.deepspeed, field="--deepspeed")
+    deepspeed = None
+    if s.deepspeed:
+        deepspeed = read_json(s.deepspeed, what="a DeepSpeed JSON config", field="--deepspeed")
+        if not isinstance(deepspeed, dict):
+            raise InputError("expected a JSON object", path=s.deepspeed, field="--deepspeed")
     out = Path(s.out)
     if (out / CHECKPOINTS).exists() and any((out / CHECKPOINTS).glob("checkpoint-*")) and not s.resume:
         raise InputError("already holds checkpoints: pass --resume to continue, or choose another --out", path=out)
     device = "cuda" if cuda and (s.gpus is None or s.gpus >= 1) and s.cpu_processes == 1 else "cpu"
-    return Plan(train_file, val_file, base_is_local, device, _resolve_dtype(s, device))
+    dtype = s.compute_dtype if s.compute_dtype != "auto" else auto_dtype(device)
+    sharded = shards_weights(s.fsdp, deepspeed)
+    if sharded and s.load_8bit:
+        raise InputError("8-bit weights cannot be sharded by FSDP or ZeRO-3 (float tensors only): use --load-4bit",
+                         field="--load-8bit")
+    return Plan(train_file, val_file, base_is_local, device, dtype,
+                checkpointing=use_checkpointing(s.gradient_checkpointing, device), sharded=sharded)
 
 
 def _torch_dtype(name: str):
@@ -107,32 +103,55 @@ def _torch_dtype(name: str):
     return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
 
 
-def load_base(s: TrainSettings, plan: Plan):
-    """The base model, 4-bit nf4 (double quantisation) or 8-bit through bitsandbytes when asked."""
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+def quantization_config(s: TrainSettings, plan: Plan):
+    """bitsandbytes settings, or None: nf4 with double quantisation computing in the run's dtype.
+
+    Sharded (FSDP / ZeRO-3), the packed 4-bit weights are stored in that dtype too instead of
+    uint8: FSDP only shards float tensors, and only wraps a unit whose tensors share one dtype
+    (bitsandbytes' FSDP-QLoRA guide)."""
+    from transformers import BitsAndBytesConfig
 
     dtype = _torch_dtype(plan.dtype)
-    kwargs: dict[str, Any] = {"local_files_only": True}  # hubs are unreachable: local dirs or the cache
     if s.load_4bit:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype,
-        )
-    elif s.load_8bit:
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-    if plan.device == "cuda":
+        storage = {"bnb_4bit_quant_storage": dtype} if plan.sharded else {}
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=dtype, **storage)
+    if s.load_8bit:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return None
+
+
+def load_base(s: TrainSettings, plan: Plan):
+    """The base model, 4-bit nf4 (double quantisation) or 8-bit through bitsandbytes when asked.
+
+    Call it after the TrainingArguments exist: they set this rank's GPU and, for ZeRO-3, the
+    DeepSpeed config that makes loading sharded (transformers reads it at load time)."""
+    from transformers import AutoModelForCausalLM
+
+    dtype = _torch_dtype(plan.dtype)
+    quantised = s.load_4bit or s.load_8bit
+    kwargs: dict[str, Any] = {"local_files_only": True}  # hubs are unreachable: local dirs or the cache
+    config = quantization_config(s, plan)
+    if config is not None:
+        kwargs["quantization_config"] = config
+    if plan.sharded:
+        # FSDP / ZeRO-3 place the shards themselves (ZeRO-3 refuses a device_map); the weights
+        # load in the dtype the 4-bit storage uses, so each wrapped unit has one float dtype.
         kwargs["dtype"] = dtype
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        kwargs["device_map"] = {"": local_rank}
-    elif s.load_4bit or s.load_8bit:
+    elif plan.device == "cuda":
+        kwargs["dtype"] = dtype
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    elif quantised:
         kwargs["device_map"] = {"": "cpu"}
     model = AutoModelForCausalLM.from_pretrained(s.base_model, **kwargs)
-    if s.load_4bit or s.load_8bit:
+    if quantised and not plan.sharded:
+        # Sharded, this is skipped (as TRL does): its fp32 upcast of the unquantised weights
+        # would leave units of mixed dtype that FSDP cannot flatten; get_peft_model freezes the
+        # base either way, and the Trainer turns checkpointing on.
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=s.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
 
 
@@ -189,6 +208,9 @@ def training_arguments(s: TrainSettings, plan: Plan, *, has_eval: bool, **overri
         max_steps=s.max_steps,
         logging_steps=s.logging_steps,
         logging_first_step=True,
+        # Off: the Trainer would log a NaN or inf step loss as the mean of the others, hiding the
+        # fp16 overflow the loss guard (engine/stages/train/loss_guard.py) must stop on.
+        logging_nan_inf_filter=False,
         save_strategy="steps" if s.save_steps else "epoch",
         save_total_limit=s.save_total_limit,
         eval_strategy=("steps" if s.eval_steps else "epoch") if has_eval else "no",
@@ -208,8 +230,9 @@ def training_arguments(s: TrainSettings, plan: Plan, *, has_eval: bool, **overri
         kwargs["save_steps"] = s.save_steps
     if s.eval_steps and has_eval:
         kwargs["eval_steps"] = s.eval_steps
-    if s.gradient_checkpointing:
-        # transformers 5 renamed it; older 5.x and 4.x only know the first name.
+    if plan.checkpointing:
+        # transformers 5 renamed it; older 5.x and 4.x only know the first name. Non-reentrant:
+        # the frozen base's inputs need no requires_grad hook for the adapters' gradients to flow.
         name = "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else "gradient_checkpointing"
         kwargs[name] = True
         kwargs[f"{name}_kwargs"] = {"use_reentrant": False}
@@ -309,6 +332,8 @@ def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | N
     from engine.stages.train.callback import EventsCallback
     from engine.stages.train.card import write_model_card
     from engine.stages.train.data import ListDataset
+    from engine.stages.train.loss_guard import LossGuard
+    from engine.stages.train.ranks import test_hooks
 
     inputs = inputs or prepare(s)
     plan, tokenizer, chat = inputs.plan, inputs.tokenizer, inputs.chat
@@ -317,11 +342,13 @@ def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | N
     if train_enc.truncated:
         events.warning(f"{train_enc.truncated} training answers were cut at --max-seq-len {s.max_seq_len}", code="truncated")
 
+    # The arguments first: they start the process group, pick this rank's GPU and, for ZeRO-3,
+    # hold the DeepSpeed config that makes from_pretrained load the weights sharded.
+    args = training_arguments(s, plan, has_eval=val_enc is not None)
     model = with_lora(load_base(s, plan), s)
     trainable, total = model.get_nb_trainable_parameters()
-    args = training_arguments(s, plan, has_eval=val_enc is not None)
     callback = EventsCallback(events, echo=echo)
-    callbacks: list[Any] = [callback]
+    callbacks: list[Any] = [callback, LossGuard(plan.dtype), *test_hooks()]
     if inputs.probes is not None:
         from engine.stages.train.probe import ProbeCallback
 
@@ -342,10 +369,12 @@ def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | N
     result = trainer.train(resume_from_checkpoint=resume_from)
     duration = time.time() - started
 
+    # Every rank: under FSDP / ZeRO-3 the adapter is gathered from the shards (a collective),
+    # and only then written, by rank 0 alone.
+    trainer.save_model(s.out)
     info: dict[str, Any] = {}
     if trainer.is_world_process_zero():
         out = Path(s.out)
-        model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         history = [row for row in trainer.state.log_history]
         atomic_write_json(out / "loss_history.json", history)
@@ -365,11 +394,11 @@ def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | N
                 k: getattr(s, k)
                 for k in (
                     "lora_r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save", "epochs", "max_steps", "batch_size",
-                    "grad_accum", "lr", "scheduler", "warmup_ratio", "max_seq_len", "load_4bit", "load_8bit",
-                    "gradient_checkpointing", "seed",
+                    "grad_accum", "lr", "scheduler", "warmup_ratio", "max_seq_len", "load_4bit", "load_8bit", "seed",
                 )
-            },
+            } | {"gradient_checkpointing": plan.checkpointing},  # as resolved for the device
             "compute_dtype": plan.dtype,
+            "sharded": plan.sharded,
             "parameters": {"trainable": trainable, "total": total},
             "steps": trainer.state.global_step,
             "resumed_from": resume_from,

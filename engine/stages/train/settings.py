@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.configfile import Seed
 
@@ -38,7 +38,9 @@ class TrainSettings(BaseModel):
     load_4bit: bool = False
     load_8bit: bool = False
     compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    gradient_checkpointing: bool = False
+    # Activation checkpointing: auto = on for CUDA (a 7B base at the seeds' batch runs out of
+    # memory without it), off on CPU. `true`/`false` in a config file mean on/off.
+    gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
     logging_steps: int = Field(10, ge=1)
     eval_steps: int | None = Field(None, ge=1)
     save_steps: int | None = Field(None, ge=1)
@@ -57,6 +59,11 @@ class TrainSettings(BaseModel):
     resume: bool = False
     run_dir: str | None = None
     job: str | None = None
+
+    @field_validator("gradient_checkpointing", mode="before")
+    @classmethod
+    def _switch(cls, value: object) -> object:
+        return ("on" if value else "off") if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _one_quantisation(self) -> "TrainSettings":
