@@ -28,10 +28,10 @@ from typing import Any, Sequence
 
 from engine.core.prompts import teacher_system_prompt
 from engine.errors import InputError
+from engine.providers.backoff import Backoff
+from engine.providers.base import TIMEOUT, Message, Provider, ProviderError
 from engine.stages.eval.generate import ASSISTANT, Generation, OnDone, Request
 from engine.stages.eval.settings import EvalSettings
-from engine.stages.teacher.backoff import Backoff
-from engine.stages.teacher.providers.base import TIMEOUT, Message, Provider, ProviderError
 from engine.stages.teacher import runner as _teacher_runner  # noqa: F401 - registers `provider_error`
 from engine.stages.teacher.settings import TeacherSettings
 
@@ -55,7 +55,7 @@ def teacher_settings(s: EvalSettings) -> TeacherSettings:
 
 def make_eval_provider(s: EvalSettings) -> Provider:
     """Build the provider (InputError when a key, project or URL is missing) before anything is written."""
-    from engine.stages.teacher.providers import make_provider
+    from engine.providers import make_provider
 
     provider = make_provider(teacher_settings(s))
     if s.provider == "openai" and s.sends_repetition_penalty:

@@ -17,14 +17,14 @@ from typing import Any, Iterator, Sequence
 
 from engine.core.prompts import render_student_prompt, teacher_system_prompt
 from engine.core.records import Concept
+from engine.providers.backoff import Backoff
+from engine.providers.base import RATE_LIMITED, TIMEOUT, Completion, Message, Provider, ProviderError
+from engine.providers.limiter import RateLimiter
 from engine.runlog.events import register_event_type
-from engine.stages.teacher.backoff import Backoff
 from engine.stages.teacher.judge import LOW_SCORE, Verdict, judge, retry_instruction
-from engine.stages.teacher.limiter import RateLimiter
 from engine.stages.teacher.offloop import OffLoop, QueuedEvents
 from engine.stages.teacher.outputs import accepted_record, reject_row, sample_metadata, utc_now
 from engine.stages.teacher.pricing import PriceTable
-from engine.stages.teacher.providers.base import RATE_LIMITED, TIMEOUT, Completion, Message, Provider, ProviderError
 from engine.stages.teacher.settings import TeacherSettings
 from engine.stages.teacher.store import Key, ResumeState, TeacherStore
 from engine.stages.teacher.tally import TeacherTally

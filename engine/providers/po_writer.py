@@ -29,8 +29,8 @@ import yaml
 
 from engine.core.blocks import render_response
 from engine.core.yamltext import safe_load
+from engine.providers.base import FINISH_MAX_TOKENS, FINISH_STOP
 from engine.stages import concept_pools as P
-from engine.stages.teacher.providers.base import FINISH_MAX_TOKENS, FINISH_STOP
 
 QUALITY_FULL = "full"
 QUALITY_LOW = "low"
@@ -954,7 +954,7 @@ def write_answer(
         raise ValueError(f"unknown style {style!r} (choose from {', '.join(STYLES)})")
     brief = read_brief(concept, requirements_yaml)
     if style == STYLE_COMPACT:
-        from engine.stages.teacher.po_compact import compact_review, compact_vision  # it imports this module
+        from engine.providers.po_compact import compact_review, compact_vision  # it imports this module
 
         vision, review = compact_vision(brief), compact_review(brief)
     else:
