@@ -26,9 +26,9 @@ from pathlib import Path
 from engine.cli import main as po_tui
 from engine.core.blocks import check_text
 from engine.core.prompts import render_student_prompt
+from engine.providers.po_writer import write_answer
 from engine.stages.concepts import generate_concepts
 from engine.stages.grounding import IdScheme, ground_answer
-from engine.stages.teacher.po_writer import write_answer
 
 # name -> (make-tiny-model flags, train flags). "demo" is engine/commands/demo.py's recipe.
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {

@@ -52,7 +52,7 @@ SHAPES = {
 def build_data(path: Path, n: int, seed: int) -> None:
     from engine.core.prompts import render_student_prompt
     from engine.stages.concepts import generate_concepts
-    from engine.stages.teacher.po_writer import write_answer
+    from engine.providers.po_writer import write_answer
 
     with open(path, "w", encoding="utf-8") as fh:
         for row in generate_concepts(n, seed):

@@ -56,3 +56,28 @@ def test_no_shell_true_and_only_safe_yaml_loads():
                     if func.attr != "load" or not safe:
                         bad.append(f"{p}:{node.lineno}: yaml.{func.attr} without a safe Loader")
     assert bad == []
+
+
+def _engine_imports(path: Path) -> set[str]:
+    """Full dotted names of the engine modules `path` imports (absolute imports)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("engine."))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("engine"):
+            names.add(node.module)
+    return names
+
+
+def test_providers_and_data_never_import_the_stages_that_use_them():
+    """engine.providers serves the teacher and eval stages and engine.data the concept generator
+    and the synthetic writer: they sit below the stages, so neither reaches back up."""
+    above = ("engine.stages", "engine.commands", "engine.pipeline", "engine.cli", "engine.views")
+    offenders = [
+        f"{p.relative_to(ROOT)}: {name}"
+        for package in ("providers", "data")
+        for p in (ROOT / "engine" / package).rglob("*.py")
+        for name in sorted(_engine_imports(p))
+        if name.startswith(above)
+    ]
+    assert offenders == []

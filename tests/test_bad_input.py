@@ -542,7 +542,7 @@ def test_out_on_a_read_only_mount(tmp_path, capsys):
 
 def test_a_requirements_yaml_that_is_not_yaml_makes_no_request(tmp_path, capsys, monkeypatch):
     """The provider is never built, let alone called, when a concept is unfit."""
-    import engine.stages.teacher.providers as providers
+    import engine.providers as providers
 
     def no_provider(*_a, **_k):
         raise AssertionError("a provider was built for a run that should have been refused")

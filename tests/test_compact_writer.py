@@ -18,12 +18,12 @@ from engine.core.prompts import render_student_prompt
 from engine.core.yamltext import safe_load
 from engine.pipeline.config import parse_config
 from engine.pipeline.plan import build_plan
+from engine.providers import po_writer
+from engine.providers.base import Message
+from engine.providers.po_writer import read_brief, write_answer
+from engine.providers.synthetic import SyntheticProvider
 from engine.stages import tiny_model
 from engine.stages.concepts import generate_concepts
-from engine.stages.teacher import po_writer
-from engine.stages.teacher.po_writer import read_brief, write_answer
-from engine.stages.teacher.providers.base import Message
-from engine.stages.teacher.providers.synthetic import SyntheticProvider
 from engine.stages.teacher.settings import SYNTHETIC_STYLES, TeacherSettings
 from engine.store.atomic import atomic_write_jsonl
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from engine.cli import main
-from engine.stages import concept_pools as P
+from engine.data import concept_pools as P
 from engine.stages import concepts as C
 from engine.stages.concepts import PoolExhaustedError, generate_concepts
 

@@ -26,11 +26,11 @@ import pytest
 from engine.cli import main
 from engine.core.prompts import render_student_prompt
 from engine.errors import InputError
+from engine.providers.po_writer import write_answer
 from engine.runlog.tail import read_events
 from engine.stages.concepts import generate_concepts
 from engine.stages.eval.dataset import read_cases
 from engine.stages.eval.results import load_results, summarize
-from engine.stages.teacher.po_writer import write_answer
 from engine.store.atomic import atomic_write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,8 +25,8 @@ pytest.importorskip("peft")
 from engine.cli import main  # noqa: E402
 from engine.core.blocks import check_text  # noqa: E402
 from engine.core.prompts import render_student_prompt  # noqa: E402
+from engine.providers.po_writer import write_answer  # noqa: E402
 from engine.stages.concepts import generate_concepts  # noqa: E402
-from engine.stages.teacher.po_writer import write_answer  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")]
 

@@ -52,6 +52,7 @@ def test_the_listed_packages_are_the_tree_plus_the_prompts():
     assert set(tool["packages"]) == _tree_packages() | {"engine.prompts"}
     assert tool["package-dir"] == {"engine.prompts": "prompts"}
     assert tool["package-data"]["engine.prompts"] == ["*.md"]
+    assert tool["package-data"]["engine.data"] == ["*.json"]  # the concept pools
     shipped = {p.name for p in (ROOT / "prompts").glob("*.md")}
     assert {prompts.TEACHER_PROMPT_FILE, prompts.STUDENT_PROMPT_FILE} <= shipped
 
@@ -121,6 +122,8 @@ def test_the_wheel_installs_without_the_checkout_and_runs_teacher_and_score(tmp_
     for md in (ROOT / "prompts").glob("*.md"):
         assert f"engine/prompts/{md.name}" in names
     assert "po_tui/po_tui.tcss" in names
+    data = [str(p.relative_to(ROOT)) for p in (ROOT / "engine" / "data").iterdir() if p.suffix == ".json"]
+    assert "engine/data/concept_pools.json" in data and not set(data) - names, "data files left out of the wheel"
     missing = [str(p.relative_to(ROOT)) for top in ("engine", "po_tui") for p in (ROOT / top).rglob("*.py")
                if "__pycache__" not in p.parts and str(p.relative_to(ROOT)) not in names]
     assert missing == [], "modules left out of the wheel"

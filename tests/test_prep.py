@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
+from engine.core.blocks import check_text
 from engine.core.blocks import render_response
 from engine.core.prompts import render_student_prompt
 from engine.core.records import Concept, read_concepts, read_samples, supervised_record, teacher_record
+from engine.providers.po_writer import write_answer
 from engine.stages.concepts import generate_concepts
 from engine.stages.prep import PrepOptions, prepare, split_groups
-from engine.stages.teacher.po_writer import write_answer
-from engine.core.blocks import check_text
 
 VAL = "artifacts/synthetic/product_owner/product_owner_val.jsonl"
 SUPERVISED = "artifacts/distillation/po_teacher_supervised.jsonl"

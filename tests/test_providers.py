@@ -18,8 +18,8 @@ import pytest
 from google.auth import exceptions as auth_exceptions
 from google.oauth2.credentials import Credentials
 
-from engine.stages.teacher.providers import openai_compat
-from engine.stages.teacher.providers.base import (
+from engine.providers import openai_compat
+from engine.providers.base import (
     AUTH,
     BAD_RESPONSE,
     CONNECTION,
@@ -37,8 +37,8 @@ from engine.stages.teacher.providers.base import (
     Message,
     ProviderError,
 )
-from engine.stages.teacher.providers.gemini import GeminiProvider
-from engine.stages.teacher.providers.openai_compat import OpenAICompatProvider
+from engine.providers.gemini import GeminiProvider
+from engine.providers.openai_compat import OpenAICompatProvider
 from tests.fakes import (
     CANNED_PO_ANSWER,
     FakeGemini,

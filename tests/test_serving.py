@@ -23,11 +23,11 @@ from engine.cli import main
 from engine.core.blocks import check_text
 from engine.core.prompts import teacher_system_prompt
 from engine.core.records import Concept, teacher_record
+from engine.providers.openai_compat import api_url
+from engine.providers.po_writer import write_answer
 from engine.stages.concepts import generate_concepts
 from engine.stages.eval.settings import is_student_tag
 from engine.stages.prep import PrepOptions, prepare
-from engine.stages.teacher.po_writer import write_answer
-from engine.stages.teacher.providers.openai_compat import api_url
 from engine.stages.train.data import IGNORE_INDEX, encode_pairs, read_pairs
 from tests.fakes.llm_servers import FakeOpenAI, ok
 from tests.fakes.po_responder import po_responder

@@ -22,8 +22,8 @@ from engine.cli import main
 from engine.core.blocks import check_text
 from engine.core.records import Concept, teacher_record
 from engine.errors import InputError
+from engine.providers.po_writer import write_answer
 from engine.stages.concepts import generate_concepts
-from engine.stages.teacher.po_writer import write_answer
 from engine.store import atomic
 from engine.store.atomic import atomic_write_text, check_output, is_stream
 from tests.eval_files import scored_cases, write_results

@@ -15,11 +15,11 @@ import yaml
 from engine.core.blocks import check_text
 from engine.core.metric import product_owner_metric, requirements_of, status_consistent
 from engine.core.prompts import render_student_prompt, teacher_retry_instruction
+from engine.providers import po_writer
+from engine.providers.base import Completion, Message
+from engine.providers.po_writer import DEFECTS, inject_defect, read_brief, write_answer
+from engine.providers.synthetic import SyntheticProvider
 from engine.stages.concepts import generate_concepts
-from engine.stages.teacher import po_writer
-from engine.stages.teacher.po_writer import DEFECTS, inject_defect, read_brief, write_answer
-from engine.stages.teacher.providers.base import Completion, Message
-from engine.stages.teacher.providers.synthetic import SyntheticProvider
 
 SYSTEM = "You are a senior Product Owner."
 # libyaml's safe loader builds the same objects as yaml.safe_load, several times faster; the

@@ -10,11 +10,11 @@ import pytest
 
 from engine.core.blocks import render_response
 from engine.core.records import Concept
+from engine.providers.base import AUTH, RATE_LIMITED, SERVER_ERROR, Completion, ProviderError
+from engine.providers.limiter import RateLimiter
 from engine.runlog.events import EventWriter
 from engine.runlog.tail import read_events
-from engine.stages.teacher.limiter import RateLimiter
 from engine.stages.teacher.pricing import Price, PriceTable
-from engine.stages.teacher.providers.base import AUTH, RATE_LIMITED, SERVER_ERROR, Completion, ProviderError
 from engine.stages.teacher.runner import TeacherRun
 from engine.stages.teacher.settings import TeacherSettings
 from engine.stages.teacher.store import TeacherStore

@@ -16,8 +16,8 @@ import pytest
 
 from engine.cli import main
 from engine.core.prompts import render_student_prompt
+from engine.providers.po_writer import write_answer
 from engine.stages.concepts import generate_concepts
-from engine.stages.teacher.po_writer import write_answer
 from engine.stages.tiny_model import IM_END, IM_START, MARKER_FILE, PAD_TOKEN, make_tiny_model
 
 pytestmark = pytest.mark.slow

@@ -26,9 +26,9 @@ pytest.importorskip("transformers")
 
 from engine.cli import main  # noqa: E402
 from engine.core.prompts import encode_prompt, render_student_prompt  # noqa: E402
+from engine.providers.po_writer import write_answer  # noqa: E402
 from engine.runlog.tail import read_events  # noqa: E402
 from engine.stages.concepts import generate_concepts  # noqa: E402
-from engine.stages.teacher.po_writer import write_answer  # noqa: E402
 from engine.stages.tiny_model import make_tiny_model  # noqa: E402
 from engine.stages.train.data import IGNORE_INDEX, Pair, encode_pairs, read_pairs  # noqa: E402
 from engine.stages.train.settings import TrainSettings  # noqa: E402

@@ -22,9 +22,9 @@ pytest.importorskip("transformers")
 
 from engine.cli import main  # noqa: E402
 from engine.core.blocks import check_text  # noqa: E402
+from engine.providers.po_writer import write_answer  # noqa: E402
 from engine.runlog.tail import read_events  # noqa: E402
 from engine.stages.concepts import generate_concepts  # noqa: E402
-from engine.stages.teacher.po_writer import write_answer  # noqa: E402
 from engine.stages.tiny_model import make_tiny_model  # noqa: E402
 from engine.stages.train.probe import PROBES_FILE, ProbeSet, probe_set, read_probes, run_probe  # noqa: E402
 from engine.stages.train.settings import TrainSettings  # noqa: E402

@@ -41,6 +41,8 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--model", {"metavar": "M", "help": "the provider's model: for a served student the served name (vLLM's LoRA "
                  "module, the Ollama model) (default: gemini-2.5-flash; synthetic-po-1)"}),
     ("--concurrency", {"type": int, "metavar": "C", "help": "provider calls in flight (default: 4)"}),
+    ("--rpm", {"type": float, "metavar": "R", "help": "provider requests per minute limit (default: none)"}),
+    ("--tpm", {"type": float, "metavar": "T", "help": "provider tokens per minute limit, estimated before each call (default: none)"}),
     ("--api-retries", {"type": int, "metavar": "N", "help": "retries of a failed provider call: 429, 5xx, timeouts (default: 6)"}),
     ("--backoff-base", {"type": float, "dest": "backoff_base_s", "metavar": "S", "help": "first backoff delay (default: 1s)"}),
     ("--timeout", {"type": float, "dest": "timeout_s", "metavar": "S", "help": "per-call timeout (default: 120s)"}),

@@ -230,7 +230,7 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
 
 
 async def _generate(settings: TeacherSettings, concepts, store: TeacherStore, events, prices: PriceTable) -> dict[str, Any]:
-    from engine.stages.teacher.providers import make_provider
+    from engine.providers import make_provider
     from engine.stages.teacher.runner import TeacherRun
 
     provider = make_provider(settings)

@@ -167,8 +167,9 @@ def build_plan(config: PipelineConfig, run_dir: str | Path) -> list[Job]:
 
     if e.teacher_reference:
         ref = ["--provider", t.provider, "--concurrency", str(t.concurrency)]
+        # The teacher's quota is the same quota when eval asks the teacher: its limits apply too.
         for name, value in (("--model", t.model), ("--base-url", t.base_url), ("--api-key-env", t.api_key_env),
-                            ("--project", t.project), ("--location", t.location)):
+                            ("--project", t.project), ("--location", t.location), ("--rpm", t.rpm), ("--tpm", t.tpm)):
             _flag(ref, name, value)
         if t.provider == "synthetic":
             s = t.synthetic

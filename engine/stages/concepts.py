@@ -23,8 +23,8 @@ from typing import Iterable, Sequence
 
 import yaml
 
+from engine.data import concept_pools as P
 from engine.errors import InputError
-from engine.stages import concept_pools as P
 
 GENERATOR = "po-tui-concepts/1"
 TIERS = P.TIERS

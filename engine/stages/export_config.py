@@ -41,7 +41,7 @@ def served_models(base_url: str, *, timeout_s: float = CHECK_TIMEOUT_S) -> list[
     """The model ids a server lists at `GET {root}/models`; InputError (one line) when it cannot say."""
     import httpx
 
-    from engine.stages.teacher.providers.openai_compat import api_url
+    from engine.providers.openai_compat import api_url
 
     try:
         url = api_url(base_url, "/models")

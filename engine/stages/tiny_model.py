@@ -35,8 +35,8 @@ from typing import Any, Iterator
 
 from engine.core.prompts import render_student_prompt, template_id
 from engine.errors import InputError
+from engine.providers.po_writer import STYLE_FULL, STYLES, write_answer
 from engine.stages.concepts import generate_concepts
-from engine.stages.teacher.po_writer import STYLE_FULL, STYLES, write_answer
 from engine.store import outpath
 
 FORMAT = "po-tui-tiny-model/1"

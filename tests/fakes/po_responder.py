@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from engine.core.records import split_prompt
-from engine.stages.teacher.po_writer import write_answer
+from engine.providers.po_writer import write_answer
 
 
 def _first_user_text(body: Any) -> str:

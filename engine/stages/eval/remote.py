@@ -1,12 +1,13 @@
 """A teacher provider (Gemini, Vertex, OpenAI-compatible, synthetic) answering evaluation requests.
 
-The same providers, credentials and error kinds as `po-tui teacher` (engine.stages.teacher):
-keys come from the environment only. Up to `--concurrency` calls are in flight; transient
-failures (429, 5xx, timeouts, dropped connections, unparseable bodies) are retried with the
-teacher's backoff, never sooner than Retry-After. A call that still fails leaves its case
-unfinished (a rerun retries it); an auth or not-found error stops the run, since every other call
-would fail the same way. One event loop serves every round, because provider clients are bound
-to the loop they were created on.
+The same providers, credentials and error kinds as `po-tui teacher`, through the same call path
+(`engine.providers.calls`): keys come from the environment only. Up to `--concurrency` calls are
+in flight, within `--rpm`/`--tpm` (one limiter for the whole evaluation, every round and retry);
+transient failures (429, 5xx, timeouts, dropped connections, unparseable bodies) are retried
+with backoff, never sooner than Retry-After. A call that still fails leaves its case unfinished
+(a rerun retries it); an auth or not-found error stops the run, since every other call would
+fail the same way. One event loop serves every round, because provider clients (and the
+limiter's lock) are bound to the loop they were first used on.
 
 What the provider is asked depends on who it stands for (`EvalSettings.resolved_prompt_format`):
 a teacher gets the teacher's system prompt before the student prompt; a served student or
@@ -22,17 +23,17 @@ for Qwen2.5) and llama.cpp its `--repeat-penalty`.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from typing import Any, Sequence
 
 from engine.core.prompts import teacher_system_prompt
 from engine.errors import InputError
+from engine.providers.backoff import Backoff
+from engine.providers.base import Message, Provider, ProviderError
+from engine.providers.calls import ProviderCaller, RetryPolicy
+from engine.providers.limiter import RateLimiter
 from engine.stages.eval.generate import ASSISTANT, Generation, OnDone, Request
 from engine.stages.eval.settings import EvalSettings
-from engine.stages.teacher.backoff import Backoff
-from engine.stages.teacher.providers.base import TIMEOUT, Message, Provider, ProviderError
-from engine.stages.teacher import runner as _teacher_runner  # noqa: F401 - registers `provider_error`
 from engine.stages.teacher.settings import TeacherSettings
 
 
@@ -55,7 +56,7 @@ def teacher_settings(s: EvalSettings) -> TeacherSettings:
 
 def make_eval_provider(s: EvalSettings) -> Provider:
     """Build the provider (InputError when a key, project or URL is missing) before anything is written."""
-    from engine.stages.teacher.providers import make_provider
+    from engine.providers import make_provider
 
     provider = make_provider(teacher_settings(s))
     if s.provider == "openai" and s.sends_repetition_penalty:
@@ -64,19 +65,39 @@ def make_eval_provider(s: EvalSettings) -> Provider:
     return provider
 
 
+class _Abandoned(Exception):
+    """A call not sent because the run is stopping (a fatal provider error)."""
+
+
 class ProviderGenerator:
     name = "provider"
 
-    def __init__(self, provider: Provider, s: EvalSettings, events: Any) -> None:
+    def __init__(self, provider: Provider, s: EvalSettings, events: Any, *, limiter: RateLimiter | None = None) -> None:
         self.provider = provider
         self.s = s
         self.events = events
         self.system = "" if s.student_prompt else teacher_system_prompt()
-        self.backoff = Backoff(s.backoff_base_s)
-        self.jitter = random.Random()
+        self.limiter = limiter or RateLimiter(s.rpm, s.tpm)
+        policy = RetryPolicy(s.api_retries, Backoff(s.backoff_base_s), s.timeout_s)
+        self.caller = ProviderCaller(provider, self.limiter, policy, events, check=self._check_fatal)
         self.loop = asyncio.new_event_loop()
         self.fatal: ProviderError | None = None
         self.failures: dict[str, int] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    def _check_fatal(self) -> None:
+        """After an auth or not-found error no call is sent."""
+        if self.fatal is not None:
+            raise _Abandoned
+
+    def _stop_others(self) -> None:
+        """A fatal error: the calls still waiting (for the gate, the limiter, a backoff) are
+        dropped now, not after their wait, and their cases stay unfinished; answers already on
+        their way are kept."""
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current and task not in self.caller.sending:
+                task.cancel()
 
     def run(self, requests: Sequence[Request], on_done: OnDone) -> None:
         self.loop.run_until_complete(self._run(requests, on_done))
@@ -86,7 +107,7 @@ class ProviderGenerator:
     async def _run(self, requests: Sequence[Request], on_done: OnDone) -> None:
         gate = asyncio.Semaphore(self.s.concurrency)
         last = [time.perf_counter()]
-        tasks = [asyncio.create_task(self._one(r, gate, on_done, last)) for r in requests]
+        tasks = self._tasks = [asyncio.create_task(self._one(r, gate, on_done, last)) for r in requests]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -96,16 +117,29 @@ class ProviderGenerator:
             raise
 
     async def _one(self, request: Request, gate: asyncio.Semaphore, on_done: OnDone, last: list[float]) -> None:
+        try:
+            await self._answer(request, gate, on_done, last)
+        except (_Abandoned, asyncio.CancelledError):
+            if self.fatal is None:
+                raise  # a cancel from outside (Ctrl-C), not our stop
+
+    async def _answer(self, request: Request, gate: asyncio.Semaphore, on_done: OnDone, last: list[float]) -> None:
         async with gate:
-            if self.fatal is not None:
-                return
             conversation = [Message("model" if t.role == ASSISTANT else "user", t.text) for t in request.turns]
             try:
-                completion = await self._call(request, conversation)
+                completion = await self.caller.call(
+                    self.system,
+                    conversation,
+                    temperature=self.s.temperature,
+                    max_output_tokens=self.s.resolved_max_new_tokens(),
+                    seed=request.seed,
+                    context={"concept_id": request.concept_id},
+                )
             except ProviderError as exc:
                 self.failures[exc.kind] = self.failures.get(exc.kind, 0) + 1
                 if exc.fatal:
-                    self.fatal = exc
+                    self.fatal = self.fatal or exc
+                    self._stop_others()
                     return
                 on_done(Generation(request.key, "", 0, 0, "ERROR", 0.0, 0.0, error=str(exc)))
                 return
@@ -122,40 +156,6 @@ class ProviderGenerator:
                 wall_share_s=share,
             )
         )
-
-    async def _call(self, request: Request, conversation: list[Message]):
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                return await asyncio.wait_for(
-                    self.provider.generate(
-                        self.system,
-                        conversation,
-                        temperature=self.s.temperature,
-                        max_output_tokens=self.s.resolved_max_new_tokens(),
-                        seed=request.seed,
-                    ),
-                    timeout=self.s.timeout_s + 30,  # the provider enforces timeout_s; this catches a hang
-                )
-            except asyncio.TimeoutError:
-                exc = ProviderError(TIMEOUT, f"no answer within {self.s.timeout_s + 30:.0f}s")
-            except ProviderError as err:
-                exc = err
-            give_up = exc.fatal or not exc.retryable or tries > self.s.api_retries
-            delay = None if give_up else self.backoff.delay(tries, exc.retry_after_s, self.jitter)
-            self.events.emit(
-                "provider_error",
-                kind=exc.kind,
-                status=exc.status,
-                message=exc.message,
-                concept_id=request.concept_id,
-                attempt=tries,
-                retry_in_s=round(delay, 3) if delay is not None else None,
-            )
-            if delay is None:
-                raise exc
-            await asyncio.sleep(delay)
 
     def close(self) -> None:
         try:

@@ -61,6 +61,10 @@ class EvalSettings(BaseModel):
     restart: bool = False
     # providers
     concurrency: int = Field(4, ge=1, le=1024)
+    # Per-minute limits on provider calls, as the teacher's (engine.providers.limiter). Not in the
+    # fingerprint: they pace the calls, they do not change the answers.
+    rpm: float | None = Field(None, gt=0)
+    tpm: float | None = Field(None, gt=0)
     api_retries: int = Field(6, ge=0)
     backoff_base_s: float = Field(1.0, gt=0)
     timeout_s: float = Field(120.0, gt=0)

@@ -8,7 +8,7 @@ from engine.core.blocks import check_text
 from engine.core.metric import ALLOWED_STATUSES, product_owner_metric
 from engine.core.prompts import teacher_retry_instruction
 from engine.core.yamltext import as_mapping, load_yaml
-from engine.stages.teacher.providers.base import FINISH_MAX_TOKENS, FINISH_STOP
+from engine.providers.base import FINISH_MAX_TOKENS, FINISH_STOP
 
 LOW_SCORE = "low_score"
 # Not a format_error (the YAML is fine) but never accepted into a teacher dataset: a student

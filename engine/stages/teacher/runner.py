@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from engine.core.prompts import render_student_prompt, teacher_system_prompt
 from engine.core.records import Concept
+from engine.providers.backoff import Backoff
+from engine.providers.base import Completion, Message, Provider, ProviderError
+from engine.providers.calls import ProviderCaller, RetryPolicy
+from engine.providers.limiter import RateLimiter
 from engine.runlog.events import register_event_type
-from engine.stages.teacher.backoff import Backoff
 from engine.stages.teacher.judge import LOW_SCORE, Verdict, judge, retry_instruction
-from engine.stages.teacher.limiter import RateLimiter
 from engine.stages.teacher.offloop import OffLoop, QueuedEvents
 from engine.stages.teacher.outputs import accepted_record, reject_row, sample_metadata, utc_now
 from engine.stages.teacher.pricing import PriceTable
-from engine.stages.teacher.providers.base import RATE_LIMITED, TIMEOUT, Completion, Message, Provider, ProviderError
 from engine.stages.teacher.settings import TeacherSettings
 from engine.stages.teacher.store import Key, ResumeState, TeacherStore
 from engine.stages.teacher.tally import TeacherTally
@@ -39,12 +39,6 @@ register_event_type(
     "teacher_retry",
     "A teacher sample is retried: concept_id, variant, attempt (the one that failed), reason, detail.",
     required=("concept_id", "variant", "attempt", "reason"),
-)
-register_event_type(
-    "provider_error",
-    "A provider call failed: kind, status, message, concept_id, variant, try, retry_in_s (null when "
-    "given up).",
-    required=("kind", "message"),
 )
 register_event_type(
     "teacher_stats",
@@ -85,11 +79,6 @@ def work_items(concepts: Sequence[tuple[str, Concept]], samples_per_concept: int
             yield WorkItem(concept, concept_id, variant)
 
 
-def estimate_tokens(system: str, conversation: Sequence[Message], max_output: int | None) -> int:
-    chars = len(system) + sum(len(m.text) for m in conversation)
-    return chars // 4 + (max_output or 2048)
-
-
 class TeacherRun:
     def __init__(
         self,
@@ -115,12 +104,14 @@ class TeacherRun:
         self.model = settings.resolved_model()
         self.system = teacher_system_prompt(settings.system_prompt)
         self.prompt_hash = settings.prompt_hash()
-        self.limiter = RateLimiter(settings.rpm, settings.tpm)
-        self.backoff = Backoff(settings.backoff_base_s, settings.backoff_max_s)
-        self.jitter = random.Random()
         self.stop_reason: str | None = None
         self.fatal: ProviderError | None = None
         self.tally = TeacherTally(target=settings.max_records)
+        policy = RetryPolicy(settings.api_retries, Backoff(settings.backoff_base_s, settings.backoff_max_s), settings.timeout_s)
+        # The tally counts the caller's requests and provider errors as they happen.
+        self.caller = ProviderCaller(
+            provider, RateLimiter(settings.rpm, settings.tpm), policy, self.events, check=self._check_stop, stats=self.tally
+        )
         self.tally.accepted = len(self.resume.accepted)
         # Rejects that --retry-errors asks again are not counted twice.
         self.tally.rejected = sum(self.resume.finished(k, retry_errors=settings.retry_errors) for k in self.resume.rejected)
@@ -273,58 +264,24 @@ class TeacherRun:
         conversation.append(Message("user", retry_instruction(verdict, self.s.min_score)))
 
     async def _call(self, item: WorkItem, conversation: list[Message]) -> Completion:
-        """One provider call, retried on transient errors with backoff; ProviderError if it
-        still fails; Stop when the run is stopping."""
-        estimate = estimate_tokens(self.system, conversation, self.s.max_output_tokens)
-        tries = 0
-        while True:
-            self._check_stop()
-            tries += 1
-            await self.limiter.acquire(estimate)
-            self._check_stop()
-            self.tally.requests += 1
-            try:
-                completion = await asyncio.wait_for(
-                    self.provider.generate(
-                        self.system,
-                        list(conversation),
-                        temperature=self.s.temperature,
-                        max_output_tokens=self.s.max_output_tokens,
-                        seed=self._seed(item),
-                    ),
-                    # The provider enforces timeout_s itself; this only catches a provider that hangs.
-                    timeout=self.s.timeout_s + 30,
-                )
-            except asyncio.TimeoutError:
-                exc = ProviderError(TIMEOUT, f"no answer within {self.s.timeout_s + 30:.0f}s")
-            except ProviderError as err:
-                exc = err
-            else:
-                self.limiter.record_tokens(estimate, completion.input_tokens + completion.output_tokens)
-                return completion
-            self.tally.provider_errors[exc.kind] += 1
-            give_up = exc.fatal or not exc.retryable or tries > self.s.api_retries
-            delay = None if give_up else self.backoff.delay(tries, exc.retry_after_s, self.jitter)
-            self.events.emit(
-                "provider_error",
-                kind=exc.kind,
-                status=exc.status,
-                message=exc.message,
-                concept_id=item.concept_id,
-                variant=item.variant,
-                attempt=tries,
-                retry_in_s=round(delay, 3) if delay is not None else None,
+        """One provider call through the shared call path (limits, retries, backoff);
+        ProviderError if it still fails; Stop when the run is stopping or the error is fatal."""
+        try:
+            return await self.caller.call(
+                self.system,
+                conversation,
+                temperature=self.s.temperature,
+                max_output_tokens=self.s.max_output_tokens,
+                seed=self._seed(item),
+                context={"concept_id": item.concept_id, "variant": item.variant},
             )
-            if exc.fatal:
-                self.fatal = exc
-                self.stop_reason = self.stop_reason or "fatal_provider_error"
-                self.cancel_others()
-                raise Stop("fatal")
-            if give_up:
-                raise exc
-            if exc.kind == RATE_LIMITED and exc.retry_after_s:
-                self.limiter.pause(exc.retry_after_s)
-            await asyncio.sleep(delay)
+        except ProviderError as exc:
+            if not exc.fatal:
+                raise
+            self.fatal = exc
+            self.stop_reason = self.stop_reason or "fatal_provider_error"
+            self.cancel_others()
+            raise Stop("fatal") from None
 
     def cancel_others(self) -> None:
         current = asyncio.current_task()

@@ -19,7 +19,7 @@ from engine.core.prompts import student_template, teacher_system_prompt
 
 PROVIDERS = ("gemini", "vertex", "openai", "synthetic")
 DEFAULT_MODELS = {"gemini": "gemini-2.5-flash", "vertex": "gemini-2.5-flash", "synthetic": "synthetic-po-1"}
-# The synthetic writer's styles (engine.stages.teacher.po_writer.STYLES, kept here so that
+# The synthetic writer's styles (engine.providers.po_writer.STYLES, kept here so that
 # settings and command lines need not import the writer).
 SYNTHETIC_STYLES = ("full", "compact")
 DEFINING = ("prompt", "metric", "min_score", "provider", "model", "style")

@@ -17,7 +17,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from engine.stages.teacher.providers.base import (
+from engine.providers.base import (
     AUTH,
     BAD_RESPONSE,
     CONNECTION,

@@ -3,7 +3,8 @@
 A provider takes a system prompt and a conversation (the user's prompt, and on retries the
 model's previous answer plus a corrective instruction) and returns a `Completion`: text, token
 usage, latency, finish reason. Every failure is a `ProviderError` that says whether retrying can
-help and, when the server said so, after how long. The retry policy lives in the runner, not here.
+help and, when the server said so, after how long. The retry policy lives with the caller, not
+here.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ retries). Everything is drawn from the caller's `random.Random`, so the same inp
 always give the same text.
 
 How it reviews: it reads the requirement items, recognises the concept's domain with the glossary
-the concept generator draws from (`concept_pools`), and calls a functional requirement a
+the concept generator draws from (`engine.data.concept_pools`), and calls a functional requirement a
 conflict when it clearly belongs to an unrelated domain, or when none of its content words appear
 in the concept, title, other requirements or the concept's domain glossary (only for outliers: if
 most requirements share no words with a thin concept, words cannot tell). A seeded few of the
@@ -29,8 +29,8 @@ import yaml
 
 from engine.core.blocks import render_response
 from engine.core.yamltext import safe_load
-from engine.stages import concept_pools as P
-from engine.stages.teacher.providers.base import FINISH_MAX_TOKENS, FINISH_STOP
+from engine.data import concept_pools as P
+from engine.providers.base import FINISH_MAX_TOKENS, FINISH_STOP
 
 QUALITY_FULL = "full"
 QUALITY_LOW = "low"
@@ -954,7 +954,7 @@ def write_answer(
         raise ValueError(f"unknown style {style!r} (choose from {', '.join(STYLES)})")
     brief = read_brief(concept, requirements_yaml)
     if style == STYLE_COMPACT:
-        from engine.stages.teacher.po_compact import compact_review, compact_vision  # it imports this module
+        from engine.providers.po_compact import compact_review, compact_vision  # it imports this module
 
         vision, review = compact_vision(brief), compact_review(brief)
     else:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from engine.stages.teacher.providers.base import (
+from engine.providers.base import (
     BAD_RESPONSE,
     CONNECTION,
     FINISH_EMPTY,

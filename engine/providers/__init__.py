@@ -1,19 +1,38 @@
-"""Build the configured provider. Credentials come from the environment only, never from flags."""
+"""The model providers both the teacher and eval stages call (Gemini/Vertex, OpenAI-compatible,
+synthetic), the one call path with retries and rate limits (`calls`), and `make_provider`.
+
+They live beside the stages, not inside one, because two stages use them. Credentials come from
+the environment only, never from flags.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Any, Mapping, Protocol
 
 from engine.errors import InputError
-from engine.stages.teacher.providers.base import Provider
-from engine.stages.teacher.settings import TeacherSettings
+from engine.providers.base import Provider
+
+
+class ProviderSettings(Protocol):
+    """What `make_provider` reads from a stage's settings (TeacherSettings has all of it)."""
+
+    provider: str
+    api_key_env: str | None
+    base_url: str | None
+    project: str | None
+    location: str | None
+    timeout_s: float
+    seed: int
+    synthetic: Any  # SyntheticSettings: model_dump() gives the SyntheticProvider's knobs
+
+    def resolved_model(self) -> str: ...
 
 GEMINI_KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 OPENAI_KEY_VAR = "OPENAI_API_KEY"
 
 
-def api_key(settings: TeacherSettings, env: Mapping[str, str] | None = None) -> str | None:
+def api_key(settings: ProviderSettings, env: Mapping[str, str] | None = None) -> str | None:
     """The key for the configured provider, from the environment (None when it needs none)."""
     env = os.environ if env is None else env
     if settings.api_key_env:
@@ -25,15 +44,15 @@ def api_key(settings: TeacherSettings, env: Mapping[str, str] | None = None) -> 
     return None
 
 
-def make_provider(settings: TeacherSettings, env: Mapping[str, str] | None = None) -> Provider:
+def make_provider(settings: ProviderSettings, env: Mapping[str, str] | None = None) -> Provider:
     env = os.environ if env is None else env
     model = settings.resolved_model()
     if settings.provider == "synthetic":
-        from engine.stages.teacher.providers.synthetic import SyntheticProvider
+        from engine.providers.synthetic import SyntheticProvider
 
         return SyntheticProvider(model=model, seed=settings.seed, **settings.synthetic.model_dump())
     if settings.provider in ("gemini", "vertex"):
-        from engine.stages.teacher.providers.gemini import GeminiProvider
+        from engine.providers.gemini import GeminiProvider
 
         if settings.provider == "gemini":
             key = api_key(settings, env)
@@ -48,7 +67,7 @@ def make_provider(settings: TeacherSettings, env: Mapping[str, str] | None = Non
         return GeminiProvider(
             model, vertex=True, project=project, location=location, base_url=settings.base_url, timeout_s=settings.timeout_s
         )
-    from engine.stages.teacher.providers.openai_compat import OpenAICompatProvider, api_url
+    from engine.providers.openai_compat import OpenAICompatProvider, api_url
 
     base_url = settings.base_url or env.get("OPENAI_BASE_URL")
     if not base_url:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.stages.teacher.po_writer import Brief, Requirement, _Findings, _ids, _verb
+from engine.providers.po_writer import Brief, Requirement, _Findings, _ids, _verb
 
 # One date for every answer: a date that changed with the concept would be noise to learn.
 LAST_UPDATED = "2025-11-17"

@@ -17,8 +17,8 @@ from typing import Sequence
 
 from engine.core.blocks import check_text
 from engine.core.records import split_prompt
-from engine.stages.teacher import po_writer
-from engine.stages.teacher.providers.base import FINISH_MAX_TOKENS, FINISH_STOP, Completion, Message
+from engine.providers import po_writer
+from engine.providers.base import FINISH_MAX_TOKENS, FINISH_STOP, Completion, Message
 
 DEFAULT_MODEL = "synthetic-po-1"
 
