@@ -3,6 +3,9 @@
 Each sub-command lives in `engine.commands.<name>` and exposes `register(subparsers)`, which
 adds its parser and sets `func(args) -> int`. Bad input (`InputError`) becomes one line on
 stderr and exit code 2; `--debug` (or PO_TUI_DEBUG=1) shows the traceback instead.
+
+The `po-tui` script is po_tui/cli.py's `main`, which calls this one with the cockpit (the engine
+never imports the UI); `python -m engine` calls it without one (engine/commands/__init__.py).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 import traceback
 from typing import Sequence
 
-from engine.commands import can_show_cockpit
+from engine.commands import Cockpit, can_show_cockpit
 from engine.core.inert import one_line
 from engine.errors import InputError, StageFailed
 
@@ -83,7 +86,8 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, cockpit: Cockpit | None = None) -> int:
+    """Run one sub-command; `cockpit` is what opens the UI (None: headless, as `python -m engine`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         signal.signal(signal.SIGTERM, _terminate)
@@ -93,10 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get("PO_TUI_DEBUG") == "1"
     if not getattr(args, "func", None):
-        if argv or not can_show_cockpit():
+        if argv or cockpit is None or not can_show_cockpit():
             parser.print_help()
             return EXIT_USAGE
-        return int(importlib.import_module("po_tui.cli").pick() or 0)  # `po-tui` alone: the runs picker
+        return int(cockpit.pick() or 0)  # `po-tui` alone: the runs picker
+    args.cockpit = cockpit
     try:
         return int(args.func(args) or 0)
     except InputError as exc:

@@ -1,8 +1,18 @@
-"""Launching the cockpit. engine/commands/*.py load this module by name, so engine never imports textual."""
+"""The `po-tui` script: the engine's command line, handed the cockpit that opens the UI.
+
+Dependencies point one way: this module imports the engine, never the reverse. `main` gives
+`engine.cli.main` this module's `attach` and `pick` (an `engine.commands.Cockpit`), which the
+`run`, `demo` and `attach` commands and `po-tui` alone call; `python -m engine` runs without them.
+Textual is loaded only when a cockpit opens, so the headless commands start as fast as before.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Sequence
+
+from engine.cli import main as engine_main
 
 # What a cockpit's exit value means to the person who started it.
 AFTER = {
@@ -33,3 +43,22 @@ def pick(roots: list[Path] | None = None) -> int:
         result = attach(run_dir, owned=what == "started", back=True)
         if result != "back":
             return 0
+
+
+class _Cockpit:
+    """The `engine.commands.Cockpit` this package provides: the functions above."""
+
+    def attach(self, run_dir: Path, *, owned: bool = False) -> str | None:
+        return attach(run_dir, owned=owned)
+
+    def pick(self) -> int:
+        return pick()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`po-tui ARGS`: the engine's command line with the cockpit."""
+    return engine_main(argv, cockpit=_Cockpit())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

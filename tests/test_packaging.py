@@ -11,6 +11,7 @@ from a temporary directory.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -55,6 +56,15 @@ def test_the_listed_packages_are_the_tree_plus_the_prompts():
     assert tool["package-data"]["engine.data"] == ["*.json"]  # the concept pools
     shipped = {p.name for p in (ROOT / "prompts").glob("*.md")}
     assert {prompts.TEACHER_PROMPT_FILE, prompts.STUDENT_PROMPT_FILE} <= shipped
+
+
+def test_the_po_tui_script_is_the_ui_side_which_hands_the_engine_its_cockpit():
+    """The engine never imports the UI, so the script that opens the cockpit lives in po_tui
+    (po_tui/cli.py) and calls `engine.cli.main` with it; `python -m po_tui` is the same."""
+    module, _, func = _pyproject()["project"]["scripts"]["po-tui"].partition(":")
+    assert module.split(".")[0] == "po_tui"
+    assert callable(getattr(importlib.import_module(module), func))
+    assert (ROOT / "po_tui" / "__main__.py").is_file() and (ROOT / "engine" / "__main__.py").is_file()
 
 
 def test_prompts_dir_prefers_the_installed_package_then_the_checkout(tmp_path, monkeypatch):

@@ -234,8 +234,9 @@ async def test_picker_starts_a_run_from_a_config_and_refuses_a_bad_one(tmp_path,
     assert read_manifest(run)["state"] == "failed"  # the engine really ran it (and the bad concepts failed it)
 
 
-def test_po_tui_alone_without_a_terminal_prints_help(capsys):
-    done = subprocess.run([sys.executable, "-m", "engine"], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+@pytest.mark.parametrize("module", ["po_tui", "engine"])
+def test_po_tui_alone_without_a_terminal_prints_help(module):
+    done = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert done.returncode == 2 and "usage: po-tui" in done.stdout
 
 
@@ -277,7 +278,7 @@ def test_attach_in_a_real_terminal_under_tmux(tmp_path, size):
     session = f"po-tui-test-{os.getpid()}-{size[0]}"
     socket_name = f"po-tui-test-{os.getpid()}"
     tmux = ["tmux", "-L", socket_name]
-    command = f"{sys.executable} -m engine attach {run}; echo EXITED=$?; sleep 30"
+    command = f"{sys.executable} -m po_tui attach {run}; echo EXITED=$?; sleep 30"
     subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command], check=True,
                    env={**os.environ, "TERM": "xterm-256color"})
 

@@ -1,15 +1,15 @@
 """`po-tui attach RUN_DIR`: open the Textual cockpit on a run, live or finished.
 
-The engine must never import the UI (tests/test_architecture.py), so the cockpit is loaded by
-module name at run time, and only here.
+The engine never imports the UI (tests/test_architecture.py): the cockpit is the one the command
+line was started with (`args.cockpit`, handed over by po_tui/cli.py); `python -m engine attach`
+has none and says so in one line.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 
-from engine.commands import can_show_cockpit
+from engine.commands import can_show_cockpit, cockpit_of
 from engine.errors import InputError
 from engine.views.rundir import require_run_dir
 
@@ -27,10 +27,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     run_dir = require_run_dir(args.run_dir)
+    cockpit = cockpit_of(args)
+    if cockpit is None:
+        raise InputError(f"the cockpit is not part of `python -m engine`: open it with `po-tui attach {run_dir}`, "
+                         f"or follow the run with `po-tui status --follow {run_dir}`")
     if not can_show_cockpit():
         # Without a terminal the cockpit would wait for keys that never come (a pipe, nohup, CI).
         raise InputError(f"the cockpit needs a terminal (stdin and stdout are not both a TTY, or TERM=dumb): "
                          f"follow the run with `po-tui status --follow {run_dir}`")
-    cockpit = importlib.import_module("po_tui.cli")
     cockpit.attach(run_dir)
     return 0

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.commands import argtypes
-from engine.commands import can_show_cockpit
+from engine.commands import can_show_cockpit, cockpit_of
 from engine.core.inert import one_line
 from engine.pipeline.config import PipelineConfig, parse_config
 from engine.pipeline.headless import headline
@@ -98,14 +98,13 @@ def run(args: argparse.Namespace) -> int:
     create_run(run_dir, config)
     console = Console(stderr=True)
     console.print(Text(one_line(f"po-tui demo: run directory {run_dir}")))
-    if not args.headless and can_show_cockpit():
-        import importlib
-
+    cockpit = cockpit_of(args)
+    if not args.headless and cockpit is not None and can_show_cockpit():
         from engine.pipeline.launch import spawn_engine
         from engine.pipeline.manifest import read_manifest
 
         spawn_engine(run_dir, mode="demo")  # detached: the cockpit follows it, quitting asks whether to stop it
-        if importlib.import_module("po_tui.cli").attach(run_dir, owned=True) == "detach":
+        if cockpit.attach(run_dir, owned=True) == "detach":
             return 0
         manifest = read_manifest(run_dir) or {}
         final = str(manifest.get("state"))

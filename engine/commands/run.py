@@ -1,7 +1,8 @@
 """`po-tui run`: drive a pipeline config through the engine: in the cockpit, headless, detached, or resumed.
 
 On a terminal without --headless, the engine starts detached (engine/pipeline/launch.py) and the
-cockpit follows it: quitting the cockpit can leave the run going or cancel it.
+cockpit follows it: quitting the cockpit can leave the run going or cancel it. Without a cockpit
+(`python -m engine run`, engine/commands/__init__.py) it runs headless.
 
 Exit codes follow the run: 0 the gate passed, 1 it failed, 2 bad input or a failed stage,
 130 cancelled.
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 from engine.commands import argtypes
-from engine.commands import can_show_cockpit
+from engine.commands import Cockpit, can_show_cockpit, cockpit_of
 from engine.core.inert import one_line
 from engine.errors import InputError
 
@@ -70,16 +71,14 @@ def prepare(args: argparse.Namespace):
     return run_dir, config, False
 
 
-def cockpit(run_dir: Path) -> int:
+def follow(run_dir: Path, cockpit: Cockpit) -> int:
     """The TUI mode: the engine runs detached, the cockpit follows it and owns its controls.
 
     Once the run has ended the exit code is the headless one; left running, 0.
     """
-    import importlib
-
     from engine.pipeline.manifest import read_manifest
 
-    importlib.import_module("po_tui.cli").attach(run_dir, owned=True)
+    cockpit.attach(run_dir, owned=True)
     manifest = read_manifest(run_dir) or {}
     final = str(manifest.get("state"))
     if final in ("succeeded", "failed", "cancelled"):
@@ -134,9 +133,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.detach and not args.headless:
         raise InputError("--detach needs --headless", field="--detach")
-    tui = not args.headless and can_show_cockpit()
+    cockpit = cockpit_of(args)
+    tui = not args.headless and cockpit is not None and can_show_cockpit()
     if not args.headless and not tui:
-        print("po-tui run: no terminal for the cockpit: running headless")
+        why = "no terminal for the cockpit" if not can_show_cockpit() else "no cockpit in `python -m engine`"
+        print(f"po-tui run: {why}: running headless")
     run_dir, config, resuming = prepare(args)
     if args.detach or tui:
         from engine.pipeline.launch import spawn_engine
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         if args.detach:
             print(run_dir)
             return EXIT_PASS
-        return cockpit(run_dir)
+        return follow(run_dir, cockpit)
     engine = Engine(run_dir, config, resume=resuming, retry_failed=args.retry_failed, grace_s=args.grace,
                     mode=args.engine_mode or "headless")
     print(one_line(f"run directory: {run_dir}"), flush=True)
