@@ -6,24 +6,18 @@ Everything kept grows to a fixed size at most (histogram bins, deques), however 
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
 import engine.runlog.reducers  # noqa: F401  (registers the stage folds the status view uses)
+from engine.core.numbers import finite_float
 from engine.runlog.state import JobState, RunState
 
 HIST_BINS = 10
 KEEP_POINTS = 2000  # loss points per series
 KEEP_RETRIES = 50
 KEEP_LOG_LINES = 2000  # per job, across stdout and stderr
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 class CockpitModel:
@@ -65,7 +59,7 @@ class CockpitModel:
         if etype == "teacher_stats":
             job.extra["teacher_full"] = data  # statuses, reject_reasons, per_model: not in the core fold
         elif etype == "teacher_sample":
-            score = _num(data.get("score"))
+            score = finite_float(data.get("score"))
             if score is not None:
                 self.scores[min(HIST_BINS - 1, max(0, int(score * HIST_BINS)))] += 1
             if isinstance(data.get("status"), str):
@@ -73,15 +67,15 @@ class CockpitModel:
         elif etype == "teacher_retry":
             self.retries.append({"ts": event.get("ts"), **data})
         elif etype == "train_step":
-            loss, step = _num(data.get("loss")), data.get("step")
+            loss, step = finite_float(data.get("loss")), data.get("step")
             if loss is not None and isinstance(step, int):
                 self.loss.append((step, loss))
         elif etype == "train_eval":
-            loss, step = _num(data.get("eval_loss")), data.get("step")
+            loss, step = finite_float(data.get("eval_loss")), data.get("step")
             if loss is not None and isinstance(step, int):
                 self.eval_loss.append((step, loss))
         elif etype == "train_probe":
-            step, valid, prompts, mean = data.get("step"), _num(data.get("valid")), _num(data.get("prompts")), _num(data.get("mean"))
+            step, valid, prompts, mean = data.get("step"), finite_float(data.get("valid")), finite_float(data.get("prompts")), finite_float(data.get("mean"))
             if isinstance(step, int) and valid is not None and prompts and mean is not None:
                 self.probes.append((step, int(valid), int(prompts), mean))
 

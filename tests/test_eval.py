@@ -16,6 +16,7 @@ import os
 import random
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -25,12 +26,14 @@ import pytest
 
 from engine.cli import main
 from engine.core.prompts import render_student_prompt
+from engine.core.records import read_eval_results
 from engine.errors import InputError
 from engine.providers.po_writer import write_answer
 from engine.runlog.tail import read_events
 from engine.stages.concepts import generate_concepts
 from engine.stages.eval.dataset import read_cases
-from engine.stages.eval.results import load_results, summarize
+from engine.stages.eval.results import RESULTS_FORMAT, summarize
+from engine.stages.results import load_results
 from engine.store.atomic import atomic_write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,9 +178,10 @@ def test_student_eval_with_batching_writes_the_results_schema(student, concepts,
     m = doc["metrics"]
     assert m["valid_rate"] == 0.0 and m["mean_with_errors_as_zero"] == 0.0 and m["mean"] is None and m["n"] == 6
     assert "eval [student] 6/6" in stderr and "6 cases, 0 valid" in stderr
-    # Same reader for our files and the replaced system's.
+    # Same reader for our files and the replaced system's (the gate's, the report's, the cockpit's).
     loaded = load_results(path)
-    assert loaded.ours and loaded.metrics == doc["metrics"]
+    assert loaded.po_tui["format"] == RESULTS_FORMAT and len(loaded.cases) == 6
+    assert not any(c.valid for c in loaded.cases) and all(c.reason for c in loaded.cases)
 
 
 def test_student_eval_reports_events_and_updates_the_model_card(student, adapter, work):
@@ -517,7 +521,10 @@ def test_max_samples_takes_the_first_concepts_in_file_order_once_each(tmp_path):
 def test_terminal_lines_strip_control_characters_from_untrusted_text():
     from engine.commands.eval import _case_line, clean
 
-    assert clean("a\x1b[31mred\x1b[0m\x07b\x1b]0;title\x07c\rd") == "aredbcd"
+    # the same cleaning as every other screen (engine/core/inert.py): a CR is a line break, not
+    # dropped; 8-bit C1 sequences and bidi overrides go too (the old copy here let them through)
+    assert clean("a\x1b[31mred\x1b[0m\x07b\x1b]0;title\x07c\rd") == "aredbc\nd"
+    assert clean("\x9b2Jx\u202eevil") == "xevil"
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         _case_line("t")({"concept_id": "X\x1b[2J", "status": "format_error", "format_error": "missing_review_block",
@@ -532,12 +539,13 @@ def test_reference_results_load_with_the_same_reader(reference):
     results = reference / "inference_results"
     for name in ("baseline_20251114_215442.json", "student_20251114_220448.json"):
         loaded = load_results(results / name)
-        recorded = loaded.header["metrics"]
-        assert not loaded.ours and loaded.metrics["n"] == loaded.header["total_samples"] == 20
-        assert loaded.metrics["valid"] == loaded.header["valid_samples"]
+        recorded, metrics = loaded.header["metrics"], summarize(read_eval_results(results / name).cases)
+        assert loaded.po_tui == {} and len(loaded.cases) == metrics["n"] == loaded.header["total_samples"] == 20
+        assert sum(c.valid for c in loaded.cases) == metrics["valid"] == loaded.header["valid_samples"]
         for key in ("mean", "std", "min", "max"):
-            assert loaded.metrics[key] == pytest.approx(recorded[key], abs=1e-12)
-        assert loaded.metrics["mean_with_errors_as_zero"] == pytest.approx(recorded["mean"], abs=1e-12)
+            assert metrics[key] == pytest.approx(recorded[key], abs=1e-12)
+        assert metrics["mean_with_errors_as_zero"] == pytest.approx(recorded["mean"], abs=1e-12)
+        assert statistics.fmean(c.score for c in loaded.cases if c.valid) == pytest.approx(recorded["mean"], abs=1e-12)
     with pytest.raises(InputError, match="not an evaluation of the VISION/REVIEW format"):
         load_results(results / "baseline_20251114_143731.json")
 

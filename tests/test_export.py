@@ -23,7 +23,7 @@ from engine.core.prompts import encode_prompt, prompt_text_for_model, render_stu
 from engine.errors import InputError  # noqa: E402
 from engine.stages import export as export_stage  # noqa: E402
 from engine.stages.concepts import generate_concepts  # noqa: E402
-from engine.stages.export import consumer_config, merge_adapter, ollama_format, ollama_template  # noqa: E402
+from engine.stages.export import consumer_config, merge_adapter, ollama_format  # noqa: E402
 from engine.stages.tiny_model import make_tiny_model  # noqa: E402
 
 GREEDY = dict(do_sample=False, max_new_tokens=24)
@@ -288,7 +288,8 @@ def test_ollama_modelfile_and_command(tmp_path, tiny, adapter):
 
 
 def test_ollama_template_reproduces_the_training_prompt(tokenizer):
-    template, stops = ollama_template(tokenizer)
+    fmt = ollama_format(tokenizer)
+    template, stops = fmt.template, fmt.stops
     assert stops[:2] == ["<|im_end|>", "<|endoftext|>"]
     prompt = render_student_prompt("A bike-sharing app", "- id: R1\n  text: riders unlock bikes")
     expected = prompt_text_for_model(tokenizer, prompt, chat=True)
@@ -320,7 +321,8 @@ def test_a_default_system_message_becomes_the_modelfile_system(tokenizer):
 def test_plain_layout_when_trained_without_a_chat_template(tmp_path, tiny, adapter, tokenizer):
     tok = tokenizer.__class__.from_pretrained(tokenizer.name_or_path, local_files_only=True)
     tok.chat_template = None
-    template, stops = ollama_template(tok)
+    fmt = ollama_format(tok)
+    template, stops = fmt.template, fmt.stops
     assert template == "{{ .Prompt }}\n\n"
     assert render_go(template, system="", prompt="P") == prompt_text_for_model(tok, "P", chat=False)
     assert "<|im_end|>" in stops

@@ -11,7 +11,12 @@ import pytest
 
 from engine.errors import InputError
 from engine.store.atomic import atomic_write_json, atomic_write_jsonl
-from engine.store.jsonl import JsonlAppender, iter_jsonl, read_jsonl, repair_torn_tail
+from engine.store.jsonl import JsonlAppender, iter_jsonl, repair_torn_tail
+
+
+def read_jsonl(path, *, warn=None) -> list:
+    """All (line, record) pairs, a torn last line described to `warn`: how the stages read."""
+    return list(iter_jsonl(path, on_torn=(lambda t: warn(t.describe())) if warn else None))
 
 
 def test_append_then_read(tmp_path):

@@ -82,8 +82,7 @@ def test_envelope_and_seq_continue_across_reopen(tmp_path: Path) -> None:
         w.log("hello")
     assert first["seq"] == 0 and first["data"]["pid"] == os.getpid() and first["data"]["host"] == HOST
     with EventWriter(path, "teacher", clock=clock) as w:
-        assert w.next_seq == 3
-        w.started("teacher", resumed=True)
+        assert w.started("teacher", resumed=True)["seq"] == 3
         w.finished("succeeded", summary={"records": 10})
 
     events = read_events(path)

@@ -34,7 +34,8 @@ def _group_alive(pgid: int) -> bool:
 
 def _cancel_jobs(run_dir: Path, grace: float) -> int:
     """No engine: signal the running jobs' groups, then record them and the run as cancelled."""
-    from engine.pipeline.manifest import job_group_alive, read_manifest, utc_now, write_manifest
+    from engine.core.timefmt import utc_stamp
+    from engine.pipeline.manifest import job_group_alive, read_manifest, write_manifest
     from engine.runlog.events import EventWriter, events_path
     from engine.runlog.tail import read_events
 
@@ -54,7 +55,7 @@ def _cancel_jobs(run_dir: Path, grace: float) -> int:
         if not events or events[-1].get("type") != "job_finished":
             with EventWriter(path, job["name"]) as writer:
                 writer.finished("cancelled")
-        job.update(state="cancelled", pgid=None, finished_at=utc_now())
+        job.update(state="cancelled", pgid=None, finished_at=utc_stamp())
     if manifest and manifest.get("state") in ("running", "pending"):
         manifest["state"] = "cancelled"
         write_manifest(run_dir, manifest)

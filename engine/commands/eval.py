@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import sys
 from typing import Any
 
 from engine.commands import argtypes
 from engine.configfile import validate
+from engine.core.inert import clean
 from engine.errors import InputError, StageFailed
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.eval.settings import PROMPT_FORMATS, PROVIDERS, EvalSettings
@@ -68,8 +68,6 @@ SYNTHETIC_FLAGS = [
 ]
 SYNTHETIC_STYLE_FLAG = "--synthetic-style"  # as `po-tui teacher` spells it
 
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
@@ -118,11 +116,6 @@ def settings_from(args: argparse.Namespace) -> EvalSettings:
             flag = next((f for f, kw in FLAGS if kw.get("dest") == exc.field), "--" + exc.field.replace("_", "-"))
             exc.field = flag
         raise
-
-
-def clean(text: Any) -> str:
-    """Model output and dataset text are untrusted: no escape sequences or control characters."""
-    return _CONTROL.sub("", str(text))
 
 
 def _fmt(x: float | None, spec: str = ".4f") -> str:

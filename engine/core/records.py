@@ -15,15 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable, Sequence
 
 from engine.core.blocks import check_pair, check_text, FormatCheck, render_response
 from engine.core.yamltext import load_yaml
 from engine.errors import InputError
 from engine.store.inputfile import loads_json, open_input, read_bytes, read_json, read_text
-from engine.store.jsonl import iter_jsonl
+from engine.store.jsonl import Warn, iter_jsonl
 
 TIERS = ("simple", "medium", "corporate")
 
@@ -352,9 +353,6 @@ def concept_from_record(obj: Any, path: str | Path, line: int | None) -> Concept
 # --- files ------------------------------------------------------------------------------------
 
 
-Warn = Callable[[str], None]
-
-
 def _first_byte(path: Path) -> bytes:
     """The first non-whitespace byte of the file (b"" when there is none)."""
     with open_input(path) as fh:
@@ -532,6 +530,20 @@ def teacher_record(
 def supervised_record(prompt: str, vision: str, review: str, **extra: Any) -> dict[str, Any]:
     """A supervised prompt/response pair; extra fields (concept_id, tier, score...) are kept."""
     return {"prompt": prompt, "response": render_response(vision, review), **extra}
+
+
+def score_summary(values: Sequence[float]) -> dict[str, Any]:
+    """n, mean, median, min, max of a list of scores (None each when empty): the dataset and
+    teacher statistics (`po-tui stats`, teacher_stats)."""
+    if not values:
+        return {"n": 0, "mean": None, "median": None, "min": None, "max": None}
+    return {
+        "n": len(values),
+        "mean": statistics.fmean(values),
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
 
 
 def population_stats(scores: Iterable[float]) -> dict[str, float | int | None]:

@@ -11,7 +11,9 @@ from: JSON arrays become tuples, so `random.Random` makes the same choices from 
 from the literals these pools used to be, and a seed gives byte-identical concepts.
 
 Names and shapes (the JSON key in lower case):
-- TIERS, PRIORITIES: tuples of words; every tier-keyed table below has exactly the TIERS as keys.
+- PRIORITIES: a tuple of words. The tiers are the domain's (`engine.core.records.TIERS`, one
+  definition for the generator, the readers and the statistics): every tier-keyed table below has
+  exactly those as keys, in that order.
 - NEAR_FAMILIES: family -> frozenset of families close enough that a requirement from one would
   not read as out of scope in the other (injected conflicts come from neither).
 - DOMAINS: dicts with key, family, label (strings) and stems, audiences, entities, actors,
@@ -34,6 +36,8 @@ from __future__ import annotations
 import json
 from importlib import resources
 from typing import Any
+
+from engine.core.records import TIERS
 
 DATA_FILE = "concept_pools.json"
 _DOMAIN_TEXT = ("key", "family", "label")
@@ -68,10 +72,9 @@ def _tiered(entries: list[dict], key: str, tiers: tuple[str, ...]) -> tuple[tupl
 def load(text: str) -> dict[str, Any]:
     """The pools of one JSON document, by their module-level names (ValueError names a bad entry)."""
     raw = json.loads(text)
-    tiers = tuple(raw["tiers"])
     priorities = tuple(raw["priorities"])
     for key in ("product_kinds", "tier_phrases", "tier_remarks"):
-        _require(tuple(raw[key]) == tiers, f"{key} must have the tiers {tiers} as keys, in that order")
+        _require(tuple(raw[key]) == TIERS, f"{key} must have the tiers {TIERS} as keys, in that order")
     for i, domain in enumerate(raw["domains"]):
         fields = _DOMAIN_TEXT + _DOMAIN_LISTS
         _require(set(domain) == set(fields), f"domains[{i}] needs exactly {', '.join(fields)}")
@@ -80,7 +83,6 @@ def load(text: str) -> dict[str, Any]:
     names = {name for name, _ in regions}
     _require(names == set(raw["region_constraints"]), "every region needs one region_constraint")
     pools = {
-        "TIERS": tiers,
         "PRIORITIES": priorities,
         "NEAR_FAMILIES": {family: frozenset(near) for family, near in raw["near_families"].items()},
         "DOMAINS": _tuples(raw["domains"]),
@@ -91,8 +93,8 @@ def load(text: str) -> dict[str, Any]:
         "REGION_CONSTRAINTS": dict(raw["region_constraints"]),
         "FOCI": {focus: (tuple(f["phrases"]), tuple(f["templates"])) for focus, f in raw["foci"].items()},
         "GENERIC_FEATURES": _tuples(raw["generic_features"]),
-        "NFRS": _tiered(raw["nfrs"], "nfrs", tiers),
-        "CONSTRAINTS": _tiered(raw["constraints"], "constraints", tiers),
+        "NFRS": _tiered(raw["nfrs"], "nfrs", TIERS),
+        "CONSTRAINTS": _tiered(raw["constraints"], "constraints", TIERS),
         "TIER_PHRASES": _tuples(raw["tier_phrases"]),
         "OPENERS": _tuples(raw["openers"]),
         "SCOPERS": _tuples(raw["scopers"]),
@@ -107,7 +109,6 @@ def load(text: str) -> dict[str, Any]:
 
 _POOLS = load(resources.files(__package__).joinpath(DATA_FILE).read_text(encoding="utf-8"))
 
-TIERS: tuple[str, ...] = _POOLS["TIERS"]
 PRIORITIES: tuple[str, ...] = _POOLS["PRIORITIES"]
 NEAR_FAMILIES: dict[str, frozenset[str]] = _POOLS["NEAR_FAMILIES"]
 DOMAINS: tuple[dict, ...] = _POOLS["DOMAINS"]

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
+from engine.core.timefmt import utc_stamp
 from engine.pipeline.runner import EngineEvent
 
 PLAIN_EVERY_S = 5.0
@@ -43,7 +44,7 @@ class PlainPrinter:
         self._last_done: dict[str, object] = {}
 
     def line(self, text: str) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        stamp = utc_stamp()
         self.out.write(f"{stamp} {text}\n")
         self.out.flush()
 

@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.configfile import validate
+from engine.core.timefmt import utc_stamp
 from engine.errors import InputError
 from engine.store.atomic import atomic_write_json
-from engine.store.jsonfile import read_json_document
+from engine.store.jsonfile import read_json_document, read_record
 
 FORMAT = "po-tui-run/1"
 MANIFEST = "manifest.json"
@@ -73,10 +73,6 @@ class Manifest(BaseModel):
         return jobs
 
 
-def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def new_run_id() -> str:
     """YYYYmmdd-HHMMSS-<4 hex>: sorts by time, unique across two runs started in one second."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
@@ -84,32 +80,7 @@ def new_run_id() -> str:
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any] | None:
     """The manifest as a dict, None when there is none; InputError (file, line or field) when damaged."""
-    path = Path(run_dir) / MANIFEST
-    try:
-        doc = read_json_document(path)
-    except FileNotFoundError:
-        return None
-    except InputError as exc:
-        exc.message = f"{DAMAGED}: {exc.message}"
-        raise
-    if not isinstance(doc, dict):
-        raise InputError(f"{DAMAGED}: a JSON {_json_kind(doc)}, expected an object", path=path)
-    try:
-        validate(Manifest, doc, path=path)
-    except InputError as exc:
-        exc.message = f"{DAMAGED}: {exc.message.removeprefix('Value error, ')}"
-        raise
-    return doc
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    return "null" if value is None else "number"
+    return read_record(Path(run_dir) / MANIFEST, Manifest, damaged=DAMAGED)
 
 
 def write_manifest(run_dir: str | Path, manifest: dict[str, Any]) -> None:
@@ -121,7 +92,7 @@ def write_pidfile(run_dir: str | Path, pid: int, mode: str) -> None:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
         pgid = pid
-    atomic_write_json(Path(run_dir) / PIDFILE, {"pid": pid, "pgid": pgid, "host": socket.gethostname(), "started_at": utc_now(), "mode": mode})
+    atomic_write_json(Path(run_dir) / PIDFILE, {"pid": pid, "pgid": pgid, "host": socket.gethostname(), "started_at": utc_stamp(), "mode": mode})
 
 
 def read_pidfile(run_dir: str | Path) -> dict[str, Any] | None:

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
+from engine.core.timefmt import utc_stamp
 from engine.errors import InputError
 from engine.pipeline.config import PipelineConfig, dump_config
-from engine.pipeline.manifest import (FORMAT, live_engine, new_run_id, read_manifest, remove_pidfile, utc_now,
+from engine.pipeline.manifest import (FORMAT, live_engine, new_run_id, read_manifest, remove_pidfile,
                                       write_manifest, write_pidfile)
 from engine.pipeline.plan import CONFIG_NAME, Job, build_plan, fingerprint, outputs_present
 from engine.runlog.events import EventWriter, events_path
@@ -66,7 +67,7 @@ def create_run(run_dir: str | Path, config: PipelineConfig) -> Path:
     manifest = {
         "format": FORMAT,
         "run_id": r.name if r.name[:8].isdigit() else new_run_id(),
-        "created_at": utc_now(),
+        "created_at": utc_stamp(),
         "config": CONFIG_NAME,
         "config_sha256": hashlib.sha256(text.encode()).hexdigest(),
         "state": "pending",
@@ -310,7 +311,7 @@ class Engine:
         stderr_path = self.run_dir / f"{job.name}.stderr.log"
         stderr_start = stderr_path.stat().st_size if stderr_path.exists() else 0
         started = time.time()
-        self._set_job(entry, state="running", argv=argv, fingerprint=fp, started_at=utc_now(), finished_at=None,
+        self._set_job(entry, state="running", argv=argv, fingerprint=fp, started_at=utc_stamp(), finished_at=None,
                       exit_code=None, skipped_reason=None, pgid=None)
         with open(self.run_dir / f"{job.name}.stdout.log", "ab") as out, open(stderr_path, "ab") as err:
             self._proc = await asyncio.create_subprocess_exec(
@@ -340,7 +341,7 @@ class Engine:
             self.manifest["gate"] = gate
             entry["gate_summary"] = gate
         # A signal's death is written as the shell does (128 + signal), as in the job's log.
-        self._set_job(entry, state=state, exit_code=code if code >= 0 else 128 - code, finished_at=utc_now(), pgid=None)
+        self._set_job(entry, state=state, exit_code=code if code >= 0 else 128 - code, finished_at=utc_stamp(), pgid=None)
         return state
 
     async def _follow(self, job: str, path: Path, tail: EventTail, stop: asyncio.Event) -> None:

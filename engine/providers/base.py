@@ -129,6 +129,21 @@ def scrub(text: str, secrets: Sequence[str | None]) -> str:
     return text
 
 
+MAX_MESSAGE_CHARS = 500  # a provider's error text in a ProviderError (events, logs, one stderr line)
+
+
+def scrubbed(text: str, secrets: Sequence[str | None]) -> str:
+    """`text` without the secrets and cut to MAX_MESSAGE_CHARS: every provider's error message."""
+    text = scrub(text, secrets)
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
+def describe(what: str, exc: BaseException, secrets: Sequence[str | None]) -> str:
+    """"what: ExcType: detail" for an exception a provider's client raised, `scrubbed`."""
+    detail = str(exc).strip()
+    return scrubbed(f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else ""), secrets)
+
+
 # What an error body says when the key itself is refused (Gemini: "API key not valid", "API key
 # expired"; OpenAI: "Incorrect API key provided", code invalid_api_key).
 _BAD_KEY = re.compile(

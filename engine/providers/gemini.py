@@ -34,8 +34,9 @@ from engine.providers.base import (
     ProviderError,
     kind_for_status,
     mentions_bad_key,
+    describe,
     parse_retry_after,
-    scrub,
+    scrubbed,
 )
 
 try:
@@ -54,7 +55,6 @@ except ImportError:  # pragma: no cover - google-auth comes with google-genai
 GEMINI_API_VERSION = "v1beta"  # newest models and fields land here first
 # The SDK's async pool defaults to 100 connections; a wide runner would queue behind it.
 _POOL = {"max_connections": 256, "max_keepalive_connections": 64}
-_MAX_MESSAGE_CHARS = 500
 _FINISH = {"STOP": FINISH_STOP, "MAX_TOKENS": FINISH_MAX_TOKENS, "SAFETY": FINISH_SAFETY}
 
 
@@ -215,7 +215,7 @@ class GeminiProvider:
         code = exc.code if isinstance(exc.code, int) else None
         details = exc.details if isinstance(exc.details, (dict, list)) else None
         label = ": ".join(str(p) for p in (exc.status, exc.message) if p) or type(exc).__name__
-        message = self._clip(scrub(label, self._secrets))
+        message = scrubbed(label, self._secrets)
         retry_after = parse_retry_after(_header(exc, "retry-after")) or _retry_delay(details)
         if code is None:
             return ProviderError(BAD_RESPONSE, message, retry_after_s=retry_after)
@@ -223,13 +223,7 @@ class GeminiProvider:
         return ProviderError(kind, message, status=code, retry_after_s=retry_after)
 
     def _describe(self, what: str, exc: BaseException) -> str:
-        detail = str(exc).strip()
-        text = f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else "")
-        return self._clip(scrub(text, self._secrets))
-
-    @staticmethod
-    def _clip(text: str) -> str:
-        return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 3] + "..."
+        return describe(what, exc, self._secrets)
 
     async def aclose(self) -> None:
         """Close the SDK's connection pools (async and sync); safe to call twice."""

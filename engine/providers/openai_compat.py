@@ -36,6 +36,7 @@ from engine.providers.base import (
     FINISH_OTHER,
     FINISH_SAFETY,
     FINISH_STOP,
+    MAX_MESSAGE_CHARS,
     NOT_FOUND,
     TIMEOUT,
     Completion,
@@ -43,8 +44,9 @@ from engine.providers.base import (
     ProviderError,
     kind_for_status,
     mentions_bad_key,
+    describe,
     parse_retry_after,
-    scrub,
+    scrubbed,
 )
 
 try:
@@ -65,7 +67,6 @@ _TIMEOUTS = _classes("TimeoutException") + (TimeoutError,)
 _BAD_URL = _classes("UnsupportedProtocol", "InvalidURL")
 _UNDECODABLE = _classes("DecodingError", "TooManyRedirects")
 _NETWORK = _classes("TransportError", "RequestError") + (OSError,)
-_MAX_MESSAGE_CHARS = 500
 _FINISH = {"stop": FINISH_STOP, "length": FINISH_MAX_TOKENS, "content_filter": FINISH_SAFETY}
 _ROLES = {"user": "user", "model": "assistant"}
 ENDPOINT = "/chat/completions"
@@ -207,7 +208,7 @@ class OpenAICompatProvider:
         detail = _error_text(response) or response.reason_phrase or "HTTP error"
         return ProviderError(
             kind_for_status(status, bad_key=mentions_bad_key(detail, _body_text(response))),
-            self._clip(scrub(detail, self._secrets)),
+            scrubbed(detail, self._secrets),
             status=status,
             retry_after_s=_retry_after(response.headers),
         )
@@ -225,13 +226,7 @@ class OpenAICompatProvider:
         return ProviderError(BAD_RESPONSE, self._describe("unexpected failure", exc))
 
     def _describe(self, what: str, exc: BaseException) -> str:
-        detail = str(exc).strip()
-        text = f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else "")
-        return self._clip(scrub(text, self._secrets))
-
-    @staticmethod
-    def _clip(text: str) -> str:
-        return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 3] + "..."
+        return describe(what, exc, self._secrets)
 
     async def aclose(self) -> None:
         """Close the connection pool; safe to call twice (a later generate() opens a new one)."""
@@ -265,7 +260,7 @@ def _error_text(response: Any) -> str:
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        return response.text.strip()[:_MAX_MESSAGE_CHARS]
+        return response.text.strip()[:MAX_MESSAGE_CHARS]
     err = body.get("error", body) if isinstance(body, dict) else body
     if isinstance(err, dict):
         parts = [err.get("type") or err.get("code"), err.get("message")]

@@ -415,10 +415,6 @@ class EventWriter:
 
     # -- core --------------------------------------------------------------------------------
 
-    @property
-    def next_seq(self) -> int:
-        return self._next_seq
-
     def emit(self, type: str, /, **data: Any) -> dict[str, Any]:
         """Append one event of `type` with payload `data`; return the event as written."""
         return self._emit(type, data, None)

@@ -7,21 +7,15 @@ Importing this module registers the reducers; it imports no stage code (no torch
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from engine.core.numbers import finite
 from engine.runlog.state import JobState, register_reducer
 
 TEACHER_KEYS = ("accepted", "rejected", "target", "attempted", "in_flight", "retries", "records_per_min",
                 "acceptance_rate", "cost_usd", "cost_usd_run", "cost_per_accepted_usd", "provider_errors")
 TRAIN_KEYS = ("step", "max_steps", "epoch", "loss", "learning_rate", "grad_norm", "tokens_seen", "tokens_per_s",
               "gpu_mem_allocated_gb", "gpu_mem_peak_gb")
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _teacher_stats(job: JobState, event: dict[str, Any]) -> None:
@@ -59,7 +53,7 @@ def _eval_case(job: JobState, event: dict[str, Any]) -> None:
     data = event.get("data") or {}
     ev = job.extra.setdefault("eval", {"n": 0, "valid": 0, "score_sum": 0.0})
     ev["n"] += 1
-    score = _number(data.get("score"))
+    score = finite(data.get("score"))
     if data.get("status") == "ok" and score is not None:
         ev["valid"] += 1
         ev["score_sum"] += score

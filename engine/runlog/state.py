@@ -8,7 +8,6 @@ short deques of recent errors/warnings/logs, never the event history itself.
 from __future__ import annotations
 
 import heapq
-import math
 import os
 import socket
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from engine.core.numbers import finite
 from engine.runlog.events import JOB_END_STATES, check_event, job_of_path, list_event_files
 from engine.runlog.tail import EventTail, iter_events
 from engine.store.jsonl import Warn
@@ -49,8 +49,8 @@ def _num(value: Any) -> float | None:
 
 def _finite(value: Any) -> float | None:
     """A finite payload number, ints kept as ints (so a view shows 40/100, not 40.0/100.0)."""
-    number = _num(value)
-    if number is None or not math.isfinite(number):
+    number = finite(_num(value))
+    if number is None:
         return None
     return value if isinstance(value, int) else number
 

@@ -23,11 +23,11 @@ from typing import Iterable, Sequence
 
 import yaml
 
+from engine.core.records import TIERS
 from engine.data import concept_pools as P
 from engine.errors import InputError
 
 GENERATOR = "po-tui-concepts/1"
-TIERS = P.TIERS
 MAX_ATTEMPTS = 64
 # Every concept is built in memory before the file is written atomically: a count this large is
 # gigabytes (and far more than any teacher budget covers), so it is refused as a typo.

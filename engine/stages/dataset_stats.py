@@ -24,16 +24,16 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.core.blocks import render_response
 from engine.core.metric import ALLOWED_STATUSES, DEFAULT_METRIC, check_metric, product_owner_metric
 from engine.core.prompts import render_student_prompt, student_messages
-from engine.core.records import TIERS, Sample, read_samples
+from engine.core.records import TIERS, Sample, read_samples, score_summary
 from engine.core.yamltext import load_yaml
 from engine.errors import InputError
+from engine.store.jsonl import Warn
 
-Warn = Callable[[str], None]
 
 HIST_BINS = 10
 BAR_WIDTH = 40
@@ -64,18 +64,6 @@ def _norm(text: str | None) -> str | None:
     if text is None:
         return None
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
-
-
-def _summary(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0, "mean": None, "median": None, "min": None, "max": None}
-    return {
-        "n": len(values),
-        "mean": statistics.fmean(values),
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-    }
 
 
 def _histogram(values: list[float]) -> list[dict[str, Any]]:
@@ -333,7 +321,7 @@ def dataset_stats(
             "first": [s.line if s.line is not None else s.where for s in duplicates[:DUPLICATE_EXAMPLES]],
         },
         "score": {
-            **_summary(valid_scores),
+            **score_summary(valid_scores),
             "metric": metric,
             "sources": dict(sorted(sources.items())),
             "histogram": _histogram(valid_scores),

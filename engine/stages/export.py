@@ -38,7 +38,7 @@ import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from engine.core.prompts import PLAIN_SEPARATOR, use_chat_template
 from engine.errors import InputError
@@ -56,6 +56,7 @@ from engine.stages.ollama_routes import (
 )
 from engine.store.atomic import atomic_write_json, atomic_write_text, fsync_dir
 from engine.store.inputfile import read_json
+from engine.store.jsonl import Warn
 from engine.store.outpath import check_out_dir
 
 FORMAT = "po-tui-export/1"
@@ -79,8 +80,6 @@ CHAT_MODES = ("auto", "on", "off")
 _SYS = "\u2063PO-TUI-SYSTEM\u2063"
 _USR = "\u2063PO-TUI-USER\u2063"
 _ASST = "\u2063PO-TUI-ASSISTANT\u2063"
-
-Warn = Callable[[str], None]
 
 
 def no_warn(_message: str) -> None:
@@ -487,12 +486,6 @@ def ollama_format(tokenizer: Any, *, chat: bool | None = None) -> OllamaFormat:
     if default_system is not None:
         notes.append("the chat template adds a default system message: written as SYSTEM")
     return OllamaFormat(template, stops, default_system, True, notes)
-
-
-def ollama_template(tokenizer: Any) -> tuple[str, list[str]]:
-    """(TEMPLATE text, stop strings) for the tokenizer, as `ollama_format` with chat='auto'."""
-    fmt = ollama_format(tokenizer)
-    return fmt.template, fmt.stops
 
 
 def _quoted(keyword: str, text: str) -> str:

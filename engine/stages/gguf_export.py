@@ -17,9 +17,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from engine.stages.export import Warn, no_warn, check_adapter, check_base_model, fresh_dir, merge_adapter
+from engine.stages.export import no_warn, check_adapter, check_base_model, fresh_dir, merge_adapter
 from engine.stages.gguf_adapter import check_outtype, write_gguf_adapter
 from engine.stages.llama_cpp import LlamaCpp, build_gguf, check_quantize, find_llama_cpp
+from engine.store.jsonl import Warn
 from engine.store.outpath import check_out_file
 
 

@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from engine.core.blocks import check_pair, render_response
 from engine.core.metric import parse_block, product_owner_metric, requirements_of
-from engine.stages.results import CaseResult, RunResults, RunSummary, parse_case, summarize_cases
+from engine.stages.results import CaseResult, RunResults, RunSummary, opt_str, parse_case, summarize_cases
 
 SIDES = ("student", "baseline", "teacher", "constant")
 GROUNDING_FIELDS = ("name_match", "id_precision", "id_coverage", "grounding")
@@ -217,12 +217,8 @@ def teacher_answers(runs: Mapping[str, RunResults]) -> tuple[list[tuple[str, str
         run = runs.get(tag)
         refs = [(c.concept_id, c.reference) for c in run.cases if isinstance(c.reference, dict)] if run else []
         if refs:
-            return [(cid, _str(ref.get("vision_yaml")), _str(ref.get("review_yaml"))) for cid, ref in refs], "reference answers"
+            return [(cid, opt_str(ref.get("vision_yaml")), opt_str(ref.get("review_yaml"))) for cid, ref in refs], "reference answers"
     return [], "none"
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def pick_constant(answers: Sequence[tuple[str, str | None, str | None]], origin: str) -> ConstantAnswer | None:

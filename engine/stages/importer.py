@@ -10,14 +10,15 @@ prep to account for, instead of disappearing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.core.metric import product_owner_metric
 from engine.core.records import Concept, read_samples, teacher_record
 from engine.errors import InputError
+from engine.store.jsonl import Warn
 
 
-def import_records(path: str | Path, *, metric: str = "po-v2", warn: Callable[[str], None] | None = None) -> tuple[str, list[dict[str, Any]]]:
+def import_records(path: str | Path, *, metric: str = "po-v2", warn: Warn | None = None) -> tuple[str, list[dict[str, Any]]]:
     kind, samples = read_samples(path, warn=warn)
     if not samples:
         raise InputError("no records: nothing to import", path=path)

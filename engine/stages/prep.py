@@ -13,16 +13,16 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from engine.core.blocks import render_response
 from engine.core.metric import ALLOWED_STATUSES, product_owner_metric, requirements_of
 from engine.core.prompts import render_student_prompt, template_id
-from engine.core.records import Concept, Sample, read_concept_list, sample_from_record
+from engine.core.records import Concept, Sample, read_concept_list, sample_from_record, supervised_record
 from engine.core.yamltext import as_mapping, load_yaml
 from engine.errors import InputError
 from engine.store.atomic import atomic_write_json, atomic_write_jsonl
-from engine.store.jsonl import iter_jsonl
+from engine.store.jsonl import Warn, iter_jsonl
 
 FORMATS = ("prompt-response", "chat")
 STRATA_KEYS = ("tier", "status")
@@ -143,7 +143,7 @@ def _find_duplicates(rows: list[Row], dedupe: bool, legacy: Counter) -> list[int
     return lines
 
 
-def _read_rows(path: str | Path, warn: Callable[[str], None] | None) -> list[Row]:
+def _read_rows(path: str | Path, warn: Warn | None) -> list[Row]:
     rows: list[Row] = []
     torn = (lambda t: warn(t.describe())) if warn else None
     for line, obj in iter_jsonl(path, on_torn=torn):
@@ -226,7 +226,6 @@ def split_groups(strata: dict[str, str], val_fraction: float, seed: int) -> set[
 def _training_row(row: Row, opts: PrepOptions) -> dict[str, Any]:
     concept = row.sample.concept  # type: ignore[union-attr]
     prompt = render_student_prompt(concept.concept, concept.requirements_yaml, template=opts.template)
-    response = render_response(row.vision or "", row.review or "")
     ident = {
         "concept_id": concept.concept_id or f"CK-{concept.key[:12]}",
         "concept_key": concept.key,
@@ -237,8 +236,9 @@ def _training_row(row: Row, opts: PrepOptions) -> dict[str, Any]:
         "source_line": row.line,
     }
     if opts.format == "chat":
+        response = render_response(row.vision or "", row.review or "")
         return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}], **ident}
-    return {"prompt": prompt, "response": response, **ident}
+    return supervised_record(prompt, row.vision or "", row.review or "", **ident)
 
 
 def _val_row(row: Row, opts: PrepOptions) -> dict[str, Any]:
@@ -280,7 +280,7 @@ def _eval_overlap(path: str, train_groups: set[str], train_ids: set[str], warn) 
     )
 
 
-def prepare(teacher: str | Path, out_dir: str | Path, opts: PrepOptions, *, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+def prepare(teacher: str | Path, out_dir: str | Path, opts: PrepOptions, *, warn: Warn | None = None) -> dict[str, Any]:
     if opts.format not in FORMATS:
         raise InputError(f"unknown format {opts.format!r}", field="--format")
     if not 0.0 <= opts.val_fraction < 1.0:

@@ -13,7 +13,6 @@ case is judged again (format check, then the metric against its concept's requir
 
 from __future__ import annotations
 
-import math
 import re
 import statistics
 from collections import Counter
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.blocks import check_text
+from engine.core.numbers import finite_float
 from engine.core.records import Concept, eval_case_sample, read_eval_results
 from engine.core.scoring import FORMAT_ERROR, score_sample
 from engine.core.yamltext import load_yaml
@@ -29,6 +29,9 @@ from engine.errors import InputError
 
 # `{tag}_{YYYYmmdd_HHMMSS}.json` (formats.md): the tag is everything before the timestamp.
 RESULTS_NAME_RE = re.compile(r"^(?P<tag>.+?)_(?P<stamp>\d{8}_\d{6})\.json$")
+# The evaluated runs a report and the cockpit set side by side, in the order they show them
+# (other tags follow, sorted).
+ROLES = ("teacher", "baseline", "student")
 LEGACY_METRIC = "po-v1"  # files without a `metric` field were scored by the replaced system
 _STATUS_LINE_RE = re.compile(r"^status:\s*[\"']?([A-Za-z_][\w-]*)", re.MULTILINE)
 
@@ -111,14 +114,9 @@ def results_tag(path: str | Path, header: dict | None = None) -> tuple[str, str 
     return tag, match.group("stamp") if match else None
 
 
-def _opt_str(value: Any) -> str | None:
+def opt_str(value: Any) -> str | None:
+    """A string field of a results file, None when absent or of another type."""
     return value if isinstance(value, str) else None
-
-
-def _opt_float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def _opt_int(value: Any) -> int | None:
@@ -145,7 +143,7 @@ def review_status_of(review_yaml: str | None) -> str | None:
 
 
 def _blocks(case: dict) -> tuple[str | None, str | None, str | None]:
-    vision, review, raw = (_opt_str(case.get(k)) for k in ("vision_yaml", "review_yaml", "raw_response"))
+    vision, review, raw = (opt_str(case.get(k)) for k in ("vision_yaml", "review_yaml", "raw_response"))
     if raw is not None and (vision is None or review is None):
         ex = check_text(raw)[0]
         vision = vision if vision is not None else ex.vision_text
@@ -183,6 +181,13 @@ def _case(
         breakdown = scored.breakdown
     else:
         failed_status = recorded_status not in (None, "ok", "success")
+        if "status" not in raw_case and "score" not in raw_case:
+            raise InputError(
+                "missing: no status and no score: not an evaluation of the VISION/REVIEW format "
+                "(an old free-text run?)",
+                path=path,
+                field=f"{where}.score",
+            )
         if recorded_score is None and not failed_status:
             raise InputError(
                 "missing: a case not marked format_error needs a score "
@@ -194,17 +199,17 @@ def _case(
         score = recorded_score if valid else None
         reason = detail = None
         if not valid:
-            reason = _opt_str(raw_case.get("format_error")) or check.reason or recorded_status
+            reason = opt_str(raw_case.get("format_error")) or check.reason or recorded_status
             detail = (
-                _opt_str(raw_case.get("error_detail")) or _opt_str(raw_case.get("error")) or check.detail
+                opt_str(raw_case.get("error_detail")) or opt_str(raw_case.get("error")) or check.detail
             )
     output_tokens = _opt_int(raw_case.get("output_tokens"))
-    review_status = _opt_str(raw_case.get("review_status")) or review_status_of(review)
+    review_status = opt_str(raw_case.get("review_status")) or review_status_of(review)
     reference = raw_case.get("reference") if isinstance(raw_case.get("reference"), dict) else None
     return CaseResult(
         index=index,
         concept_id=sample.id,
-        tier=(_opt_str(raw_case.get("tier")) or "").lower() or None,
+        tier=(opt_str(raw_case.get("tier")) or "").lower() or None,
         valid=valid,
         score=score,
         reason=reason,
@@ -219,15 +224,15 @@ def _case(
         review_yaml=review,
         raw_response=raw,
         attempts=_opt_int(raw_case.get("attempts")),
-        latency_s=_opt_float(raw_case.get("latency_s")),
+        latency_s=finite_float(raw_case.get("latency_s")),
         output_tokens=output_tokens,
         output_chars=len(raw) if raw is not None else None,
-        finish_reason=_opt_str(raw_case.get("finish_reason")),
+        finish_reason=opt_str(raw_case.get("finish_reason")),
         breakdown=breakdown,
         attempt_log=raw_case.get("attempt_log") if isinstance(raw_case.get("attempt_log"), list) else [],
         reference=reference,
-        concept=_opt_str(raw_case.get("concept")),
-        requirements_yaml=_opt_str(raw_case.get("requirements_yaml")),
+        concept=opt_str(raw_case.get("concept")),
+        requirements_yaml=opt_str(raw_case.get("requirements_yaml")),
     )
 
 
@@ -241,7 +246,7 @@ def load_results(
     er = read_eval_results(path)
     header = er.header
     tag, stamp = results_tag(er.path, header)
-    recorded_metric = _opt_str(header.get("metric")) or LEGACY_METRIC
+    recorded_metric = opt_str(header.get("metric")) or LEGACY_METRIC
     cases = [
         _case(case, i, er.path, metric=recorded_metric, rescore=rescore, concepts=concepts)
         for i, case in enumerate(er.cases)
@@ -252,10 +257,10 @@ def load_results(
         path=er.path,
         tag=tag,
         stamp=stamp,
-        model=_opt_str(header.get("model")),
-        adapter_path=_opt_str(header.get("adapter_path")),
-        timestamp=_opt_str(header.get("timestamp")) or stamp,
-        dataset=_opt_str(header.get("dataset")),
+        model=opt_str(header.get("model")),
+        adapter_path=opt_str(header.get("adapter_path")),
+        timestamp=opt_str(header.get("timestamp")) or stamp,
+        dataset=opt_str(header.get("dataset")),
         metric=rescore or recorded_metric,
         rescored=bool(rescore),
         header=header,

@@ -121,6 +121,39 @@ def _check_still_replaceable(path: Path) -> None:
         raise InputError("changed into something that is not a regular file while it was written: left as is", path=path)
 
 
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(target: Path, write: Callable[[Path], None]) -> None:
+    """Let `write(tmp)` fill a temp file beside `target`; fsync it, rename it over `target` and
+    fsync the folder. Whatever fails, the temp file is removed and `target` left as it was."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        # mkstemp creates 0600; outputs get the mode any new file would (0644 under umask 022).
+        os.fchmod(fd, _FILE_MODE)
+        os.close(fd)
+        fd = -1
+        write(Path(tmp))
+        _fsync_file(Path(tmp))
+        _check_still_replaceable(target)
+        os.replace(tmp, target)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(target.parent)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` as the whole content of `path` (see the module docstring); returns `path`."""
     path = Path(path)
@@ -128,24 +161,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     if stream:
         _write_stream(target, data)
         return path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        # mkstemp creates 0600; outputs get the mode any new file would (0644 under umask 022).
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _check_still_replaceable(target)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(target.parent)
+    _publish(target, lambda tmp: tmp.write_bytes(data))
     return path
 
 
@@ -173,24 +189,5 @@ def atomic_write_via(path: str | Path, write: Callable[[Path], None], *, field: 
     target, stream = _target(path)
     if stream:
         raise InputError("is a device or pipe: this output must be a regular file", path=path, field=field)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, _FILE_MODE)
-        write(Path(tmp))
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _check_still_replaceable(target)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(target.parent)
+    _publish(target, write)
     return path

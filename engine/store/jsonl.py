@@ -96,11 +96,6 @@ def iter_jsonl(
             yield lineno, _decode(body, path, lineno, start + skip)
 
 
-def read_jsonl(path: str | Path, *, warn: Warn | None = None) -> list[tuple[int, Any]]:
-    """All records of a JSONL file; a torn last line goes to `warn` (a one-line message)."""
-    return list(iter_jsonl(path, on_torn=(lambda t: warn(t.describe())) if warn else None))
-
-
 def repair_torn_tail(path: str | Path) -> TornLine | None:
     """Cut a torn last line off `path` before appending, keeping the bytes in a sidecar file.
 

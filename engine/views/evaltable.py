@@ -18,10 +18,9 @@ from typing import Any
 from engine.errors import InputError
 from engine.runlog.tail import EventTail
 from engine.stages.report.training import walk_files
-from engine.stages.results import RESULTS_NAME_RE, CaseResult, RunResults, load_results, parse_case
+from engine.stages.results import RESULTS_NAME_RE, ROLES, CaseResult, RunResults, load_results, parse_case
 from engine.stages.sidebyside import SideBySide, side_by_side
 
-ROLES = ("teacher", "baseline", "student")
 CASES_SUFFIX = ".cases.jsonl"
 SEARCH_DEPTH = 3  # as `po-tui report RUN_DIR` searches
 

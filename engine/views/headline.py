@@ -7,21 +7,15 @@ short text (for the screen).
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
+from engine.core.numbers import finite
 from engine.runlog.state import JobState
 
 # For stages without a dedicated view: the summary keys worth showing, in this order.
 GENERIC_KEYS = ("count", "conflicts", "accepted", "rejected", "requests", "retries", "stop_reason", "metric", "n",
                 "mean", "train", "val", "invalid", "parameters", "steps", "final_loss", "final_eval_loss", "dtype",
                 "valid_rate", "verdict", "ratio")
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return value
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -42,11 +36,11 @@ def _teacher(job: JobState) -> dict[str, Any]:
         parts.append(f"accepted {nums['accepted']}" + (f"/{nums['target']}" if nums.get("target") else ""))
     if "rejected" in nums:
         parts.append(f"rejected {nums['rejected']}")
-    if _num(nums.get("acceptance_rate")) is not None:
+    if finite(nums.get("acceptance_rate")) is not None:
         parts.append(f"acceptance {100 * nums['acceptance_rate']:.0f}%")
-    if _num(nums.get("records_per_min")) is not None and not job.finished:
+    if finite(nums.get("records_per_min")) is not None and not job.finished:
         parts.append(f"{nums['records_per_min']:.1f} rec/min")
-    if _num(nums.get("cost_usd")) is not None:
+    if finite(nums.get("cost_usd")) is not None:
         parts.append(f"${nums['cost_usd']:.4f}")
     if job.finished and nums.get("stop_reason"):
         parts.append(f"stop {nums['stop_reason']}")
@@ -67,12 +61,12 @@ def _train(job: JobState) -> dict[str, Any]:
     eval_loss = nums.get("final_eval_loss", nums.get("eval_loss"))
     if eval_loss is not None:
         parts.append(f"eval_loss {_fmt(eval_loss)}")
-    if _num(nums.get("tokens_per_s")) is not None:
+    if finite(nums.get("tokens_per_s")) is not None:
         parts.append(f"{nums['tokens_per_s']:.0f} tok/s")
-    if _num(nums.get("gpu_mem_peak_gb")) is not None:
+    if finite(nums.get("gpu_mem_peak_gb")) is not None:
         parts.append(f"peak {nums['gpu_mem_peak_gb']:.1f} GB")
     probe = live.get("probe") if isinstance(live.get("probe"), dict) else {}
-    if _num(probe.get("valid")) is not None and _num(probe.get("prompts")) and _num(probe.get("mean")) is not None:
+    if finite(probe.get("valid")) is not None and finite(probe.get("prompts")) and finite(probe.get("mean")) is not None:
         nums["probe"] = probe
         parts.append(f"probe {probe['valid']:g}/{probe['prompts']:g} valid, mean {_fmt(probe['mean'])}")
     return {"numbers": nums, "text": ", ".join(parts)}
@@ -92,9 +86,9 @@ def _eval(job: JobState) -> dict[str, Any]:
     parts = []
     if "n" in nums:
         parts.append(f"n {nums['n']}")
-    if _num(nums.get("valid_rate")) is not None:
+    if finite(nums.get("valid_rate")) is not None:
         parts.append(f"valid {100 * nums['valid_rate']:.0f}%")
-    if _num(nums.get("mean")) is not None:
+    if finite(nums.get("mean")) is not None:
         parts.append(f"mean {nums['mean']:.4f}")
     return {"numbers": nums, "text": ", ".join(parts)}
 
@@ -104,7 +98,7 @@ def _gate(job: JobState) -> dict[str, Any]:
     parts = []
     if isinstance(nums.get("verdict"), str):
         parts.append(nums["verdict"].upper() + (f" ({nums['passed']}/{nums['criteria']} criteria)" if "criteria" in nums else ""))
-    if _num(nums.get("ratio")) is not None:
+    if finite(nums.get("ratio")) is not None:
         parts.append(f"ratio {nums['ratio']:.3f}")
     return {"numbers": nums, "text": ", ".join(parts)}
 

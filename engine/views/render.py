@@ -14,25 +14,13 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.core.inert import one_line
+from engine.core.timefmt import duration
 
 STATE_STYLES = {
     "running": "bold cyan", "succeeded": "green", "failed": "bold red", "cancelled": "yellow",
     "stale": "bold magenta", "pending": "dim", "skipped": "dim", "damaged": "bold red",
 }
 VERDICT_STYLES = {"pass": "bold green", "fail": "bold red"}
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = max(0.0, float(seconds))
-    if s < 60:
-        return f"{s:.1f}s"
-    m, s = divmod(int(round(s)), 60)
-    if m < 60:
-        return f"{m}m{s:02d}s"
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m"
 
 
 def _n(value: Any) -> str:
@@ -99,7 +87,7 @@ def jobs_table(doc: dict[str, Any]) -> Table:
             Text(progress_text(row["progress"])),
             Text(rate_text(row)),
             Text(duration(row["elapsed_s"])),
-            Text(duration(row["eta_s"]) if row["eta_s"] is not None else "-"),
+            Text(duration(row["eta_s"])),
             Text(one_line(row["headline"]["text"], 160)),
         )
     return table

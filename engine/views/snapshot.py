@@ -11,25 +11,22 @@ from __future__ import annotations
 import os
 import socket
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from engine.core.inert import one_line
-from engine.runlog.state import JobState, RunState, pid_alive
+from engine.core.timefmt import utc_stamp
+from engine.runlog.state import JOB_STATES, JobState, RunState, pid_alive
 from engine.views.headline import headline
 from engine.views.rundir import EngineInfo
 
 FORMAT = "po-tui-status/1"
-RUN_STATES = ("pending", "running", "succeeded", "failed", "cancelled", "stale")
 KEEP_PROBLEMS = 3  # recent errors and warnings shown per job
 MESSAGE_CHARS = 400
 
 
 def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if ts is None else utc_stamp(ts)
 
 
 def _problem(item: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +121,7 @@ def _run_state(manifest: dict[str, Any] | None, rows: list[dict[str, Any]], engi
     live job process is stale: the engine died without recording an end."""
     states = [r["state"] for r in rows]
     declared = manifest.get("state") if manifest else None
-    if declared in RUN_STATES:
+    if declared in JOB_STATES:
         engine_gone = engine is None or engine.alive is False
         if declared == "running" and engine_gone and not any(r["alive"] for r in rows):
             return "stale", "manifest"

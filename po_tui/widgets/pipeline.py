@@ -7,11 +7,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, ProgressBar, Static
 
+from engine.core.timefmt import duration
 from engine.runlog.state import JobState
 from engine.views.controls import Controls
 from po_tui.guard import guarded
 from po_tui.model import CockpitModel
-from po_tui.widgets.text import STATE_STYLE, duration, inert
+from po_tui.widgets.text import STATE_STYLE, inert
 
 
 class JobRow(Horizontal):

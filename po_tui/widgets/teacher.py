@@ -10,8 +10,9 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from engine.core.timefmt import duration
 from po_tui.model import HIST_BINS, CockpitModel
-from po_tui.widgets.text import bar, duration, inert, num, pct
+from po_tui.widgets.text import bar, inert, num, pct
 
 REVIEW_STATUSES = ("aligned", "needs_adjustment", "misaligned", "invalid")
 

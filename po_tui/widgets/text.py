@@ -32,20 +32,6 @@ def pct(value: Any) -> str:
     return num(value * 100, "{:.1f} %") if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
 
 
-def duration(seconds: Any) -> str:
-    """1h02m, 4m05s, 12.3s; '–' when unknown."""
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
-        return "–"
-    s = max(0.0, float(seconds))
-    if s < 60:
-        return f"{s:.1f}s"
-    m, sec = divmod(int(s), 60)
-    if m < 60:
-        return f"{m}m{sec:02d}s"
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m"
-
-
 def bar(count: int, biggest: int, width: int) -> str:
     """A horizontal bar of block characters, `count` scaled so `biggest` fills `width`."""
     if biggest <= 0 or count <= 0:

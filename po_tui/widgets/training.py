@@ -9,8 +9,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Label, Sparkline, Static
 
+from engine.core.timefmt import duration
 from po_tui.model import CockpitModel
-from po_tui.widgets.text import duration, num
+from po_tui.widgets.text import num
 
 
 # Probes shown on the Training tab: the first one (the untrained start) and the latest few.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from engine.core.records import (
     LAYOUT_CONCEPT,
@@ -29,9 +29,7 @@ from engine.core.records import (
     sample_from_record,
 )
 from engine.errors import InputError
-from engine.store.jsonl import iter_jsonl
-
-Warn = Callable[[str], None]
+from engine.store.jsonl import Warn, iter_jsonl
 
 
 @dataclass(frozen=True)

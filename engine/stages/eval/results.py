@@ -1,7 +1,8 @@
-"""Evaluation results: one case's verdict, the summary, the results file and its reader.
+"""Evaluation results as the eval stage writes them: one case's verdict, the summary, the file.
 
 The file is a superset of formats.md's evaluation-result shape, so the replaced system's files
-(`reference/inference_results/*.json`) and ours are read by the same `load_results`. `metrics`
+(`reference/inference_results/*.json`) and ours are read back by one reader,
+`engine.stages.results.load_results` (the gate, the report and the cockpit use it). `metrics`
 mean/std/min/max are over valid cases only (population std, 0 when n <= 1), exactly as the old
 files; beside them what the old files lacked: the mean with format errors counted as 0, the
 valid rate, the median, and (under `po_tui`) speed and output length.
@@ -12,14 +13,13 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 from engine.core.blocks import check_text, check_pair
 from engine.core.metric import product_owner_metric
-from engine.core.records import population_stats, read_eval_results
+from engine.core.numbers import finite
+from engine.core.records import population_stats
 from engine.core.yamltext import as_mapping, load_yaml
-from engine.errors import InputError
 from engine.stages.eval.dataset import EvalCase, Reference
 
 RESULTS_FORMAT = "po-tui-eval/1"
@@ -123,14 +123,10 @@ def case_result(case: EvalCase, attempts: Sequence[dict[str, Any]], metric: str)
 # --- summary ----------------------------------------------------------------------------------
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def summarize(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The `metrics` block: formats.md's four over valid cases, plus what the old files lacked."""
     total = len(results)
-    valid = [float(r["score"]) for r in results if r.get("status") != FORMAT_ERROR and _number(r.get("score")) is not None]
+    valid = [float(r["score"]) for r in results if r.get("status") != FORMAT_ERROR and finite(r.get("score")) is not None]
     stats = population_stats(valid)
     return {
         "mean": stats["mean"],
@@ -189,39 +185,3 @@ def document(header: dict[str, Any], results: list[dict[str, Any]], po_tui: dict
         "po_tui": {"format": RESULTS_FORMAT, **po_tui, "speed": speed(results), "retry_stats": retry_stats(results)},
         "results": results,
     }
-
-
-# --- reading any results file -----------------------------------------------------------------
-
-
-@dataclass
-class LoadedResults:
-    path: Path
-    header: dict[str, Any]
-    results: list[dict[str, Any]]
-    metrics: dict[str, Any]  # recomputed from the cases with `summarize`
-    ours: bool  # written by po-tui eval (has po_tui.format)
-
-
-def load_results(path: str | Path) -> LoadedResults:
-    """Ours or the replaced system's: the header, the cases and their recomputed metrics.
-
-    The old files carry no format-error counts beyond `status`; their recomputed mean/std/min/max
-    equal the recorded ones. A file whose cases have neither `status` nor `score` (the old
-    free-text runs) is not an evaluation of the two-block format: an InputError says so.
-    """
-    raw = read_eval_results(path)
-    for i, case in enumerate(raw.cases):
-        if "status" not in case and "score" not in case:
-            raise InputError(
-                "no status or score in the cases: not an evaluation of the VISION/REVIEW format "
-                "(an old free-text run?)",
-                path=raw.path,
-                field=f"results[{i}]",
-            )
-        score = case.get("score")
-        if score is not None and _number(score) is None:
-            raise InputError(f"expected a number, got {type(score).__name__}", path=raw.path, field=f"results[{i}].score")
-    po_tui = raw.header.get("po_tui")
-    ours = isinstance(po_tui, dict) and po_tui.get("format") == RESULTS_FORMAT
-    return LoadedResults(raw.path, raw.header, raw.cases, summarize(raw.cases), ours)

@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.core.prompts import template_id
+from engine.core.timefmt import utc_stamp
 from engine.stages.eval.dataset import EvalCase, cases_digest, read_cases
 from engine.stages.eval.results import OK, document
 from engine.stages.eval.runner import EvalRun
 from engine.stages.eval.settings import EvalSettings
 from engine.stages.eval.store import CaseStore, Stored
 from engine.store.atomic import atomic_write_json
+from engine.store.jsonl import Warn
 from engine.store.outpath import check_out_dir
 
 EVAL_INFO = "po_tui_eval.json"  # beside the adapter, read by its model card
-
-Warn = Callable[[str], None]
 
 
 @dataclass
@@ -43,10 +43,6 @@ class Prepared:
     @property
     def resumed(self) -> bool:
         return self.stored.header is not None
-
-
-def _utc(ts: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def prepare(s: EvalSettings, *, warn: Warn | None = None) -> Prepared:
@@ -82,7 +78,7 @@ def _header(p: Prepared) -> dict[str, Any]:
     return {
         "fingerprint": p.fingerprint,
         "timestamp": time.strftime("%Y%m%d_%H%M%S", time.localtime(now)),
-        "started_at": _utc(now),
+        "started_at": utc_stamp(now),
         "model": s.resolved_model(),
         "adapter_path": str(p.plan.adapter) if p.plan is not None and p.plan.adapter else None,
         "dataset": s.dataset,
@@ -206,7 +202,7 @@ def evaluate(p: Prepared, events: Any, *, on_case: Callable[[dict[str, Any], int
         "generation": _generation(p, model),
         "hardware": _hardware(p),
         "started_at": header["started_at"],
-        "finished_at": _utc(finished),
+        "finished_at": utc_stamp(finished),
         "duration_s": round(finished - started, 3),
         "load_s": round(load_s, 3),
         "resumed": p.resumed,

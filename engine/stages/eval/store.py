@@ -14,16 +14,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.errors import InputError
-from engine.store.jsonl import JsonlAppender, iter_jsonl
+from engine.store.jsonl import JsonlAppender, Warn, iter_jsonl
 from engine.store.lock import lock_open_file
 
 FORMAT = "po-tui-eval-cases/1"
 HEADER, ATTEMPT, CASE = "header", "attempt", "case"
-
-Warn = Callable[[str], None]
 
 
 @dataclass

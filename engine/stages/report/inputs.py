@@ -20,9 +20,8 @@ from engine.stages.report.training import (
     read_training_dir,
     walk_files,
 )
-from engine.stages.results import RESULTS_NAME_RE, RunResults, load_results
+from engine.stages.results import RESULTS_NAME_RE, ROLES, RunResults, load_results
 
-ROLE_ORDER = ("teacher", "baseline", "student")
 _CASE_KEYS = {"score", "status", "raw_response", "vision_yaml", "review_yaml"}
 
 
@@ -43,8 +42,8 @@ class ReportInputs:
 
 
 def _ordered(runs: dict[str, RunResults]) -> dict[str, RunResults]:
-    first = [t for t in ROLE_ORDER if t in runs]
-    return {t: runs[t] for t in first + sorted(t for t in runs if t not in ROLE_ORDER)}
+    first = [t for t in ROLES if t in runs]
+    return {t: runs[t] for t in first + sorted(t for t in runs if t not in ROLES)}
 
 
 def is_results_file(path: Path) -> bool:

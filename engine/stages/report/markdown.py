@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from engine.core.inert import clean, md_code_block, md_code_span, md_inline
+from engine.core.metric import ALLOWED_STATUSES
+from engine.core.numbers import finite_float
+from engine.core.records import TIERS
+from engine.core.timefmt import duration
 from engine.stages.gate import Verdict
 from engine.stages.grounding import CLEAR_MARGIN, SIDES, Grounding
 from engine.stages.report.charts import sparkline, text_histogram
@@ -20,8 +24,6 @@ from engine.stages.report.inputs import ReportInputs
 from engine.stages.results import CaseResult, RunResults, RunSummary, missed_by_file
 from engine.stages.sidebyside import SideBySide, yaml_diff
 
-ALLOWED_STATUSES = ("aligned", "needs_adjustment", "misaligned")
-TIER_ORDER = ("simple", "medium", "corporate")
 EXCERPT_LINES, EXCERPT_CHARS = 60, 4000
 DIFF_LINES = 80
 MAX_ERRORS_PER_RUN = 20
@@ -64,18 +66,6 @@ def sig(value: float | None) -> str:
 
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f} %"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.3g} s"
-    s = int(round(seconds))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    text = f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
-    return f"{text} ({seconds:,.0f} s)"
 
 
 def cell(value: Any, limit: int = 80) -> str:
@@ -254,7 +244,7 @@ def _reference_value(name: str, ref: list[float]) -> str:
 
 def _tier_key(tier: str | None) -> tuple[int, str]:
     t = tier or ""
-    return (TIER_ORDER.index(t) if t in TIER_ORDER else len(TIER_ORDER), t)
+    return (TIERS.index(t) if t in TIERS else len(TIERS), t)
 
 
 def per_tier(data: ReportData) -> list[str]:
@@ -303,15 +293,9 @@ def _speed_values(run: RunResults) -> dict[str, str]:
     tokens = [c.output_tokens for c in cases if c.output_tokens is not None]
     chars = [c.output_chars for c in cases if c.output_chars is not None]
     attempts = [c.attempts for c in cases if c.attempts is not None]
-    total = run.po_tui.get("duration_s")
-    total = float(total) if isinstance(total, (int, float)) and not isinstance(total, bool) else None
-
-    def number(key: str) -> float | None:
-        value = speed.get(key)
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-    s_per_sample = number("s_per_sample") or _mean(latencies) or (total / len(cases) if total and cases else None)
-    tok_s = number("output_tokens_per_s")
+    total = finite_float(run.po_tui.get("duration_s"))
+    s_per_sample = finite_float(speed.get("s_per_sample")) or _mean(latencies) or (total / len(cases) if total and cases else None)
+    tok_s = finite_float(speed.get("output_tokens_per_s"))
     if tok_s is None and tokens and latencies and len(tokens) == len(latencies) and sum(latencies) > 0:
         tok_s = sum(tokens) / sum(latencies)
     finish = Counter(c.finish_reason.lower() for c in cases if c.finish_reason)

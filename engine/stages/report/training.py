@@ -7,11 +7,11 @@ a folder named with `--train`. Either file may be missing; the snapshot says wha
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.core.numbers import finite
 from engine.errors import InputError
 from engine.store.inputfile import read_json
 
@@ -66,7 +66,7 @@ class TrainingSnapshot:
         for row in rows:
             if not isinstance(row, dict) or not _is_int(row.get("step")):
                 continue
-            if all(_is_number(row.get(k)) for k in ("prompts", "valid", "mean")) and row["prompts"] > 0:
+            if all(finite(row.get(k)) is not None for k in ("prompts", "valid", "mean")) and row["prompts"] > 0:
                 out.append(row)
         return sorted(out, key=lambda r: r["step"])
 
@@ -96,10 +96,6 @@ class TrainingSnapshot:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _read_json(path: Path, kind: type) -> Any:

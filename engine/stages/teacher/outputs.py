@@ -6,15 +6,11 @@ would have written.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Sequence
 
 from engine.core.records import Concept, teacher_record
+from engine.core.timefmt import utc_stamp
 from engine.stages.teacher.judge import Verdict
-
-
-def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def sample_metadata(rows: Sequence[dict[str, Any]], reasons: Sequence[str], *, temperature: float | None) -> dict[str, Any]:
@@ -35,7 +31,7 @@ def sample_metadata(rows: Sequence[dict[str, Any]], reasons: Sequence[str], *, t
         "prompt_hash": last.get("prompt_hash"),
         "seed": last.get("seed"),
         "temperature": temperature,
-        "created_at": utc_now(),
+        "created_at": utc_stamp(),
     }
     if last["provider"] == "synthetic":
         meta["synthetic"] = True  # labelled wherever its records go

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from typing import Any
 
 from engine.errors import InputError
 from engine.stages.teacher.judge import LOW_SCORE, judge
 from engine.stages.teacher.outputs import accepted_record, concept_of, reject_row, sample_metadata
 from engine.stages.teacher.store import TeacherStore
 from engine.store.atomic import atomic_write_jsonl
+from engine.store.jsonl import Warn
 
 
-def rescore(out_dir: str, *, metric: str, min_score: float, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+def rescore(out_dir: str, *, metric: str, min_score: float, warn: Warn | None = None) -> dict[str, Any]:
     store = TeacherStore(out_dir, warn=warn)
     if not store.responses_path.exists():
         raise InputError("no responses.jsonl here: nothing to rescore", path=store.responses_path)

@@ -16,6 +16,7 @@ from typing import Any, Iterator, Sequence
 
 from engine.core.prompts import render_student_prompt, teacher_system_prompt
 from engine.core.records import Concept
+from engine.core.timefmt import utc_stamp
 from engine.providers.backoff import Backoff
 from engine.providers.base import Completion, Message, Provider, ProviderError
 from engine.providers.calls import ProviderCaller, RetryPolicy
@@ -23,7 +24,7 @@ from engine.providers.limiter import RateLimiter
 from engine.runlog.events import register_event_type
 from engine.stages.teacher.judge import LOW_SCORE, Verdict, judge, retry_instruction
 from engine.stages.teacher.offloop import OffLoop, QueuedEvents
-from engine.stages.teacher.outputs import accepted_record, reject_row, sample_metadata, utc_now
+from engine.stages.teacher.outputs import accepted_record, reject_row, sample_metadata
 from engine.stages.teacher.pricing import PriceTable
 from engine.stages.teacher.settings import TeacherSettings
 from engine.stages.teacher.store import Key, ResumeState, TeacherStore
@@ -314,7 +315,7 @@ class TeacherRun:
             "thinking_tokens": c.thinking_tokens,
             "latency_s": round(c.latency_s, 4),
             "cost_usd": cost,
-            "created_at": utc_now(),
+            "created_at": utc_stamp(),
             "prompt_hash": self.prompt_hash,
             "retry_of": reasons[-1] if reasons else None,
             "seed": self._seed(item),

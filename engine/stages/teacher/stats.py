@@ -6,24 +6,23 @@ retry success and cost need them). Works on legacy datasets too (no metadata: fe
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from engine.core.records import read_samples
+from engine.core.records import read_samples, score_summary
 from engine.core.yamltext import as_mapping, load_yaml
 from engine.stages.teacher.store import REJECTS, RESPONSES, key_of
-from engine.store.jsonl import iter_jsonl
+from engine.store.jsonl import Warn, iter_jsonl
 
 
-def _rows(path: Path, warn: Callable[[str], None] | None) -> list[dict[str, Any]]:
+def _rows(path: Path, warn: Warn | None) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [row for _, row in iter_jsonl(path, on_torn=(lambda t: warn(t.describe())) if warn else None)]
 
 
-def dataset_stats(path: str | Path, *, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+def dataset_stats(path: str | Path, *, warn: Warn | None = None) -> dict[str, Any]:
     path = Path(path)
     _, samples = read_samples(path, warn=warn)
     scores = [s.recorded_score for s in samples if s.recorded_score is not None]
@@ -67,30 +66,18 @@ def dataset_stats(path: str | Path, *, warn: Callable[[str], None] | None = None
         "distinct_concepts": len({s.concept.key for s in samples if s.concept}),
         "acceptance_rate": len(samples) / (len(samples) + n_rejected) if samples or n_rejected else None,
         "retry_success_rate": retried_ok / retried if retried else None,
-        "score": _summary(scores),
+        "score": score_summary(scores),
         "statuses": dict(statuses),
         "reject_reasons": dict(reject_reasons),
         "requests": len(responses) or None,
         "cost_usd": round(cost, 6),
         "cost_per_accepted_usd": round(cost / len(samples), 6) if samples else None,
         "per_model": {
-            m: {"accepted": v["accepted"], "rejected": v["rejected"], "score": _summary(v["scores"]), "cost_usd": round(v["cost_usd"], 6)}
+            m: {"accepted": v["accepted"], "rejected": v["rejected"], "score": score_summary(v["scores"]), "cost_usd": round(v["cost_usd"], 6)}
             for m, v in sorted(per_model.items())
         },
     }
     return out
-
-
-def _summary(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0}
-    return {
-        "n": len(values),
-        "mean": statistics.fmean(values),
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-    }
 
 
 def format_stats(st: dict[str, Any]) -> list[str]:

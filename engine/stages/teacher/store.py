@@ -10,19 +10,17 @@ A sample is identified by its key `(concept_id, variant)`.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.configfile import validate
-from engine.errors import InputError
+from engine.core.timefmt import utc_stamp
 from engine.store.atomic import atomic_write_json
-from engine.store.jsonfile import read_json_document
-from engine.store.jsonl import JsonlAppender, iter_jsonl
+from engine.store.jsonfile import read_record
+from engine.store.jsonl import JsonlAppender, Warn, iter_jsonl
 
 DATASET = "po_teacher_dataset.jsonl"
 REJECTS = "rejects.jsonl"
@@ -74,7 +72,7 @@ class ResumeState:
 
 
 class TeacherStore:
-    def __init__(self, out_dir: str | Path, *, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(self, out_dir: str | Path, *, warn: Warn | None = None) -> None:
         self.dir = Path(out_dir)
         self.warn = warn
         self.dataset_path = self.dir / DATASET
@@ -128,24 +126,10 @@ class TeacherStore:
     def read_manifest(self) -> dict[str, Any] | None:
         """teacher_run.json, None when absent; InputError naming the file when damaged (it is
         written atomically, so a bad one was damaged by something else: refused, not overwritten)."""
-        try:
-            doc = read_json_document(self.manifest_path)
-        except FileNotFoundError:
-            return None
-        except InputError as exc:
-            exc.message = f"{DAMAGED}: {exc.message}"
-            raise
-        if not isinstance(doc, dict):
-            raise InputError(f"{DAMAGED}: expected a JSON object", path=self.manifest_path)
-        try:
-            validate(RunRecord, doc, path=self.manifest_path)
-        except InputError as exc:
-            exc.message = f"{DAMAGED}: {exc.message}"
-            raise
-        return doc
+        return read_record(self.manifest_path, RunRecord, damaged=DAMAGED)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        manifest["updated_at"] = utc_stamp()
         atomic_write_json(self.manifest_path, manifest)
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.core.timefmt import utc_stamp
 from engine.errors import InputError
 from engine.stages.train.device import auto_dtype, cuda_count, shards_weights, use_checkpointing
 from engine.stages.train.settings import TrainSettings
@@ -414,7 +415,7 @@ def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | N
             "hardware": hardware(),
             "world_size": s.world_size,
             "torch": torch.__version__,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "finished_at": utc_stamp(),
         }
         atomic_write_json(out / RUN_INFO, info)
         write_model_card(out)
