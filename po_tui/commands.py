@@ -12,7 +12,8 @@ from engine.core.inert import one_line
 class CockpitCommands(Provider):
     """The cockpit's actions, found by name in ctrl+p."""
 
-    def _commands(self) -> list[tuple[str, str, object]]:
+    def entries(self) -> list[tuple[str, str, object]]:
+        """(name, help, callback) of every command now: what ctrl+p lists and searches."""
         app = self.app
         found = app.controls
 
@@ -37,13 +38,13 @@ class CockpitCommands(Provider):
         return out
 
     async def discover(self) -> Hits:
-        for name, help_text, callback in self._commands():
+        for name, help_text, callback in self.entries():
             if not name.startswith("Case "):  # cases are found by typing, not listed
                 yield DiscoveryHit(name, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, help_text, callback in self._commands():
+        for name, help_text, callback in self.entries():
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)

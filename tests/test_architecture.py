@@ -182,3 +182,35 @@ def test_providers_and_data_never_import_the_stages_that_use_them():
         if name.startswith(above)
     ]
     assert offenders == []
+
+
+def _textual_private_names() -> set[str]:
+    """Underscore names of Textual's App, Screen, Widget and Pilot (class and instance attributes)
+    that po_tui does not define itself: reaching for one ties a test to Textual's internals."""
+    from textual.app import App
+    from textual.pilot import Pilot
+    from textual.screen import Screen
+    from textual.widget import Widget
+
+    names = {n for cls in (App, Screen, Widget, Pilot) for n in dir(cls)}
+    names |= set(vars(App())) | set(vars(Screen()))
+    ours = {n for p in (ROOT / "po_tui").rglob("*.py") for n in re.findall(r"\b_[a-z]\w*", p.read_text(encoding="utf-8"))}
+    return {n for n in names if n.startswith("_") and not n.startswith("__")} - ours
+
+
+def _private_textual_uses(source: str, private: set[str]) -> list[str]:
+    tree = ast.parse(source)
+    modules = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return [f"{node.lineno}: .{node.attr}" for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr in private
+            and not (isinstance(node.value, ast.Name) and node.value.id in modules)]  # os._exit is not Textual's
+
+
+def test_tests_use_only_textuals_public_testing_api():
+    """Pilot, queries, export_screenshot, get_style_at, get_line_filters, notify: never
+    `_compositor`, `_notifications`, `_filters` or `_driver`, which change between releases."""
+    private = _textual_private_names()
+    assert {"_compositor", "_notifications", "_filters", "_driver"} <= private
+    offenders = [f"{p.relative_to(ROOT)}:{where}" for p in sorted((ROOT / "tests").rglob("*.py"))
+                 for where in _private_textual_uses(p.read_text(encoding="utf-8"), private)]
+    assert offenders == []

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.app import App
+from textual.notifications import Notification
 
 from engine.cli import build_parser, main
 from po_tui.app import CockpitApp
@@ -22,9 +27,36 @@ SIZES = [(80, 24), (200, 50)]
 FIXED_NOW = T0 + 1000
 
 
-def screen_text(app: CockpitApp) -> str:
-    """What the terminal shows, as plain text."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+# Rich's SVG export (what `App.export_screenshot` returns and the snapshot tests compare) puts
+# each run of text at x = column * 12.2 (20 px characters, aspect 0.61) on the line its clip
+# path names; runs of blanks are left out.
+_SVG_TEXT = re.compile(r'<text [^>]*?x="([\d.]+)"[^>]*?clip-path="url\(#[\w-]+-line-(\d+)\)"[^>]*>(.*?)</text>')
+_CHAR_WIDTH = 20 * 0.61
+
+
+def screen_text(app: App) -> str:
+    """What the terminal shows, as plain text: read from Textual's public screenshot (the SVG the
+    snapshot tests use), never from the compositor's private state."""
+    lines: dict[int, str] = {}
+    for x, line, chunk in _SVG_TEXT.findall(app.export_screenshot()):
+        column, text = round(float(x) / _CHAR_WIDTH), html.unescape(chunk).replace("\xa0", " ")
+        current = lines.get(int(line), "")
+        lines[int(line)] = current.ljust(column) + text
+    return "\n".join(lines.get(n, "") for n in range(app.size.height))
+
+
+def notifications(app: App) -> list[Notification]:
+    """Every notification `app` raises from now on, kept (the toasts on screen expire): its public
+    `notify` is wrapped, so the notifications still show."""
+    seen: list[Notification] = []
+    notify = app.notify
+
+    def recording(message: str, **options: Any) -> None:
+        seen.append(Notification(message, options.get("title", ""), options.get("severity", "information")))
+        notify(message, **options)
+
+    app.notify = recording  # type: ignore[method-assign]
+    return seen
 
 
 async def until(pilot, predicate, timeout: float = 30.0) -> None:
@@ -131,7 +163,7 @@ async def test_hostile_text_renders_literally_and_inert(run):
         # Nothing on screen turned into a link or took a style from the hostile markup.
         for y in range(50):
             for x in range(200):
-                style = app.screen._compositor.get_style_at(x, y)
+                style = app.screen.get_style_at(x, y)
                 assert not style.link
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ReportScreen))
@@ -264,7 +296,7 @@ async def test_cancel_asks_first_on_a_running_run(tmp_path):
 async def test_palette_offers_report_cancel_and_every_tab(run):
     app = app_for(run)
     async with app.run_test(size=(80, 24)):
-        names = [name for name, _, _ in CockpitCommands(app.screen)._commands()]
+        names = [name for name, _, _ in CockpitCommands(app.screen).entries()]
     assert "Open report" in names and "Cancel run" in names
     for title in ("Pipeline", "Teacher", "Training", "Evaluation", "Gate", "Logs"):
         assert f"Go to {title}" in names
@@ -273,11 +305,12 @@ async def test_palette_offers_report_cancel_and_every_tab(run):
 async def test_a_run_without_a_report_says_so(run):
     (run / "report.md").unlink()
     app = app_for(run)
+    said = notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("r")
         await pilot.pause(0.1)
         assert not isinstance(app.screen, ReportScreen)
-        assert any("no report yet" in n.message for n in app._notifications)
+        assert any("no report yet" in n.message for n in said)
 
 
 def test_attach_is_a_command_and_refuses_a_missing_run_dir(tmp_path, capsys):

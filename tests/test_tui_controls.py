@@ -24,7 +24,7 @@ from po_tui.screens.confirm import ConfirmScreen
 from po_tui.screens.diff import DiffScreen
 from po_tui.screens.leave import LeaveScreen
 from po_tui.screens.newrun import NewRunScreen
-from tests.test_tui import screen_text, until
+from tests.test_tui import notifications, screen_text, until
 from tests.tui_run import JOBS, T0, Recorder, finished_run, write_manifest
 
 
@@ -85,16 +85,17 @@ async def test_a_run_driven_from_another_host_is_read_only_and_says_why(tmp_path
     Recorder(run / "teacher.events.jsonl", "teacher", T0).started("teacher")
     _pidfile(run, pid=sleeper.pid, host="gpu-box-7")
     app = CockpitApp(run, poll_s=0.05)
+    said = notifications(app)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: "gpu-box-7" in screen_text(app))
         await pilot.press("c")
         await pilot.pause(0.1)
         assert not isinstance(app.screen, ConfirmScreen)
-        assert any("cannot cancel: the engine runs on host gpu-box-7" in n.message for n in app._notifications)
+        assert any("cannot cancel: the engine runs on host gpu-box-7" in n.message for n in said)
         await pilot.press("R")
         await pilot.pause(0.1)
-        assert any("cannot resume" in n.message for n in app._notifications)
-        helps = {name: help_text for name, help_text, _ in CockpitCommands(app.screen)._commands()}
+        assert any("cannot resume" in n.message for n in said)
+        helps = {name: help_text for name, help_text, _ in CockpitCommands(app.screen).entries()}
         assert helps["Cancel run"].startswith("unavailable: the engine runs on host gpu-box-7")
         assert helps["Resume run"].startswith("unavailable:")
 
@@ -165,9 +166,10 @@ async def test_palette_jumps_to_a_case_and_new_results_appear_live(tmp_path):
 
     run = finished_run(tmp_path / "run")
     app = CockpitApp(run, poll_s=0.05)
+    said = notifications(app)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: len(app.cases()) == 4)
-        names = [name for name, _, _ in CockpitCommands(app.screen)._commands()]
+        names = [name for name, _, _ in CockpitCommands(app.screen).entries()]
         assert "Case POCON-0002" in names
         app.open_case("POCON-0002")
         await until(pilot, lambda: isinstance(app.screen, DiffScreen))
@@ -176,7 +178,7 @@ async def test_palette_jumps_to_a_case_and_new_results_appear_live(tmp_path):
         await until(pilot, lambda: not isinstance(app.screen, DiffScreen))
         app.open_case("POCON-9999")
         await pilot.pause(0.1)
-        assert any("no evaluated case POCON-9999" in n.message for n in app._notifications)
+        assert any("no evaluated case POCON-9999" in n.message for n in said)
         # a teacher evaluation written after the cockpit opened shows up without a key press
         write_results(run / "eval", "teacher", "20251123_120000", scored_cases([0.97, 0.96, 0.95, 0.94]))
         await until(pilot, lambda: "0.970" in screen_text(app))
@@ -210,6 +212,7 @@ async def test_picker_starts_a_run_from_a_config_and_refuses_a_bad_one(tmp_path,
     bad.write_text("not json\n")
     (tmp_path / "good.yaml").write_text(f"concepts:\n  file: {bad}\n")
     app = RunsApp([tmp_path / "runs"], runs_dir=tmp_path / "runs")
+    said = notifications(app)
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, NewRunScreen))
@@ -219,7 +222,7 @@ async def test_picker_starts_a_run_from_a_config_and_refuses_a_bad_one(tmp_path,
         await until(pilot, lambda: "no such file" in screen_text(app))
         screen.query_one("Input").value = "bad.yaml"
         await pilot.press("enter")
-        await until(pilot, lambda: any("bad.yaml:2: teacher.min_scor: unknown key" in n.message for n in app._notifications))
+        await until(pilot, lambda: any("bad.yaml:2: teacher.min_scor: unknown key" in n.message for n in said))
         assert not (tmp_path / "runs").exists()  # nothing created for a config that does not validate
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, NewRunScreen))
@@ -245,7 +248,7 @@ def test_no_color_makes_the_cockpit_monochrome(tmp_path, monkeypatch):
 
     monkeypatch.setenv("NO_COLOR", "1")
     app = CockpitApp(finished_run(tmp_path / "run"))
-    assert app.no_color and any(isinstance(f, Monochrome) for f in app._filters)
+    assert app.no_color and any(isinstance(f, Monochrome) for f in app.get_line_filters())
 
 
 def test_gate_panel_judges_with_the_runs_own_gates(tmp_path):

@@ -16,6 +16,7 @@ from engine.views.evaltable import EvalTable
 from po_tui.screens.diff import ADDED, REMOVED, DiffScreen
 from po_tui.widgets.evaluation import EvaluationPanel
 from tests.eval_files import case, scored_cases, write_results
+from tests.test_tui import notifications
 
 HOSTILE = "[bold red]shout[/bold red] [link=http://x]click[/link] \x1b[31mred\x1b[0m bell\x07 nul\x00 end"
 SIZES = [(80, 24), (200, 50)]
@@ -276,10 +277,11 @@ async def test_unreadable_results_file_becomes_a_notification_not_a_crash(tmp_pa
     write_results(run, "baseline", "20251120_100000", scored_cases([0.5]))
     (run / "student_20251120_110000.json").write_text("{not json", encoding="utf-8")
     app = _Host(run)
+    said = notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert _ids(app) == ["POCON-0001"]
-        assert any("student_20251120_110000.json" in str(n.message) for n in app._notifications)
+        assert any("student_20251120_110000.json" in str(n.message) for n in said)
 
 
 async def test_reference_files_twenty_rows_and_the_three_regressions_first(tmp_path, reference):

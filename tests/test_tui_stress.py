@@ -32,7 +32,7 @@ from po_tui.screens.newrun import NewRunScreen
 from po_tui.screens.report import ReportScreen
 from po_tui.widgets.logs import LogsPanel
 from tests.eval_files import scored_cases, write_results
-from tests.test_tui import until
+from tests.test_tui import notifications, until
 from tests.tui_run import HOSTILE, T0, Recorder, finished_run, write_manifest
 
 QUITS = ("q", "exit under help", "exit under diff", "exit under palette", "exit while pushing")  # one session each
@@ -141,6 +141,7 @@ async def test_streaming_while_every_modal_comes_and_goes_and_the_app_quits(tmp_
         if session == 3:  # new results while a diff of the older ones may be open
             write_results(run / "eval", "teacher", f"20251123_12000{session}", scored_cases([0.97, 0.96, 0.95, 0.94]))
         app = CockpitApp(run, poll_s=0.02)
+        said = notifications(app)
         async with app.run_test(size=(80, 24)) as pilot:
             await until(pilot, lambda: len(app.cases()) == 4, timeout=WAIT)
             for tab, _ in cockpit.TABS:
@@ -174,7 +175,7 @@ async def test_streaming_while_every_modal_comes_and_goes_and_the_app_quits(tmp_
             stream.step()
         assert app.return_code == 0, how
         assert faults(app) == [], how
-        assert not [n for n in app._notifications if n.title == FAULT_TITLE], how
+        assert not [n for n in said if n.title == FAULT_TITLE], how
 
 
 async def test_the_runs_picker_refreshing_under_its_new_run_screen_and_quitting(tmp_path):
@@ -237,6 +238,7 @@ async def test_callbacks_that_land_after_the_app_closed_do_nothing(tmp_path):
 async def test_a_fault_in_a_panel_is_one_notification_and_the_app_goes_on(tmp_path):
     run = finished_run(tmp_path / "run")
     app = CockpitApp(run, poll_s=0.01)
+    said = notifications(app)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.model.events > 0, timeout=WAIT)
         await app.teacher.remove_children()  # its show() now finds no body: a bug stand-in
@@ -244,7 +246,7 @@ async def test_a_fault_in_a_panel_is_one_notification_and_the_app_goes_on(tmp_pa
             Recorder(run / "teacher.events.jsonl", "teacher", T0 + 50).log("info", "more")
             await until(pilot, lambda: len(faults(app)) >= 1, timeout=WAIT)
             await pilot.pause(0.05)
-        shown = [n for n in app._notifications if n.title == FAULT_TITLE]
+        shown = [n for n in said if n.title == FAULT_TITLE]
         assert len(shown) == 1 and "TeacherPanel: NoMatches" in shown[0].message
         await pilot.press("5")  # still answering keys, the other panels still drawn
         assert app.query_one("TabbedContent").active == "gate"
@@ -255,6 +257,7 @@ async def test_a_fault_in_a_panel_is_one_notification_and_the_app_goes_on(tmp_pa
 async def test_a_failing_worker_or_handler_is_reported_not_raised(tmp_path):
     run = finished_run(tmp_path / "run")
     app = CockpitApp(run, poll_s=0.01)
+    said = notifications(app)
     seen = threading.Event()
 
     class Boom:
@@ -270,7 +273,7 @@ async def test_a_failing_worker_or_handler_is_reported_not_raised(tmp_path):
         thread.start()
         await asyncio.to_thread(thread.join)
         assert seen.is_set()
-        await until(pilot, lambda: any(n.title == FAULT_TITLE and "worker bug" in n.message for n in app._notifications),
+        await until(pilot, lambda: any(n.title == FAULT_TITLE and "worker bug" in n.message for n in said),
                     timeout=WAIT)
         app.exit()
     assert app.return_code == 0 and faults(app) == ["Boom.from_a_thread: RuntimeError: worker bug"]
@@ -300,7 +303,7 @@ async def test_a_tab_key_and_enter_read_in_one_go_open_the_case(tmp_path):
         await until(pilot, lambda: len(app.cases()) == 4, timeout=WAIT)
         await pilot.press("6")
         for key, char in (("4", "4"), ("enter", "\r")):  # both queued before either is handled
-            app._driver.send_message(events.Key(key, char))
+            app.post_message(events.Key(key, char))
         await pushed(pilot, app, DiffScreen)
         app.exit()
     assert app.return_code == 0 and faults(app) == []
