@@ -535,6 +535,17 @@ def test_terminal_lines_strip_control_characters_from_untrusted_text():
 # --- the replaced system's files ----------------------------------------------------------------
 
 
+def test_a_free_text_run_is_refused_by_the_one_results_reader(tmp_path):
+    """The replaced system's free-text runs (test_case/prompt/response, no status or score) are not
+    evaluations of the two-block format: the gate, the report and the cockpit's reader says so."""
+    path = tmp_path / "baseline_20251114_143731.json"
+    path.write_text(json.dumps({"model": "m", "adapter_path": None, "timestamp": "t",
+                                "results": [{"test_case": 1, "prompt": "p", "response": "r", "response_length": 1}]}))
+    with pytest.raises(InputError, match=r"not an evaluation of the VISION/REVIEW format \(an old free-text run\?\)") as err:
+        load_results(path)
+    assert err.value.field == "results[0].score"
+
+
 def test_reference_results_load_with_the_same_reader(reference):
     results = reference / "inference_results"
     for name in ("baseline_20251114_215442.json", "student_20251114_220448.json"):
