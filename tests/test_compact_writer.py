@@ -219,8 +219,10 @@ def test_pipeline_passes_the_style_to_the_teacher_reference_and_the_tiny_model(t
 
 
 def test_eval_cli_accepts_the_style(tmp_path):
-    from engine.commands.eval import settings_from
     import argparse
+
+    from engine.commands.settingsflags import resolve_settings
+    from engine.stages.eval.settings import EvalSettings
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
@@ -229,7 +231,7 @@ def test_eval_cli_accepts_the_style(tmp_path):
     eval_cmd.register(sub, argparse.ArgumentParser(add_help=False))
     args = parser.parse_args(["eval", "--dataset", "d.jsonl", "--tag", "t", "--out", str(tmp_path),
                               "--provider", "synthetic", "--synthetic-style", "compact"])
-    assert settings_from(args).synthetic.style == "compact"
+    assert resolve_settings(EvalSettings, args, section="eval").synthetic.style == "compact"
 
 
 def test_tiny_model_corpus_uses_the_style():
