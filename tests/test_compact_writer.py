@@ -8,8 +8,10 @@ import asyncio
 import json
 import random
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 from engine.cli import main
 from engine.core.blocks import check_text
@@ -210,8 +212,9 @@ def test_pipeline_passes_the_style_to_the_teacher_reference_and_the_tiny_model(t
         "eval": {"teacher_reference": True},
     })
     jobs = {job.name: job.argv(False, False) for job in build_plan(config, tmp_path / "run")}
-    ref = jobs["eval-teacher"]
-    assert ref[ref.index("--synthetic-style") + 1] == "compact"
+    ref = jobs["eval-teacher"]  # the eval job reads its settings from the file the engine wrote
+    settings = yaml.safe_load(Path(ref[ref.index("--config") + 1]).read_text())
+    assert settings["provider"] == "synthetic" and settings["synthetic"]["style"] == "compact"
     tiny = jobs["tiny-model"]
     assert tiny[tiny.index("--style") + 1] == "compact"
     with pytest.raises(Exception, match="style"):

@@ -23,6 +23,8 @@ from engine.cli import build_parser, main
 from engine.commands.settingsflags import add_settings_flags, resolve_settings, setting_flags
 from engine.errors import InputError
 from engine.flagmeta import CONFIG_ONLY, Flag
+from engine.pipeline.config import parse_config
+from engine.pipeline.plan import build_plan
 from engine.stages.eval.settings import EvalSettings
 from engine.stages.teacher.settings import TeacherSettings
 from engine.stages.train.settings import TrainSettings
@@ -156,7 +158,7 @@ def test_the_commands_hold_no_flag_lists_and_the_pipeline_does_not_import_them()
                     for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
         assert not assigned & {"FLAGS", "SWITCHES", "SYNTHETIC_FLAGS", "SYNTHETIC_STYLE_FLAG"}, name
         assert "settings_from" not in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
-    for name in ("example",):
+    for name in ("example", "plan"):
         tree = ast.parse((ROOT / "engine" / "pipeline" / f"{name}.py").read_text())
         modules = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
@@ -304,3 +306,31 @@ def test_bad_values_are_one_line_naming_the_flag_or_the_key(tmp_path, monkeypatc
     assert code == 2
     assert capsys.readouterr().err == expect.format(cfg=cfg) + "\n"
     assert sorted(tmp_path.rglob("*")) == before
+
+
+# --- the pipeline hands each eval job its resolved settings ------------------------------------------
+
+
+def test_the_pipeline_hands_each_eval_job_a_settings_file(tmp_path):
+    config = parse_config({
+        "teacher": {"provider": "synthetic", "concurrency": 3, "synthetic": {"defect_rate": 0.0, "latency_jitter_s": 0.5}},
+        "tiny_model": {"build": True},
+        "eval": {"teacher_reference": True, "max_samples": 5, "batch_size": 2, "retries": 1, "seed": 9, "max_new_tokens": 64},
+    })
+    run = tmp_path / "run"
+    jobs = {job.name: job for job in build_plan(config, run)}
+    parser = _subparser("eval")
+    seen = {}
+    for tag in ("teacher", "baseline", "student"):
+        argv = jobs[f"eval-{tag}"].argv(False, tag == "student")
+        assert argv[:3] == ["eval", "--config", str(run / f"eval-{tag}.settings.yaml")]
+        typed = {o for o in argv if o.startswith("--")}
+        # Only what the run directory decides is a flag; every setting travels in the file.
+        assert typed <= {"--config", "--dataset", "--out", "--tag", "--base-model", "--adapter", "--restart"}
+        seen[tag] = resolve_settings(EvalSettings, parser.parse_args(argv[1:]), section="eval")
+    ref, base, student = seen["teacher"], seen["baseline"], seen["student"]
+    assert (ref.provider, ref.concurrency, ref.max_samples, ref.retries, ref.seed) == ("synthetic", 3, 5, 1, 9)
+    assert (ref.synthetic.defect_rate, ref.synthetic.latency_jitter_s) == (0.0, 0.5)
+    assert (base.provider, base.batch_size, base.max_new_tokens, base.base_model) == ("local", 2, 64, str(run / "tiny-model"))
+    assert student.adapter == str(run / "student") and student.restart and not base.restart
+    assert base.dataset == str(run / "data" / "val.jsonl") and base.out == str(run / "eval") and base.tag == "baseline"
