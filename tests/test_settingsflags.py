@@ -60,9 +60,9 @@ FLAGS_BEFORE = {
              "--target-modules --warmup-ratio --weight-decay -h",
     "eval": "--adapter --api-key-env --api-retries --backoff-base --base-model --base-url --batch-size --chat-template --concurrency "
             "--config --dataset --debug --dtype --help --job --load-4bit --location --max-new-tokens --max-samples --metric --model --out "
-            "--project --prompt-format --provider --repetition-penalty --restart --retries --run-dir --seed --synthetic-defect-rate "
+            "--project --prompt-format --provider --repetition-penalty --restart --retries --rpm --run-dir --seed --synthetic-defect-rate "
             "--synthetic-fix-rate --synthetic-latency --synthetic-low-quality-rate --synthetic-style --system-prompt --tag "
-            "--temperature --timeout --top-p -h",
+            "--temperature --timeout --top-p --tpm -h",
 }
 
 
