@@ -1,7 +1,7 @@
 """Hostile input across every command: one line naming the culprit, exit 2, no traceback, nothing written.
 
 Each case builds only the files it names, snapshots the whole workspace, runs the real CLI entry
-point in-process and checks the contract of README "CLI reference": exit code 2, at most three
+point in-process and checks the contract of docs/cli.md, "Conventions": exit code 2, at most three
 lines on stderr that name the file or flag at fault, no traceback, and not one file created,
 changed or removed (no output, no partial output, no event log). The cases are grouped by the
 class of failure (undecodable bytes, OS-level surprises, YAML alias bombs, unusable output

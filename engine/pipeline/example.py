@@ -42,7 +42,7 @@ FIELD_HELP = {
     ("eval", "max_new_tokens"): "null: 1200 for local models",
     ("eval", "teacher_reference"): "also evaluate the teacher provider as a reference column",
     ("gate", "preset"): "seeds | v2-closeout (ignored when `gates` is set: the file's preset: decides)",
-    ("gate", "gates"): "a gates YAML file (README: po-tui gate); null: the preset",
+    ("gate", "gates"): "a gates YAML file (docs/gate.md); null: the preset",
     ("export", "merge"): "write a merged full model beside the adapter (needs the base's size on disk)",
 }
 
@@ -83,7 +83,7 @@ def example_config() -> str:
     config.teacher.model = config.teacher.resolved_model()
     helps = FIELD_HELP
     lines = [
-        "# po-tui pipeline config: `po-tui run THIS_FILE --headless` (see README).",
+        "# po-tui pipeline config: `po-tui run THIS_FILE --headless` (see docs/config.md).",
         "# Every setting is listed at its default (the seeds' values). Secrets never go here:",
         "# providers read their keys from environment variables.",
     ]

@@ -1,6 +1,6 @@
 """Evaluation results: one case's verdict, the summary, the results file and its reader.
 
-The file is a superset of formats.md's evaluation-result shape, so the replaced system's files
+The file is a superset of the evaluation-result shape in docs/formats.md, so the replaced system's files
 (`reference/inference_results/*.json`) and ours are read by the same `load_results`. `metrics`
 mean/std/min/max are over valid cases only (population std, 0 when n <= 1), exactly as the old
 files; beside them what the old files lacked: the mean with format errors counted as 0, the
@@ -128,7 +128,7 @@ def _number(value: Any) -> float | None:
 
 
 def summarize(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The `metrics` block: formats.md's four over valid cases, plus what the old files lacked."""
+    """The `metrics` block: the old files' four over valid cases, plus what the old files lacked."""
     total = len(results)
     valid = [float(r["score"]) for r in results if r.get("status") != FORMAT_ERROR and _number(r.get("score")) is not None]
     stats = population_stats(valid)
@@ -172,7 +172,7 @@ def retry_stats(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def document(header: dict[str, Any], results: list[dict[str, Any]], po_tui: dict[str, Any]) -> dict[str, Any]:
-    """The results file: formats.md's fields first, then ours."""
+    """The results file: the old files' fields first, then ours (docs/formats.md)."""
     metrics = summarize(results)
     valid = metrics["valid"]
     return {
