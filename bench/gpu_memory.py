@@ -1,4 +1,4 @@
-"""GPU memory ESTIMATES for LoRA / QLoRA training of a Qwen2 shape (the README's per-card table).
+"""GPU memory ESTIMATES for LoRA / QLoRA training of a Qwen2 shape (the per-card table in docs/gpu.md).
 
     .venv/bin/python bench/gpu_memory.py            # the table for Qwen2.5-7B at the seeds' settings
     .venv/bin/python bench/gpu_memory.py --shape qwen2.5-0.5b --seq-len 1600

@@ -1,6 +1,6 @@
 """Small synthetic evaluation-results files (old and new layouts) and training outputs for tests.
 
-Written here from the formats.md shape, independent of the eval stage's own writer, so the
+Written here from the docs/formats.md shape, independent of the eval stage's own writer, so the
 gate and report are tested against the contract rather than one implementation of it.
 """
 

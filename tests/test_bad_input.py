@@ -1,7 +1,7 @@
 """Hostile input across every command: one line naming the culprit, exit 2, no traceback, nothing written.
 
 Each case builds only the files it names, snapshots the whole workspace, runs the real CLI entry
-point in-process and checks the contract of README "CLI reference": exit code 2, at most three
+point in-process and checks the contract of docs/cli.md, "Conventions": exit code 2, at most three
 lines on stderr that name the file or flag at fault, no traceback, and not one file created,
 changed or removed (no output, no partial output, no event log). The cases are grouped by the
 class of failure (undecodable bytes, OS-level surprises, YAML alias bombs, unusable output
@@ -320,7 +320,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("eval-requirements-not-yaml", ["eval", "--provider", "synthetic", "--dataset", "{unclosed_req}", "--tag", "t", "--out", "{tmp}/e"], ["unclosed_req.dat:2: requirements_yaml: invalid YAML (line"]),
     ("eval-requirements-missing", ["eval", "--provider", "synthetic", "--dataset", "{no_req}", "--tag", "t", "--out", "{tmp}/e"], ["no_req.dat:2: requirements_yaml: missing"]),
     # 8. A key pasted where a variable name belongs: refused, never repeated.
-    ("teacher-api-key-env-is-a-key", ["teacher", "--provider", "gemini", "--api-key-env", SECRET, "--concepts", "{concepts}", "--out", "{tmp}/t"], ["api_key_env: must be the name of an environment variable"]),
+    ("teacher-api-key-env-is-a-key", ["teacher", "--provider", "gemini", "--api-key-env", SECRET, "--concepts", "{concepts}", "--out", "{tmp}/t"], ["--api-key-env: must be the name of an environment variable"]),
     ("eval-api-key-env-is-a-key", ["eval", "--provider", "gemini", "--api-key-env", SECRET, "--dataset", "{concepts}", "--tag", "t", "--out", "{tmp}/e"], ["--api-key-env: must be the name of an environment variable"]),
     ("run-api-key-env-is-a-key", ["run", "{key_config}", "--headless", "--runs-dir", "{tmp}/runs"], ["key_config.dat:3: teacher.api_key_env: must be the name"]),
     # 10. Empty inputs say so.
@@ -336,7 +336,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("make-tiny-model-huge-seed", ["make-tiny-model", "--out", "{tmp}/m", "--seed", "99999999999999999999"], ["argument --seed"]),
     ("make-tiny-model-too-large", ["make-tiny-model", "--out", "{tmp}/m", "--layers", "100000"], ["--layers: about", "parameters"]),
     ("train-huge-seed", ["train", "--data", "{teacher}", "--base-model", "{model}", "--out", "{tmp}/tr", "--seed", "99999999999999999999"], ["argument --seed"]),
-    ("teacher-budget-infinite", ["teacher", "--provider", "synthetic", "--concepts", "{concepts}", "--out", "{tmp}/t", "--budget-usd", "inf"], ["budget_usd: Input should be a finite number"]),
+    ("teacher-budget-infinite", ["teacher", "--provider", "synthetic", "--concepts", "{concepts}", "--out", "{tmp}/t", "--budget-usd", "inf"], ["--budget-usd: Input should be a finite number"]),
     ("eval-temperature-nan", ["eval", "--provider", "synthetic", "--dataset", "{concepts}", "--tag", "t", "--out", "{tmp}/e", "--temperature", "nan"], ["--temperature"]),
     ("run-config-infinite", ["run", "{yaml_inf}", "--headless", "--runs-dir", "{tmp}/runs"], ["yaml_inf.dat:2: teacher.budget_usd: Input should be a finite number"]),
     ("run-config-negative-seed", ["run", "{yaml_seed}", "--headless", "--runs-dir", "{tmp}/runs"], ["yaml_seed.dat:4: prep.seed"]),
@@ -559,10 +559,10 @@ def test_a_pasted_key_is_never_repeated_even_with_debug(tmp_path, capsys, monkey
     monkeypatch.setenv("PO_TUI_DEBUG", "1")
     concepts = _write(tmp_path / "c.jsonl", _concepts())
     config = _write(tmp_path / "po.yaml", f"teacher:\n  api_key_env: {SECRET}\n".encode())
-    for argv in (["teacher", "--api-key-env", SECRET, "--concepts", str(concepts), "--out", str(tmp_path / "t")],
-                 ["run", str(config), "--headless", "--runs-dir", str(tmp_path / "runs")]):
+    for argv, culprit in ((["teacher", "--api-key-env", SECRET, "--concepts", str(concepts), "--out", str(tmp_path / "t")], "--api-key-env"),
+                          (["run", str(config), "--headless", "--runs-dir", str(tmp_path / "runs")], "teacher.api_key_env")):
         code, out, err = run_cli(argv, capsys)
-        assert code == 2 and "api_key_env" in err
+        assert code == 2 and culprit in err
         assert SECRET not in err and SECRET not in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.jsonl", "po.yaml"]
 

@@ -8,8 +8,10 @@ import asyncio
 import json
 import random
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 from engine.cli import main
 from engine.core.blocks import check_text
@@ -210,8 +212,9 @@ def test_pipeline_passes_the_style_to_the_teacher_reference_and_the_tiny_model(t
         "eval": {"teacher_reference": True},
     })
     jobs = {job.name: job.argv(False, False) for job in build_plan(config, tmp_path / "run")}
-    ref = jobs["eval-teacher"]
-    assert ref[ref.index("--synthetic-style") + 1] == "compact"
+    ref = jobs["eval-teacher"]  # the eval job reads its settings from the file the engine wrote
+    settings = yaml.safe_load(Path(ref[ref.index("--config") + 1]).read_text())
+    assert settings["provider"] == "synthetic" and settings["synthetic"]["style"] == "compact"
     tiny = jobs["tiny-model"]
     assert tiny[tiny.index("--style") + 1] == "compact"
     with pytest.raises(Exception, match="style"):
@@ -219,8 +222,10 @@ def test_pipeline_passes_the_style_to_the_teacher_reference_and_the_tiny_model(t
 
 
 def test_eval_cli_accepts_the_style(tmp_path):
-    from engine.commands.eval import settings_from
     import argparse
+
+    from engine.commands.settingsflags import resolve_settings
+    from engine.stages.eval.settings import EvalSettings
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
@@ -229,7 +234,7 @@ def test_eval_cli_accepts_the_style(tmp_path):
     eval_cmd.register(sub, argparse.ArgumentParser(add_help=False))
     args = parser.parse_args(["eval", "--dataset", "d.jsonl", "--tag", "t", "--out", str(tmp_path),
                               "--provider", "synthetic", "--synthetic-style", "compact"])
-    assert settings_from(args).synthetic.style == "compact"
+    assert resolve_settings(EvalSettings, args, section="eval").synthetic.style == "compact"
 
 
 def test_tiny_model_corpus_uses_the_style():

@@ -117,7 +117,7 @@ def test_requirements_yaml_has_the_exact_shape(many, parsed):
         assert req["title"] == r["metadata"]["title"]
 
 
-# The metric's id rule (spec/metric.md): letters, an optional hyphen, at least two digits.
+# The metric's id rule (docs/metric.md, po-v2 id match): letters, an optional hyphen, at least two digits.
 METRIC_ID = re.compile(r"^([A-Za-z]{1,4})-?(\d{2,})$")
 
 

@@ -1,5 +1,5 @@
 """bench/gpu_check.py keeps working: its dry run (every step on the tiny shapes, on the CPU) passes,
-and the README's memory estimates are what bench/gpu_memory.py computes.
+and the memory estimates in docs/gpu.md are what bench/gpu_memory.py computes.
 
 The GPU run itself cannot happen here; the dry run goes through the same step functions and the
 same product code (train, resume, QLoRA, 4-bit eval, the out-of-memory split, batched-vs-single
@@ -75,9 +75,9 @@ def test_a_failed_step_fails_the_check_and_skips_what_needs_it(tmp_path, monkeyp
     assert "| build | fail |" in check.table(rows)
 
 
-def test_readme_memory_table_is_what_gpu_memory_computes():
+def test_documented_memory_table_is_what_gpu_memory_computes():
     table = _bench("gpu_memory").table()
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert table in readme
+    doc = (ROOT / "docs" / "gpu.md").read_text(encoding="utf-8")
+    assert table in doc
     # The seeds' T4 run (QLoRA, batch 1, checkpointing) is the one 16 GB configuration in reach.
     assert "| QLoRA (nf4) | 1 x 2,048 | on |" in table

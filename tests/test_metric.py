@@ -1,4 +1,4 @@
-"""Every rule of metric.md, each po-v1 quirk and each po-v2 fix, on hand-built answers."""
+"""Every rule of docs/metric.md, each po-v1 quirk and each po-v2 fix, on hand-built answers."""
 
 from __future__ import annotations
 

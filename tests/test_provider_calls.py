@@ -297,10 +297,12 @@ def test_the_pipelines_teacher_reference_keeps_to_the_teachers_limits(tmp_path):
     from engine.pipeline.config import parse_config
     from engine.pipeline.plan import build_plan
 
-    def reference(teacher: dict) -> list[str]:
+    def reference(teacher: dict) -> dict:
+        """The settings the teacher-reference eval job is handed (its `--config` file)."""
         config = parse_config({"teacher": teacher, "eval": {"teacher_reference": True}})
-        return next(job for job in build_plan(config, tmp_path / "run") if job.name == "eval-teacher").argv(False, False)
+        job = next(job for job in build_plan(config, tmp_path / "run") if job.name == "eval-teacher")
+        return job.settings["eval"]
 
-    argv = reference({"provider": "gemini", "rpm": 30, "tpm": 100000})
-    assert argv[argv.index("--rpm") + 1] == "30.0" and argv[argv.index("--tpm") + 1] == "100000.0"
-    assert "--rpm" not in reference({"provider": "gemini"})  # no limit configured: none passed (fingerprints unchanged)
+    settings = reference({"provider": "gemini", "rpm": 30, "tpm": 100000})
+    assert settings["rpm"] == 30 and settings["tpm"] == 100000
+    assert "rpm" not in reference({"provider": "gemini"})  # no limit configured: none passed (fingerprints unchanged)

@@ -1,4 +1,4 @@
-"""Readers for every layout in formats.md and the reference files, and their errors."""
+"""Readers for every layout in docs/formats.md and the reference files, and their errors."""
 
 from __future__ import annotations
 

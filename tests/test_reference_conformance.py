@@ -71,7 +71,7 @@ def test_supervised_reference_files_read_and_score(reference):
         assert all(s.format_check().valid for s in samples)
         odd = [s for s in samples if not s.concept.requirements_yaml.startswith("title:")]
         # The ten hand-written "conflicts" rows carry `FR001: text` requirement lines and a
-        # VISION where the concept should be; every other row has the formats.md shape.
+        # VISION where the concept should be; every other row has the docs/formats.md shape.
         if "distillation" in name:
             assert len(odd) == 10
             assert all("status: conflicts" in s.blocks()[1] for s in odd)

@@ -422,8 +422,10 @@ def test_bad_flag_values_and_config(work, tiny, data):
 
 
 def test_settings_from_a_pipeline_config(work, tiny, data):
-    from engine.commands.train import settings_from
     import argparse
+
+    from engine.commands.settingsflags import resolve_settings
+    from engine.stages.train.settings import TrainSettings
 
     cfg = work / "ok.yaml"
     cfg.write_text(f"train:\n  data: {data}\n  base_model: {tiny}\n  out: {work / 'x11'}\n  lora_r: 16\n  epochs: 4\n"
@@ -434,7 +436,7 @@ def test_settings_from_a_pipeline_config(work, tiny, data):
     sub = parser.add_subparsers()
     train_cmd.register(sub, argparse.ArgumentParser(add_help=False))
     args = parser.parse_args(["train", "--config", str(cfg), "--lr", "1e-4"])
-    s = settings_from(args)
+    s = resolve_settings(TrainSettings, args, section="train")
     assert (s.lora_r, s.epochs, s.grad_accum, s.lr) == (16, 4, 12, 1e-4)  # flags override the file
 
 

@@ -157,12 +157,15 @@ def test_checkpointing_is_on_by_default_on_cuda_and_off_on_cpu(tiny, data, work,
 
 def test_the_checkpointing_flag_takes_a_value_or_none():
     from engine.commands import train as train_cmd
+    from engine.commands.settingsflags import resolve_settings
+    from engine.stages.train.settings import TrainSettings
 
     parser = argparse.ArgumentParser()
     train_cmd.register(parser.add_subparsers(), argparse.ArgumentParser(add_help=False))
 
     def parsed(*flags: str) -> str:
-        return train_cmd.settings_from(parser.parse_args(["train", "--data", "d", "--out", "o", *flags])).gradient_checkpointing
+        args = parser.parse_args(["train", "--data", "d", "--out", "o", *flags])
+        return resolve_settings(TrainSettings, args, section="train").gradient_checkpointing
 
     assert parsed() == "auto"
     assert parsed("--gradient-checkpointing") == "on"

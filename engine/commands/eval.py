@@ -7,66 +7,12 @@ import signal
 import sys
 from typing import Any
 
-from engine.commands import argtypes
-from engine.configfile import validate
+from engine.commands.settingsflags import add_settings_flags, resolve_settings
 from engine.core.inert import clean
-from engine.errors import InputError, StageFailed
+from engine.errors import StageFailed
 from engine.runlog.job import add_job_args, job_events
-from engine.stages.eval.settings import PROMPT_FORMATS, PROVIDERS, EvalSettings
-from engine.stages.teacher.settings import SYNTHETIC_STYLES
+from engine.stages.eval.settings import EvalSettings
 from engine.store.lock import output_lock
-
-# flag -> settings field; defaults live in EvalSettings (flags default to None).
-FLAGS: list[tuple[str, dict[str, Any]]] = [
-    ("--dataset", {"metavar": "FILE", "help": "concepts, teacher records (prep's val.jsonl), the validation layout, "
-                   "prompt/response pairs, or an eval-results JSON that carries its concepts"}),
-    ("--base-model", {"metavar": "ID_OR_PATH", "help": "local model folder or Hugging Face cache id (never downloaded)"}),
-    ("--adapter", {"metavar": "DIR", "help": "LoRA adapter folder (po-tui train's output)"}),
-    ("--tag", {"metavar": "NAME", "help": "baseline, student or any name: results go to OUT/NAME_<timestamp>.json"}),
-    ("--out", {"metavar": "DIR", "help": "results directory"}),
-    ("--max-samples", {"type": int, "metavar": "N", "help": "evaluate the FIRST N distinct concepts in file order, "
-                       "never a shuffle, so every run compares the same cases; 0 = all (default: 20)"}),
-    ("--seed", {"type": argtypes.seed, "metavar": "S", "help": "sampling seed (temperature > 0) and provider seeds (default: 42)"}),
-    ("--batch-size", {"type": int, "metavar": "B", "help": "sequences decoded together, local models (default: 8)"}),
-    ("--max-new-tokens", {"type": int, "metavar": "N", "help": "answer token limit (default: 1200 local, provider default otherwise)"}),
-    ("--temperature", {"type": float, "metavar": "T", "help": "0 = greedy (default); > 0 samples with --top-p and --seed"}),
-    ("--top-p", {"type": float, "metavar": "P", "help": "nucleus sampling when --temperature > 0 (default: 0.9)"}),
-    ("--repetition-penalty", {"type": float, "metavar": "R", "help": "local models and served students (default: 1.0, i.e. none)"}),
-    ("--retries", {"type": int, "metavar": "N", "help": "re-asks after a format error, naming what was wrong (default: 2)"}),
-    ("--dtype", {"choices": ("auto", "bfloat16", "float16", "float32"), "help": "compute dtype (default: bf16/fp16 on CUDA, fp32 on CPU)"}),
-    ("--chat-template", {"choices": ("auto", "on", "off"), "help": "default: as the adapter was trained (po_tui_train.json), else auto"}),
-    ("--metric", {"choices": ("po-v1", "po-v2"), "help": "default: po-v2"}),
-    ("--provider", {"choices": PROVIDERS, "help": "evaluate through a provider instead of a local model: a teacher, or "
-                    "a served student/baseline (openai: vLLM, llama-server, Ollama)"}),
-    ("--model", {"metavar": "M", "help": "the provider's model: for a served student the served name (vLLM's LoRA "
-                 "module, the Ollama model) (default: gemini-2.5-flash; synthetic-po-1)"}),
-    ("--concurrency", {"type": int, "metavar": "C", "help": "provider calls in flight (default: 4)"}),
-    ("--rpm", {"type": float, "metavar": "R", "help": "provider requests per minute limit (default: none)"}),
-    ("--tpm", {"type": float, "metavar": "T", "help": "provider tokens per minute limit, estimated before each call (default: none)"}),
-    ("--api-retries", {"type": int, "metavar": "N", "help": "retries of a failed provider call: 429, 5xx, timeouts (default: 6)"}),
-    ("--backoff-base", {"type": float, "dest": "backoff_base_s", "metavar": "S", "help": "first backoff delay (default: 1s)"}),
-    ("--timeout", {"type": float, "dest": "timeout_s", "metavar": "S", "help": "per-call timeout (default: 120s)"}),
-    ("--base-url", {"metavar": "URL", "help": "provider endpoint override; openai: the API root, e.g. "
-                    "http://localhost:8000/v1 (a bare host gets /v1)"}),
-    ("--api-key-env", {"metavar": "VAR", "help": "read the API key from this environment variable"}),
-    ("--project", {"help": "vertex: GCP project (or GOOGLE_CLOUD_PROJECT)"}),
-    ("--location", {"help": "vertex: region (or GOOGLE_CLOUD_LOCATION)"}),
-    ("--prompt-format", {"choices": PROMPT_FORMATS, "help": "providers: student = exactly the training input (the student "
-                         "prompt as the only message), teacher = the teacher's system prompt first (default: student "
-                         "for baseline/student tags, teacher otherwise)"}),
-    ("--system-prompt", {"choices": ("teacher", "none"), "help": argparse.SUPPRESS}),  # older spelling: none = student
-]
-SWITCHES = {
-    "--load-4bit": "load the base in 4-bit nf4 (bitsandbytes, double quantisation)",
-    "--restart": "move a partial evaluation with other settings aside and start over",
-}
-SYNTHETIC_FLAGS = [
-    ("--synthetic-latency", "latency_s"),
-    ("--synthetic-defect-rate", "defect_rate"),
-    ("--synthetic-fix-rate", "fix_rate"),
-    ("--synthetic-low-quality-rate", "low_quality_rate"),
-]
-SYNTHETIC_STYLE_FLAG = "--synthetic-style"  # as `po-tui teacher` spells it
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -81,41 +27,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
             "OUT/TAG.cases.jsonl: rerunning the same command continues where it stopped."
         ),
     )
-    for flag, kwargs in FLAGS:
-        p.add_argument(flag, default=None, **kwargs)
-    for flag, text in SWITCHES.items():
-        p.add_argument(flag, action="store_true", default=None, help=text)
-    for flag, _field in SYNTHETIC_FLAGS:
-        p.add_argument(flag, type=float, default=None, metavar="X", help=argparse.SUPPRESS)
-    p.add_argument(SYNTHETIC_STYLE_FLAG, choices=SYNTHETIC_STYLES, default=None, help=argparse.SUPPRESS)
+    add_settings_flags(p, EvalSettings, config_help="eval settings: keys named as the flags (max_samples, batch_size, ...), "
+                       "at the top level or under `eval:`; a flag typed overrides its key")
     add_job_args(p)
     p.set_defaults(func=run)
-
-
-def settings_from(args: argparse.Namespace) -> EvalSettings:
-    data: dict[str, Any] = {}
-    for flag, kwargs in FLAGS:
-        dest = kwargs.get("dest") or flag[2:].replace("-", "_")
-        value = getattr(args, dest)
-        if value is not None:
-            data[dest] = value
-    for flag in SWITCHES:
-        if getattr(args, flag[2:].replace("-", "_")):
-            data[flag[2:].replace("-", "_")] = True
-    synthetic = {field: getattr(args, flag[2:].replace("-", "_")) for flag, field in [*SYNTHETIC_FLAGS, (SYNTHETIC_STYLE_FLAG, "style")]}
-    synthetic = {k: v for k, v in synthetic.items() if v is not None}
-    if synthetic:
-        data["synthetic"] = synthetic
-    for name in ("dataset", "tag", "out"):
-        if not data.get(name):
-            raise InputError("required", field=f"--{name}")
-    try:
-        return validate(EvalSettings, data)
-    except InputError as exc:
-        if exc.field and "." not in exc.field:  # name the flag the user typed
-            flag = next((f for f, kw in FLAGS if kw.get("dest") == exc.field), "--" + exc.field.replace("_", "-"))
-            exc.field = flag
-        raise
 
 
 def _fmt(x: float | None, spec: str = ".4f") -> str:
@@ -170,7 +85,7 @@ def _sigterm(_signum: int, _frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    settings = resolve_settings(EvalSettings, args, section="eval")
     # One writer per results directory, held from before the cases file is read until the end;
     # taken before the event log is opened, so a refused second eval writes nothing.
     with output_lock(settings.out, stage="eval"):

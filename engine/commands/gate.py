@@ -30,10 +30,10 @@ def add_gate_options(p: argparse.ArgumentParser) -> None:
     """Options shared with `po-tui report`, which prints the same verdict."""
     p.add_argument(
         "--preset", choices=sorted(PRESETS),
-        help="criteria preset: seeds (default), v2-closeout, demo (needs the teacher's results); "
+        help="criteria preset: seeds (default), v2-closeout, demo or grounded (these two need the teacher's results); "
              "with --gates, overrides the file's preset:",
     )
-    p.add_argument("--gates", metavar="FILE", help="YAML file defining or overriding criteria (see README)")
+    p.add_argument("--gates", metavar="FILE", help="YAML file defining or overriding criteria (see docs/gate.md)")
     p.add_argument(
         "--rescore", choices=METRICS, metavar="METRIC",
         help="re-judge every case with this metric (po-v1|po-v2) instead of the recorded scores",
@@ -56,8 +56,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
             "criteria (preset seeds: student valid rate >= 0.90, baseline mean >= 0.75, student "
             "mean >= 0.90 x baseline mean; v2-closeout: the stricter set; demo: student valid rate "
             ">= 0.90, student mean >= 0.75 x teacher mean and >= baseline mean + 0.30, format errors "
-            "as 0, grounding >= a constant answer's + 0.25) and print the verdict with a bootstrap "
-            "interval on the mean ratio and each side's grounding. Exit 0 pass, 1 fail, 2 bad input."
+            "as 0; grounded: demo's and student grounding >= a constant answer's + 0.25; see "
+            "docs/gate.md) and print the verdict with a bootstrap interval on the mean ratio and each "
+            "side's grounding. Exit 0 pass, 1 fail, 2 bad input."
         ),
     )
     p.add_argument("baseline", metavar="BASELINE.json")

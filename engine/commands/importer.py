@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="rebuild teacher records from supervised pairs or legacy teacher files",
         description=(
             "Read supervised prompt/response pairs (both prompt layouts), legacy teacher records, the "
-            "validation layout or chat records and write formats.md teacher records, scored with --metric."
+            "validation layout or chat records and write teacher records (docs/formats.md), scored with --metric."
         ),
     )
     p.add_argument("file", metavar="FILE")

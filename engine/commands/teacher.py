@@ -14,52 +14,16 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from engine.commands import argtypes
-from engine.configfile import load_section, validate
+from engine.commands.settingsflags import add_settings_flags, resolve_settings
 from engine.core.records import Concept, read_concept_list
 from engine.errors import InputError, StageFailed
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.teacher.pricing import PriceTable, load_prices
-from engine.stages.teacher.settings import DEFINING, PROVIDERS, SYNTHETIC_STYLES, TeacherSettings
+from engine.stages.teacher.settings import DEFINING, TeacherSettings
 from engine.stages.teacher.store import TeacherStore
 from engine.stages.teacher.tally import TeacherTally
 from engine.store.lock import output_lock
 from engine.store.outpath import check_out_dir
-
-# CLI flag -> settings field (the flags default to None: only what the user typed overrides config).
-FLAGS: list[tuple[str, dict[str, Any]]] = [
-    ("--provider", {"choices": PROVIDERS, "help": "default: gemini"}),
-    ("--model", {"help": "default: gemini-2.5-flash (synthetic: synthetic-po-1)"}),
-    ("--temperature", {"type": float, "help": "default: 0.2"}),
-    ("--max-output-tokens", {"type": int, "metavar": "N"}),
-    ("--min-score", {"type": float, "help": "accept samples scoring at least this (default: 0.80)"}),
-    ("--max-records", {"type": int, "metavar": "N", "help": "stop after N accepted records"}),
-    ("--samples-per-concept", {"type": int, "metavar": "K", "help": "variants per concept (default: 1)"}),
-    ("--concurrency", {"type": int, "metavar": "C", "help": "requests in flight (default: 8)"}),
-    ("--rpm", {"type": float, "metavar": "R", "help": "requests per minute limit"}),
-    ("--tpm", {"type": float, "metavar": "T", "help": "tokens per minute limit"}),
-    ("--max-retries", {"type": int, "help": "retries after a format error (default: 2)"}),
-    ("--low-score-retries", {"type": int, "help": "retries below --min-score (default: 0)"}),
-    ("--api-retries", {"type": int, "help": "retries of a failed API call: 429, 5xx, timeouts (default: 6)"}),
-    ("--backoff-base", {"type": float, "dest": "backoff_base_s", "metavar": "S", "help": "first backoff delay (default: 1s)"}),
-    ("--timeout", {"type": float, "dest": "timeout_s", "metavar": "S", "help": "per-request timeout (default: 120s)"}),
-    ("--metric", {"choices": ("po-v1", "po-v2"), "help": "default: po-v2"}),
-    ("--seed", {"type": argtypes.seed}),
-    ("--budget-usd", {"type": float, "metavar": "X", "help": "stop cleanly once this much was spent"}),
-    ("--base-url", {"help": "override the API endpoint (gemini/vertex/openai)"}),
-    ("--project", {"help": "vertex: GCP project (or GOOGLE_CLOUD_PROJECT)"}),
-    ("--location", {"help": "vertex: region (or GOOGLE_CLOUD_LOCATION)"}),
-    ("--api-key-env", {"metavar": "VAR", "help": "read the API key from this environment variable"}),
-    ("--prices", {"metavar": "FILE", "help": "price table override (YAML: as_of, models: {name: {input, output}})"}),
-]
-SYNTHETIC_FLAGS = [
-    ("--synthetic-latency", "latency_s"),
-    ("--synthetic-defect-rate", "defect_rate"),
-    ("--synthetic-fix-rate", "fix_rate"),
-    ("--synthetic-low-quality-rate", "low_quality_rate"),
-]
-# The synthetic writer's style: a choice, not a rate (the flags above are numbers).
-SYNTHETIC_STYLE_FLAG = "--synthetic-style"
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -78,17 +42,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     mode.add_argument("--stats", metavar="FILE", help="summarise a teacher dataset and exit")
     p.add_argument("--concepts", metavar="FILE", help="concepts JSONL (any layout carrying concepts)")
     p.add_argument("--out", metavar="DIR", help="output directory")
-    p.add_argument("--config", metavar="FILE", help="pipeline config (its `teacher:` section) or a teacher settings file")
     p.add_argument("--resume", action="store_true", help="continue the run in DIR")
     p.add_argument("--allow-change", action="store_true", help="resume although dataset-defining settings changed")
-    p.add_argument("--retry-errors", action="store_true", default=None, help="on resume, retry samples rejected for provider errors")
     p.add_argument("--json", action="store_true", help="with --stats: print JSON")
-    for flag, kwargs in FLAGS:
-        p.add_argument(flag, default=None, **kwargs)
-    for flag, _field in SYNTHETIC_FLAGS:
-        p.add_argument(flag, type=float, default=None, metavar="X", help="synthetic provider knob")
-    p.add_argument(SYNTHETIC_STYLE_FLAG, choices=SYNTHETIC_STYLES, default=None,
-                   help="synthetic answers: full prose (default) or compact fixed sentences citing the ids")
+    add_settings_flags(p, TeacherSettings, config_help="pipeline config (its `teacher:` section) or a teacher settings file")
     add_job_args(p)
     p.set_defaults(func=run)
 
@@ -97,27 +54,9 @@ def _warn(message: str) -> None:
     sys.stderr.write(f"po-tui teacher: warning: {message}\n")
 
 
-def settings_from(args: argparse.Namespace) -> TeacherSettings:
-    base: dict[str, Any] = {}
-    path, lines, prefix = None, None, ()
-    if args.config:
-        base, lines, prefix = load_section(args.config, "teacher")
-        path = args.config
-    for flag, kwargs in FLAGS:
-        dest = kwargs.get("dest") or flag[2:].replace("-", "_")
-        value = getattr(args, dest)
-        if value is not None:
-            base[dest] = value
-    if args.retry_errors:
-        base["retry_errors"] = True
-    synthetic = dict(base.get("synthetic") or {})
-    for flag, field in [*SYNTHETIC_FLAGS, (SYNTHETIC_STYLE_FLAG, "style")]:
-        value = getattr(args, flag[2:].replace("-", "_"))
-        if value is not None:
-            synthetic[field] = value
-    if synthetic:
-        base["synthetic"] = synthetic
-    settings = validate(TeacherSettings, base, path=path, lines=lines, prefix=prefix)
+def _settings(args: argparse.Namespace) -> TeacherSettings:
+    """The settings (config file < typed flags), with the model the provider resolves to."""
+    settings = resolve_settings(TeacherSettings, args, section="teacher")
     try:
         settings.resolved_model()
     except ValueError as exc:
@@ -263,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rescore:
         from engine.stages.teacher.rescore import rescore
 
-        settings = settings_from(args)
+        settings = _settings(args)
         with output_lock(args.out, stage="teacher --rescore"):
             result = rescore(args.out, metric=settings.metric, min_score=settings.min_score, warn=_warn)
         sys.stderr.write(
@@ -273,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.concepts:
         raise InputError("required (or use --rescore / --stats)", field="--concepts")
-    settings = settings_from(args)
+    settings = _settings(args)
     concepts = concept_list(args.concepts)
     prices = load_prices(settings.prices) if settings.prices else PriceTable()
     check_out_dir(args.out)

@@ -1,10 +1,11 @@
 """Find the VISION and REVIEW fenced YAML blocks in a model's text and judge their validity.
 
-formats.md: a fence line starts with three backticks, `yaml` or `yml`, whitespace, the label
-(case-insensitive), and the block runs up to the next line that is three backticks. The first
-block with each label wins. Validity (metric.md): both blocks found and each parses to a mapping;
-otherwise a format_error with one of the reasons below. Oddities that do not make a sample
-invalid (prose around the blocks, REVIEW first, a repeated block) are kept as `notes`.
+The answer format (docs/formats.md): a fence line starts with three backticks, `yaml` or `yml`,
+whitespace, the label (case-insensitive), and the block runs up to the next line that is three
+backticks. The first block with each label wins. Validity (docs/metric.md): both blocks found
+and each parses to a mapping; otherwise a format_error with one of the reasons below. Oddities
+that do not make a sample invalid (prose around the blocks, REVIEW first, a repeated block) are
+kept as `notes`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`product_owner_metric`: the score every teacher sample, eval case and gate is judged by.
 
-Implements `../shared/spec/metric.md` to the letter, in two versions:
+Implements the metric described in docs/metric.md, in two versions:
 - `po-v1` reproduces the replaced system's recorded scores bit for bit, defects included
   (unquoted dates fail, id substring matching, dict reprs, credit for missing alignment);
 - `po-v2` (default) fixes those defects.
@@ -82,7 +82,7 @@ def parse_block(value: Any, metric: str = DEFAULT_METRIC) -> dict:
     return as_mapping(parsed)
 
 
-# --- small predicates (metric.md wording) -----------------------------------------------------
+# --- small predicates (docs/metric.md wording) -----------------------------------------------------
 
 
 def _list_min(value: Any, n: int) -> bool:
@@ -190,7 +190,7 @@ def _item_text(item: Any, metric: str) -> str:
 
 
 def review_segments(r: dict, align: dict, metric: str) -> list[str]:
-    """The review corpus, in metric.md order."""
+    """The review corpus, in the order docs/metric.md gives (section C)."""
     segments: list[str] = []
     for key in ("summary", "recommended_actions"):
         value = r.get(key)

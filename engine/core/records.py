@@ -1,4 +1,4 @@
-"""Record formats (formats.md): read every layout users already have, write ours.
+"""Record formats (docs/formats.md): read every layout users already have, write ours.
 
 Readers turn any supported file into `Sample`s (one PO answer with its concept) or `Concept`s:
 - concept records (`concepts.jsonl`);
@@ -81,7 +81,7 @@ class Sample:
     record: dict = field(default_factory=dict)
 
     def format_check(self) -> FormatCheck:
-        """Validity per metric.md: from the raw answer when there is one, else the two blocks."""
+        """Validity (docs/metric.md): from the raw answer when there is one, else the two blocks."""
         if self.raw is not None:
             return check_text(self.raw)[1]
         return check_pair(self.vision, self.review)
@@ -310,7 +310,7 @@ def sample_from_record(obj: Any, path: str | Path, line: int | None) -> Sample:
     _refuse_half_concept(obj, path, line)
     keys = ", ".join(sorted(obj)[:8]) if isinstance(obj, dict) else type(obj).__name__
     raise InputError(
-        f"unrecognised record layout (keys: {keys}); see docs: formats", path=path, line=line
+        f"unrecognised record layout (keys: {keys}); see docs/formats.md", path=path, line=line
     )
 
 
@@ -512,7 +512,7 @@ def teacher_record(
     breakdown: dict[str, float],
     metadata: dict[str, Any],
 ) -> dict[str, Any]:
-    """A teacher record in the formats.md shape (field names are a contract: never rename)."""
+    """A teacher record in the docs/formats.md shape (field names are a contract: never rename)."""
     return {
         "concept_id": concept.concept_id or concept.key,
         "tier": concept.tier,

@@ -77,7 +77,7 @@ class EvalSection(_Section):
 
 class GateSection(_Section):
     preset: str = "seeds"
-    gates: str | None = None  # a gates YAML file (see README); overrides the preset's criteria
+    gates: str | None = None  # a gates YAML file (docs/gate.md); overrides the preset's criteria
     resamples: int = Field(10_000, ge=1)
     seed: Seed = 0
 

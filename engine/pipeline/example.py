@@ -1,7 +1,7 @@
 """The commented example config `po-tui init` writes: every setting, at the seeds' values.
 
-Generated from the settings models (so it can never drift from what validates), with the
-help texts of the stages' own CLI flags as comments.
+Generated from the settings models (so it can never drift from what validates), with their
+fields' descriptions (the stages' --help texts) as comments; FIELD_HELP adds or overrides a few.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
+from engine.flagmeta import Flag
 from engine.pipeline.config import ENGINE_OWNED_TRAIN, PipelineConfig
 
 SECTION_HELP = {
@@ -40,22 +42,17 @@ FIELD_HELP = {
     ("eval", "max_new_tokens"): "null: 1200 for local models",
     ("eval", "teacher_reference"): "also evaluate the teacher provider as a reference column",
     ("gate", "preset"): "seeds | v2-closeout (ignored when `gates` is set: the file's preset: decides)",
-    ("gate", "gates"): "a gates YAML file (README: po-tui gate); null: the preset",
+    ("gate", "gates"): "a gates YAML file (docs/gate.md); null: the preset",
     ("export", "merge"): "write a merged full model beside the adapter (needs the base's size on disk)",
 }
 
 
-def _flag_help() -> dict[tuple[str, str], str]:
-    """The stages' own flag help, keyed by (section, field)."""
-    from engine.commands import teacher, train
-
-    out: dict[tuple[str, str], str] = {}
-    for section, flags in (("teacher", teacher.FLAGS), ("train", train.FLAGS)):
-        for flag, kwargs in flags:
-            dest = kwargs.get("dest") or flag[2:].replace("-", "_")
-            if kwargs.get("help"):
-                out[(section, dest)] = kwargs["help"]
-    return out
+def _describe(field: FieldInfo, value: Any) -> str | None:
+    """A field's description, with what its null or empty value means (as --help says it)."""
+    means = next((m.default_means for m in field.metadata if isinstance(m, Flag) and m.default_means), None)
+    if field.description and means and value in (None, ""):
+        return f"{field.description} ({'null' if value is None else 'empty'}: {means})"
+    return field.description
 
 
 def _value(value: Any) -> str:
@@ -74,7 +71,7 @@ def _lines(model: BaseModel, path: tuple[str, ...], helps: dict, indent: int) ->
             out.append(f"{pad}{name}:")
             out += _lines(value, path + (name,), helps, indent + 1)
             continue
-        text = helps.get(key)
+        text = helps.get(key) or _describe(type(model).model_fields[name], value)
         comment = f"  # {text}" if text else ""
         out.append(f"{pad}{name}: {_value(value)}{comment}")
     return out
@@ -84,9 +81,9 @@ def example_config() -> str:
     """The full example as YAML text with comments."""
     config = PipelineConfig()
     config.teacher.model = config.teacher.resolved_model()
-    helps = {**_flag_help(), **FIELD_HELP}
+    helps = FIELD_HELP
     lines = [
-        "# po-tui pipeline config: `po-tui run THIS_FILE --headless` (see README).",
+        "# po-tui pipeline config: `po-tui run THIS_FILE --headless` (see docs/config.md).",
         "# Every setting is listed at its default (the seeds' values). Secrets never go here:",
         "# providers read their keys from environment variables.",
     ]

@@ -5,6 +5,11 @@ of the stage's settings and of the content of its inputs) is what `--resume` com
 whose fingerprint is unchanged and whose outputs exist is not run again. Command lines that
 depend on earlier outputs (the gate needs the results files the evals named) are built when the
 job starts.
+
+A stage with a settings model is handed its resolved settings as a file, never re-derived as
+flags: teacher and train read the run's config.yaml (`--config`, their section), each eval job
+reads RUN/<job>.settings.yaml, written when the job starts. Their command lines carry only what
+the run directory decides: paths, tags, --resume / --restart.
 """
 
 from __future__ import annotations
@@ -15,13 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
 from engine.pipeline.config import PipelineConfig
 from engine.stages.teacher.store import TeacherStore
+from engine.store.atomic import atomic_write_text
 
 # Files above this size (a local 7B base) are fingerprinted by size and mtime, not content:
 # hashing 15 GB on every resume would cost minutes.
 HASH_LIMIT_BYTES = 256 * 1024 * 1024
 CONFIG_NAME = "config.yaml"
+# RUN/<job>.settings.yaml: the settings a job's command reads through --config, written as it starts.
+SETTINGS_SUFFIX = ".settings.yaml"
 
 
 @dataclass
@@ -82,6 +92,12 @@ def fingerprint(run_dir: Path, job: Job) -> str:
 
 def outputs_present(run_dir: Path, job: Job) -> bool:
     return all(resolve(run_dir, pattern) is not None for pattern in job.outputs)
+
+
+def write_settings(path: Path, job: str, settings: dict[str, Any]) -> Path:
+    """A job's resolved settings as the YAML file its command reads (`--config`), atomically."""
+    text = f"# po-tui: the settings of job {job}, written by the engine from the run's {CONFIG_NAME}\n"
+    return atomic_write_text(path, text + yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
 
 
 def _flag(argv: list[str], name: str, value: Any) -> None:
@@ -154,35 +170,37 @@ def build_plan(config: PipelineConfig, run_dir: str | Path) -> list[Job]:
                         outputs=["student-merged/config.json"], settings=config.section("export")))
 
     # Held-out concepts: prep's val.jsonl (it carries the teacher's answers for the report's diffs).
-    evaluate = ["eval", "--dataset", str(r / "data" / "val.jsonl"), "--out", str(r / "eval"), "--max-samples", str(e.max_samples),
-                "--retries", str(e.retries), "--metric", e.metric, "--seed", str(e.seed)]
+    # Each eval job is handed its resolved settings as a file (`eval --config`); the command line
+    # carries only what the run directory decides (paths, the tag, --restart).
+    common = {"max_samples": e.max_samples, "retries": e.retries, "metric": e.metric, "seed": e.seed}
+    paths = ["--dataset", str(r / "data" / "val.jsonl"), "--out", str(r / "eval")]
 
-    def eval_job(tag: str, extra: list[str], inputs: list[str]) -> Job:
+    def eval_job(tag: str, settings: dict[str, Any], models: list[str], inputs: list[str]) -> Job:
+        name = f"eval-{tag}"
+
         def argv(cont: bool, redo: bool) -> list[str]:
+            file = write_settings(r / f"{name}{SETTINGS_SUFFIX}", name, settings)
             # A rerun with other settings starts its cases file over instead of refusing.
-            return [*evaluate, *extra, "--tag", tag, *(["--restart"] if redo else [])]
+            return ["eval", "--config", str(file), *paths, *models, "--tag", tag, *(["--restart"] if redo else [])]
 
-        return Job(f"eval-{tag}", "eval", argv, inputs=["data/val.jsonl", *inputs], outputs=[f"eval/{tag}_*.json"],
-                   settings={"eval": config.section("eval"), "extra": extra})
+        return Job(name, "eval", argv, inputs=["data/val.jsonl", *inputs], outputs=[f"eval/{tag}_*.json"],
+                   settings={"eval": settings, "models": models})
 
     if e.teacher_reference:
-        ref = ["--provider", t.provider, "--concurrency", str(t.concurrency)]
-        # The teacher's quota is the same quota when eval asks the teacher: its limits apply too.
-        for name, value in (("--model", t.model), ("--base-url", t.base_url), ("--api-key-env", t.api_key_env),
-                            ("--project", t.project), ("--location", t.location), ("--rpm", t.rpm), ("--tpm", t.tpm)):
-            _flag(ref, name, value)
+        # The teacher as a reference column: its provider, model, endpoint and concurrency. The
+        # teacher's quota is the same quota when eval asks the teacher: its limits apply too.
+        ref = {**common, "provider": t.provider, "concurrency": t.concurrency}
+        for name in ("model", "base_url", "api_key_env", "project", "location", "rpm", "tpm"):
+            if getattr(t, name) is not None:
+                ref[name] = getattr(t, name)
         if t.provider == "synthetic":
-            s = t.synthetic
-            ref += ["--synthetic-latency", str(s.latency_s), "--synthetic-defect-rate", str(s.defect_rate),
-                    "--synthetic-fix-rate", str(s.fix_rate), "--synthetic-low-quality-rate", str(s.low_quality_rate),
-                    "--synthetic-style", s.style]
-        jobs.append(eval_job("teacher", ref, []))
-    local = ["--base-model", base, "--batch-size", str(e.batch_size)]
-    _flag(local, "--max-new-tokens", e.max_new_tokens)
-    if e.load_4bit:
-        local.append("--load-4bit")
-    jobs.append(eval_job("baseline", local, base_inputs))
-    jobs.append(eval_job("student", [*local, "--adapter", str(r / "student")], [*base_inputs, *adapter]))
+            ref["synthetic"] = t.synthetic.model_dump(mode="json")
+        jobs.append(eval_job("teacher", ref, [], []))
+    local = {**common, "batch_size": e.batch_size, "load_4bit": e.load_4bit}
+    if e.max_new_tokens is not None:
+        local["max_new_tokens"] = e.max_new_tokens
+    jobs.append(eval_job("baseline", local, ["--base-model", base], base_inputs))
+    jobs.append(eval_job("student", local, ["--base-model", base, "--adapter", str(r / "student")], [*base_inputs, *adapter]))
 
     # A gates file carries its own `preset:` (a --preset flag would override it).
     gate_opts = ["--gates", g.gates] if g.gates else ["--preset", g.preset]

@@ -28,7 +28,7 @@ from engine.providers.po_writer import Brief, Requirement, _Findings, _ids, _ver
 
 # One date for every answer: a date that changed with the concept would be noise to learn.
 LAST_UPDATED = "2025-11-17"
-# The metric's thresholds for full points (spec/metric.md, sections B and D).
+# The metric's thresholds for full points (docs/metric.md, sections B and D).
 MIN_SUMMARY_CHARS = 120
 MIN_NARRATIVE_CHARS = 160
 

@@ -1,7 +1,7 @@
 """`po-tui import`: rebuild teacher records from the files the replaced system left behind.
 
 Supervised prompt/response pairs (both prompt layouts), legacy teacher records without ids, the
-validation layout and chat records all become formats.md teacher records: concept and
+validation layout and chat records all become teacher records (docs/formats.md): concept and
 requirements recovered, blocks extracted, scored with the chosen metric. Every row is written —
 one whose answer has a format problem keeps it visible (`metadata.import_format_error`) for
 prep to account for, instead of disappearing.

@@ -27,7 +27,7 @@ from engine.core.scoring import FORMAT_ERROR, score_sample
 from engine.core.yamltext import load_yaml
 from engine.errors import InputError
 
-# `{tag}_{YYYYmmdd_HHMMSS}.json` (formats.md): the tag is everything before the timestamp.
+# `{tag}_{YYYYmmdd_HHMMSS}.json` (docs/formats.md): the tag is everything before the timestamp.
 RESULTS_NAME_RE = re.compile(r"^(?P<tag>.+?)_(?P<stamp>\d{8}_\d{6})\.json$")
 # The evaluated runs a report and the cockpit set side by side, in the order they show them
 # (other tags follow, sorted).
@@ -291,7 +291,7 @@ class RunSummary:
     format_check_errors: int  # cases po-tui's own format check rejects (old files missed some)
     valid_rate: float | None
     mean: float | None
-    std: float | None  # population std, 0 when one score (formats.md)
+    std: float | None  # population std, 0 when one score (docs/formats.md)
     min: float | None
     max: float | None
     median: float | None

@@ -1,7 +1,7 @@
 """Evaluation results as the eval stage writes them: one case's verdict, the summary, the file.
 
-The file is a superset of formats.md's evaluation-result shape, so the replaced system's files
-(`reference/inference_results/*.json`) and ours are read back by one reader,
+The file is a superset of the evaluation-result shape in docs/formats.md, so the replaced system's
+files (`reference/inference_results/*.json`) and ours are read back by one reader,
 `engine.stages.results.load_results` (the gate, the report and the cockpit use it). `metrics`
 mean/std/min/max are over valid cases only (population std, 0 when n <= 1), exactly as the old
 files; beside them what the old files lacked: the mean with format errors counted as 0, the
@@ -124,7 +124,7 @@ def case_result(case: EvalCase, attempts: Sequence[dict[str, Any]], metric: str)
 
 
 def summarize(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The `metrics` block: formats.md's four over valid cases, plus what the old files lacked."""
+    """The `metrics` block: the old files' four over valid cases, plus what the old files lacked."""
     total = len(results)
     valid = [float(r["score"]) for r in results if r.get("status") != FORMAT_ERROR and finite(r.get("score")) is not None]
     stats = population_stats(valid)
@@ -168,7 +168,7 @@ def retry_stats(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def document(header: dict[str, Any], results: list[dict[str, Any]], po_tui: dict[str, Any]) -> dict[str, Any]:
-    """The results file: formats.md's fields first, then ours."""
+    """The results file: the old files' fields first, then ours (docs/formats.md)."""
     metrics = summarize(results)
     valid = metrics["valid"]
     return {

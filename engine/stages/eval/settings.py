@@ -1,5 +1,7 @@
 """Evaluation settings: one validated model for the CLI flags, and the fingerprint resume checks.
 
+Each field declares its flag too (type, default, bounds, help: engine/commands/settingsflags.py).
+
 `fingerprint()` holds what decides the answers (dataset cases, model, adapter weights, prompt,
 decoding, retries, metric). Resuming a partial evaluation with any of them changed would mix two
 evaluations in one results file, so the stage refuses and names what changed. The batch size is
@@ -14,12 +16,13 @@ batch size and its fingerprint is what it was before this rule.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.configfile import Seed
-from engine.stages.teacher.settings import DEFAULT_MODELS, EnvVarName, SyntheticSettings
+from engine.flagmeta import Flag
+from engine.stages.teacher.settings import DEFAULT_MODEL_TEXT, DEFAULT_MODELS, EnvVarName, SyntheticSettings
 
 LOCAL = "local"
 PROVIDERS = ("gemini", "vertex", "openai", "synthetic")
@@ -39,45 +42,74 @@ def is_student_tag(tag: str) -> bool:
 class EvalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    dataset: str
-    out: str
-    tag: str
-    provider: Literal["local", "gemini", "vertex", "openai", "synthetic"] = LOCAL
-    base_model: str | None = None
-    adapter: str | None = None
-    model: str | None = None
-    max_samples: int = Field(20, ge=0)  # 0: every case
-    seed: Seed = 42
-    batch_size: int = Field(8, ge=1, le=4096)
-    max_new_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(0.0, ge=0, le=2)
-    top_p: float = Field(0.9, gt=0, le=1)
-    repetition_penalty: float = Field(1.0, gt=0)
-    retries: int = Field(2, ge=0, le=20)
-    load_4bit: bool = False
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    chat_template: Literal["auto", "on", "off"] | None = None  # None: as the adapter was trained
-    metric: Literal["po-v1", "po-v2"] = "po-v2"
-    restart: bool = False
+    dataset: Annotated[str, Flag(metavar="FILE")] = Field(
+        description="concepts, teacher records (prep's val.jsonl), the validation layout, prompt/response pairs, "
+        "or an eval-results JSON that carries its concepts")
+    out: Annotated[str, Flag(metavar="DIR")] = Field(description="results directory")
+    tag: Annotated[str, Flag(metavar="NAME")] = Field(
+        description="baseline, student or any name: results go to OUT/NAME_<timestamp>.json")
+    # `local` is what leaving --provider out means: the flag offers the providers only.
+    provider: Annotated[Literal["local", "gemini", "vertex", "openai", "synthetic"], Flag(choices=PROVIDERS)] = Field(
+        LOCAL, description="evaluate through a provider instead of a local model: a teacher, or a served "
+        "student/baseline (openai: vLLM, llama-server, Ollama)")
+    base_model: Annotated[str | None, Flag(metavar="ID_OR_PATH")] = Field(
+        None, description="local model folder or Hugging Face cache id (never downloaded)")
+    adapter: Annotated[str | None, Flag(metavar="DIR")] = Field(None, description="LoRA adapter folder (po-tui train's output)")
+    model: Annotated[str | None, Flag(metavar="M", default_means=DEFAULT_MODEL_TEXT)] = Field(
+        None, description="the provider's model: for a served student the served name (vLLM's LoRA module, the Ollama model)")
+    max_samples: Annotated[int, Flag(metavar="N")] = Field(
+        20, ge=0, description="evaluate the FIRST N distinct concepts in file order, never a shuffle, so every run "
+        "compares the same cases; 0 = all")
+    seed: Annotated[Seed, Flag(metavar="S")] = Field(42, description="sampling seed (temperature > 0) and provider seeds")
+    batch_size: Annotated[int, Flag(metavar="B")] = Field(8, ge=1, le=4096, description="sequences decoded together, local models")
+    max_new_tokens: Annotated[
+        int | None, Flag(metavar="N", default_means=f"{DEFAULT_MAX_NEW_TOKENS} local, provider default otherwise")
+    ] = Field(None, ge=1, description="answer token limit")
+    temperature: Annotated[float, Flag(metavar="T")] = Field(
+        0.0, ge=0, le=2, description="0 = greedy; > 0 samples with --top-p and --seed")
+    top_p: Annotated[float, Flag(metavar="P")] = Field(0.9, gt=0, le=1, description="nucleus sampling when --temperature > 0")
+    repetition_penalty: Annotated[float, Flag(metavar="R")] = Field(
+        1.0, gt=0, description="local models and served students; 1 = none")
+    retries: Annotated[int, Flag(metavar="N")] = Field(
+        2, ge=0, le=20, description="re-asks after a format error, naming what was wrong")
+    load_4bit: bool = Field(False, description="load the base in 4-bit nf4 (bitsandbytes, double quantisation)")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="compute dtype; auto: bf16/fp16 on CUDA, fp32 on CPU")
+    chat_template: Annotated[Literal["auto", "on", "off"] | None,
+                             Flag(default_means="as the adapter was trained (po_tui_train.json), else auto")] = Field(
+        None, description="use the tokenizer's chat template")
+    metric: Literal["po-v1", "po-v2"] = Field("po-v2", description="the metric that scores the answers")
+    restart: bool = Field(False, description="move a partial evaluation with other settings aside and start over")
     # providers
-    concurrency: int = Field(4, ge=1, le=1024)
+    concurrency: Annotated[int, Flag(metavar="C")] = Field(4, ge=1, le=1024, description="provider calls in flight")
     # Per-minute limits on provider calls, as the teacher's (engine.providers.limiter). Not in the
     # fingerprint: they pace the calls, they do not change the answers.
-    rpm: float | None = Field(None, gt=0)
-    tpm: float | None = Field(None, gt=0)
-    api_retries: int = Field(6, ge=0)
-    backoff_base_s: float = Field(1.0, gt=0)
-    timeout_s: float = Field(120.0, gt=0)
-    base_url: str | None = None
-    api_key_env: EnvVarName = None
-    project: str | None = None
-    location: str | None = None
+    rpm: Annotated[float | None, Flag(metavar="R", default_means="none")] = Field(
+        None, gt=0, description="provider requests per minute limit")
+    tpm: Annotated[float | None, Flag(metavar="T", default_means="none")] = Field(
+        None, gt=0, description="provider tokens per minute limit, estimated before each call")
+    api_retries: Annotated[int, Flag(metavar="N")] = Field(
+        6, ge=0, description="retries of a failed provider call: 429, 5xx, timeouts")
+    backoff_base_s: Annotated[float, Flag("backoff-base", metavar="S")] = Field(1.0, gt=0, description="first backoff delay, seconds")
+    timeout_s: Annotated[float, Flag("timeout", metavar="S")] = Field(120.0, gt=0, description="per-call timeout, seconds")
+    base_url: Annotated[str | None, Flag(metavar="URL")] = Field(
+        None, description="provider endpoint override; openai: the API root, e.g. http://localhost:8000/v1 (a bare host gets /v1)")
+    api_key_env: Annotated[EnvVarName, Flag(metavar="VAR")] = Field(
+        None, description="read the API key from this environment variable")
+    project: str | None = Field(None, description="vertex: GCP project (or GOOGLE_CLOUD_PROJECT)")
+    location: str | None = Field(None, description="vertex: region (or GOOGLE_CLOUD_LOCATION)")
     # What a provider is sent: `student` = exactly the training input (the student prompt as the
     # only user message, no system message), `teacher` = the teacher's system prompt plus that
     # message. None: `student` for baseline/student tags, `teacher` otherwise.
-    prompt_format: Literal["student", "teacher"] | None = None
-    system_prompt: Literal["teacher", "none"] | None = None  # the older spelling: none = student
-    synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
+    prompt_format: Annotated[Literal["student", "teacher"] | None,
+                             Flag(default_means="student for baseline/student tags, teacher otherwise")] = Field(
+        None, description="providers: student = exactly the training input (the student prompt as the only message), "
+        "teacher = the teacher's system prompt first")
+    # The older spelling (none = student): accepted, not shown.
+    system_prompt: Annotated[Literal["teacher", "none"] | None, Flag(hidden=True)] = Field(
+        None, description="the older spelling of --prompt-format: none = student")
+    # The synthetic provider's knobs are test aids here: accepted, not shown.
+    synthetic: Annotated[SyntheticSettings, Flag(hidden=True)] = Field(default_factory=SyntheticSettings)
 
     @field_validator("tag")
     @classmethod

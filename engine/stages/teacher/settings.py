@@ -1,5 +1,7 @@
 """Teacher settings: one validated model for the CLI flags and the pipeline config's `teacher:`.
 
+Each field declares its flag too (type, default, bounds, help: engine/commands/settingsflags.py).
+
 `fingerprint()` holds the settings that define what the dataset *is* (prompt, metric,
 min-score, provider, model): resuming with any of them changed would silently mix two datasets,
 so resume refuses unless the user says `--allow-change` (how a hybrid pro-then-flash run
@@ -15,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from engine.configfile import Seed
+from engine.flagmeta import CONFIG_ONLY, Flag
 from engine.core.prompts import student_template, teacher_system_prompt
 
 PROVIDERS = ("gemini", "vertex", "openai", "synthetic")
@@ -42,46 +45,61 @@ class SyntheticSettings(BaseModel):
     """Knobs of the offline synthetic provider (demo and tests)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    latency_s: float = Field(0.0, ge=0)
-    latency_jitter_s: float = Field(0.0, ge=0)
-    defect_rate: float = Field(0.15, ge=0, le=1)
-    fix_rate: float = Field(0.85, ge=0, le=1)
-    low_quality_rate: float = Field(0.1, ge=0, le=1)
+    latency_s: Annotated[float, Flag("latency", metavar="X")] = Field(0.0, ge=0, description="seconds each answer takes")
+    latency_jitter_s: Annotated[float, CONFIG_ONLY] = Field(0.0, ge=0, description="up to this many seconds more, drawn per answer")
+    defect_rate: Annotated[float, Flag(metavar="X")] = Field(
+        0.15, ge=0, le=1, description="share of first answers with a format defect or another flaw")
+    fix_rate: Annotated[float, Flag(metavar="X")] = Field(0.85, ge=0, le=1, description="share of retries that write a good answer")
+    low_quality_rate: Annotated[float, Flag(metavar="X")] = Field(
+        0.1, ge=0, le=1, description="share of first answers written weakly (a low score)")
     # full: varied prose like a real teacher; compact: fixed sentences with the product name and
     # requirement ids slotted in, short enough for the demo's tiny student to learn.
-    style: Literal[SYNTHETIC_STYLES] = "full"
+    style: Literal[SYNTHETIC_STYLES] = Field(
+        "full", description="synthetic answers: full prose or compact fixed sentences citing the ids")
+
+
+# What a null `model` means, shown in --help: from DEFAULT_MODELS, not copied by hand.
+DEFAULT_MODEL_TEXT = f"{DEFAULT_MODELS['gemini']}; synthetic: {DEFAULT_MODELS['synthetic']}"
 
 
 class TeacherSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    provider: Literal["gemini", "vertex", "openai", "synthetic"] = "gemini"
-    model: str | None = None
-    temperature: float = Field(0.2, ge=0, le=2)
-    max_output_tokens: int | None = Field(None, ge=1)
-    min_score: float = Field(0.80, ge=0, le=1)
-    max_records: int | None = Field(None, ge=1)
-    samples_per_concept: int = Field(1, ge=1)
-    concurrency: int = Field(8, ge=1, le=1024)
-    rpm: float | None = Field(None, gt=0)
-    tpm: float | None = Field(None, gt=0)
-    max_retries: int = Field(2, ge=0)
-    low_score_retries: int = Field(0, ge=0)
-    api_retries: int = Field(6, ge=0)
-    backoff_base_s: float = Field(1.0, gt=0)
-    backoff_max_s: float = Field(60.0, gt=0)
-    timeout_s: float = Field(120.0, gt=0)
-    metric: Literal["po-v1", "po-v2"] = "po-v2"
-    seed: Seed = 0
-    budget_usd: float | None = Field(None, gt=0)
-    base_url: str | None = None
-    project: str | None = None
-    location: str | None = None
-    api_key_env: EnvVarName = None
-    prices: str | None = None
-    system_prompt: str | None = None
-    student_template: str | None = None
-    retry_errors: bool = False
+    provider: Literal["gemini", "vertex", "openai", "synthetic"] = Field("gemini", description="the teacher's API")
+    model: Annotated[str | None, Flag(default_means=DEFAULT_MODEL_TEXT)] = Field(None, description="the provider's model")
+    temperature: float = Field(0.2, ge=0, le=2, description="sampling temperature")
+    max_output_tokens: Annotated[int | None, Flag(metavar="N", default_means="the provider's")] = Field(
+        None, ge=1, description="answer token limit")
+    min_score: float = Field(0.80, ge=0, le=1, description="accept samples scoring at least this")
+    max_records: Annotated[int | None, Flag(metavar="N", default_means="every concept")] = Field(
+        None, ge=1, description="stop after N accepted records")
+    samples_per_concept: Annotated[int, Flag(metavar="K")] = Field(1, ge=1, description="variants per concept")
+    concurrency: Annotated[int, Flag(metavar="C")] = Field(8, ge=1, le=1024, description="requests in flight")
+    rpm: Annotated[float | None, Flag(metavar="R", default_means="no limit")] = Field(None, gt=0, description="requests per minute limit")
+    tpm: Annotated[float | None, Flag(metavar="T", default_means="no limit")] = Field(None, gt=0, description="tokens per minute limit")
+    max_retries: int = Field(2, ge=0, description="retries after a format error")
+    low_score_retries: int = Field(0, ge=0, description="retries below --min-score")
+    api_retries: int = Field(6, ge=0, description="retries of a failed API call: 429, 5xx, timeouts")
+    backoff_base_s: Annotated[float, Flag("backoff-base", metavar="S")] = Field(1.0, gt=0, description="first backoff delay, seconds")
+    backoff_max_s: Annotated[float, CONFIG_ONLY] = Field(60.0, gt=0, description="longest backoff delay, seconds")
+    timeout_s: Annotated[float, Flag("timeout", metavar="S")] = Field(120.0, gt=0, description="per-request timeout, seconds")
+    metric: Literal["po-v1", "po-v2"] = Field("po-v2", description="the metric that scores the answers")
+    seed: Seed = Field(0, description="provider seed (and the synthetic teacher's choices)")
+    budget_usd: Annotated[float | None, Flag(metavar="X", default_means="no limit")] = Field(
+        None, gt=0, description="stop cleanly once this much was spent")
+    base_url: str | None = Field(None, description="override the API endpoint (gemini/vertex/openai)")
+    project: str | None = Field(None, description="vertex: GCP project (or GOOGLE_CLOUD_PROJECT)")
+    location: str | None = Field(None, description="vertex: region (or GOOGLE_CLOUD_LOCATION)")
+    api_key_env: Annotated[EnvVarName, Flag(metavar="VAR")] = Field(
+        None, description="read the API key from this environment variable")
+    prices: Annotated[str | None, Flag(metavar="FILE")] = Field(
+        None, description="price table override (YAML: as_of, models: {name: {input, output}})")
+    # Prompt files change what the dataset is (the fingerprint's `prompt`): set in a config file.
+    system_prompt: Annotated[str | None, CONFIG_ONLY] = Field(
+        None, description="a file holding the teacher's system prompt (null: the built-in one)")
+    student_template: Annotated[str | None, CONFIG_ONLY] = Field(
+        None, description="a file holding the student prompt template (null: the built-in one)")
+    retry_errors: bool = Field(False, description="on resume, retry samples rejected for provider errors")
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
 
     def resolved_model(self) -> str:

@@ -2,7 +2,7 @@
 
 - `responses.jsonl`: every raw answer, appended and fsynced *before* it is parsed. The source of
   truth: resume replays it instead of calling the API again; `--rescore` rebuilds from it alone.
-- `po_teacher_dataset.jsonl`: accepted teacher records (formats.md).
+- `po_teacher_dataset.jsonl`: accepted teacher records (docs/formats.md, "Teacher records").
 - `rejects.jsonl`: final rejects with reason and score.
 - `teacher_run.json`: the settings fingerprint of each run segment, and the last summary.
 A sample is identified by its key `(concept_id, variant)`.

@@ -1,12 +1,16 @@
-"""Training settings: one validated model for the CLI flags and the pipeline config's `train:`."""
+"""Training settings: one validated model for the CLI flags and the pipeline config's `train:`.
+
+Each field declares its flag too (type, default, bounds, help: engine/commands/settingsflags.py).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.configfile import Seed
+from engine.flagmeta import Flag
 
 # The seeds' recipe: r32 / alpha 64 / dropout 0.05, 3 epochs, lr 1e-4, max length 2048.
 DEFAULT_BASE_MODEL = "Qwen/Qwen2.5-7B-Instruct"
@@ -15,50 +19,59 @@ DEFAULT_BASE_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 class TrainSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    data: str = ""
-    base_model: str = DEFAULT_BASE_MODEL
-    out: str = ""
-    lora_r: int = Field(32, ge=1)
-    lora_alpha: float = Field(64, gt=0)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: str = "all-linear"
+    data: Annotated[str, Flag(metavar="DIR")] = Field("", description="prep output (train.jsonl, val.jsonl) or one JSONL file")
+    base_model: Annotated[str, Flag(metavar="ID_OR_PATH")] = Field(
+        DEFAULT_BASE_MODEL, description="the base model: a local folder or a Hugging Face cache id")
+    out: Annotated[str, Flag(metavar="DIR")] = Field("", description="adapter, tokenizer, checkpoints, history, model card")
+    lora_r: int = Field(32, ge=1, description="LoRA rank")
+    lora_alpha: float = Field(64, gt=0, description="LoRA alpha")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
+    target_modules: str = Field("all-linear", description="all-linear or q_proj,k_proj,...")
     # Whole modules trained and saved beside the adapter, e.g. "embed_tokens". For a base with no
     # language of its own (the tiny random demo model) the embeddings must be learnt too; a real
     # base leaves this empty. Tied input/output embeddings stay tied (peft's ensure_weight_tying).
-    modules_to_save: str = ""
-    epochs: float = Field(3, gt=0)
-    max_steps: int = Field(-1, ge=-1)
-    batch_size: int = Field(4, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    lr: float = Field(1e-4, gt=0)
-    scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    max_seq_len: int = Field(2048, ge=16)
-    load_4bit: bool = False
-    load_8bit: bool = False
-    compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    modules_to_save: Annotated[str, Flag(metavar="NAMES", default_means="none")] = Field(
+        "", description="whole modules trained beside the adapter, e.g. embed_tokens")
+    epochs: float = Field(3, gt=0, description="training epochs")
+    max_steps: int = Field(-1, ge=-1, description="stop after N optimizer steps (overrides --epochs; -1: no limit)")
+    batch_size: int = Field(4, ge=1, description="per device")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    lr: float = Field(1e-4, gt=0, description="learning rate")
+    scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field("cosine", description="learning-rate schedule")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of the steps spent warming up")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_seq_len: int = Field(2048, ge=16, description="longest training sequence, tokens")
+    load_4bit: bool = Field(False, description="QLoRA: load the base in 4-bit nf4")
+    load_8bit: bool = Field(False, description="load the base in 8-bit")
+    compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="compute dtype; auto: bf16/fp16 on CUDA, fp32 on CPU")
     # Activation checkpointing: auto = on for CUDA (a 7B base at the seeds' batch runs out of
     # memory without it), off on CPU. `true`/`false` in a config file mean on/off.
-    gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
-    logging_steps: int = Field(10, ge=1)
-    eval_steps: int | None = Field(None, ge=1)
-    save_steps: int | None = Field(None, ge=1)
-    save_total_limit: int = Field(3, ge=1)
-    seed: Seed = 42
-    gpus: int | None = Field(None, ge=0)  # None: one GPU when CUDA is there, else the CPU
-    cpu_processes: int = Field(1, ge=1)
-    fsdp: str | None = None
-    deepspeed: str | None = None
-    chat_template: Literal["auto", "on", "off"] = "auto"
+    gradient_checkpointing: Annotated[Literal["auto", "on", "off"], Flag(bare="on")] = Field(
+        "auto", description="activation checkpointing; auto: on for CUDA, off on CPU; the bare flag: on")
+    logging_steps: int = Field(10, ge=1, description="a progress event every N steps")
+    eval_steps: Annotated[int | None, Flag(default_means="each epoch")] = Field(None, ge=1, description="evaluate every N steps")
+    save_steps: Annotated[int | None, Flag(default_means="each epoch")] = Field(None, ge=1, description="checkpoint every N steps")
+    save_total_limit: int = Field(3, ge=1, description="checkpoints kept")
+    seed: Seed = Field(42, description="training seed")
+    gpus: Annotated[int | None, Flag(default_means="one GPU when CUDA is there, else the CPU")] = Field(
+        None, ge=0, description="N > 1 runs DDP through torchrun")
+    cpu_processes: int = Field(1, ge=1, description="N CPU ranks on the gloo backend (testing the launch path)")
+    fsdp: str | None = Field(None, description="passed to TrainingArguments.fsdp, e.g. 'full_shard auto_wrap'")
+    deepspeed: Annotated[str | None, Flag(metavar="FILE")] = Field(None, description="DeepSpeed config passed to TrainingArguments")
+    chat_template: Literal["auto", "on", "off"] = Field(
+        "auto", description="use the tokenizer's chat template; auto: when it has one")
     # Learning while it trains (engine/stages/train/probe.py): every N steps, greedy answers to the
     # first `probe_prompts` held-out prompts, judged by the metric. None: off.
-    probe_every: int | None = Field(None, ge=1)
-    probe_prompts: int = Field(4, ge=1, le=64)
-    probe_max_new_tokens: int | None = Field(None, ge=1)  # None: 1.25 x the longest training answer
-    resume: bool = False
-    run_dir: str | None = None
-    job: str | None = None
+    probe_every: Annotated[int | None, Flag(metavar="N", default_means="off")] = Field(
+        None, ge=1, description="every N steps, answer held-out prompts greedily and score them")
+    probe_prompts: Annotated[int, Flag(metavar="K")] = Field(
+        4, ge=1, le=64, description="held-out prompts per probe, the first K of val.jsonl")
+    probe_max_new_tokens: Annotated[int | None, Flag(metavar="N", default_means="1.25 x the longest training answer")] = Field(
+        None, ge=1, description="answer limit of a probe")
+    resume: bool = Field(False, description="continue from the newest complete checkpoint in --out")
+    run_dir: Annotated[str | None, Flag(metavar="DIR", default_means="--out")] = Field(None, description="event log directory")
+    job: Annotated[str | None, Flag(metavar="NAME", default_means="train")] = Field(None, description="job name in the run directory")
 
     @field_validator("gradient_checkpointing", mode="before")
     @classmethod
