@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.numbers import finite, finite_float
+from engine.core.numbers import finite, finite_float, percent
 from engine.core.timefmt import duration, utc_stamp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,9 +57,16 @@ def test_finite_is_a_real_number_as_it_was_written(value, expected):
     assert finite_float(3).__class__ is float
 
 
-def test_one_utc_stamp():
+def test_one_utc_stamp_and_no_module_spells_the_format_again():
     assert utc_stamp(0) == "1970-01-01T00:00:00Z" and utc_stamp(1_700_000_000.9) == "2023-11-14T22:13:20Z"
     assert len(utc_stamp()) == 20 and utc_stamp().endswith("Z")
+    spelled = [str(p.relative_to(ROOT)) for p in SOURCES if "%Y-%m-%dT%H:%M:%SZ" in p.read_text(encoding="utf-8")]
+    assert spelled == ["engine/core/timefmt.py"]
+
+
+@pytest.mark.parametrize("fraction, text", [(0.8734, "87.3%"), (1, "100.0%"), (0, "0.0%"), (None, "-"), (math.nan, "-"), (True, "-")])
+def test_one_percent_for_the_command_lines(fraction, text):
+    assert percent(fraction) == text
 
 
 # --- where each lives -----------------------------------------------------------------------------
@@ -95,6 +102,8 @@ HOMES = {
     "JOB_STATES": "engine/runlog/state.py",
     "score_summary": "engine/core/records.py",
     "read_record": "engine/store/jsonfile.py",
+    "percent": "engine/core/numbers.py",
+    "PROVIDERS": "engine/stages/teacher/settings.py",
 }
 
 
@@ -112,6 +121,18 @@ def test_no_constant_is_copied_under_another_name(name):
     copies = [f"{p.relative_to(ROOT)}: {other}" for p, names in DEFINED.items() for other, node in names.items()
               if isinstance(node, ast.expr) and ast.dump(node) == value and (p, other) != (home, name)]
     assert copies == []
+
+
+def test_no_collection_constant_stands_in_two_modules():
+    """A module-level tuple, list, set or dict of three or more items written out in two modules is
+    one constant copied (the tiers were, three times; the provider names twice): import it instead."""
+    seen: dict[str, list[str]] = defaultdict(list)
+    for path, names in DEFINED.items():
+        for name, node in names.items():
+            items = getattr(node, "elts", None) or getattr(node, "keys", None)
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set, ast.Dict)) and items is not None and len(items) >= 3:
+                seen[ast.dump(node)].append(f"{path.relative_to(ROOT)}: {name}")
+    assert [places for places in seen.values() if len(places) > 1] == []
 
 
 def _body_key(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, int]:

@@ -15,7 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.commands.settingsflags import add_settings_flags, resolve_settings
+from engine.core.numbers import percent
 from engine.core.records import Concept, read_concept_list
+from engine.core.timefmt import utc_stamp
 from engine.errors import InputError, StageFailed
 from engine.runlog.job import add_job_args, job_events
 from engine.stages.teacher.pricing import PriceTable, load_prices
@@ -101,7 +103,7 @@ def check_resume(store: TeacherStore, settings: TeacherSettings, args: argparse.
             )
     manifest["fingerprint"] = current
     manifest["settings"] = settings.model_dump(mode="json")
-    manifest.setdefault("segments", []).append({"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **current, "allow_change": bool(args.allow_change)})
+    manifest.setdefault("segments", []).append({"started_at": utc_stamp(), **current, "allow_change": bool(args.allow_change)})
     return manifest
 
 
@@ -145,14 +147,11 @@ class TerminalProgress:
 
 
 def _summary_lines(summary: dict[str, Any]) -> list[str]:
-    def pct(x: float | None) -> str:
-        return "-" if x is None else f"{100 * x:.1f}%"
-
     target = f"/{summary['target']}" if summary.get("target") else ""
     lines = [
         f"teacher: {summary['accepted']}{target} accepted, {summary['rejected']} rejected ({summary['stop_reason']})",
         f"  {summary['requests']} requests, {summary['replayed']} replayed from responses.jsonl, {summary['retries']} retries; "
-        f"acceptance {pct(summary['acceptance_rate'])}, retry success {pct(summary['retry_success_rate'])}",
+        f"acceptance {percent(summary['acceptance_rate'])}, retry success {percent(summary['retry_success_rate'])}",
         f"  {summary['records_per_min']:.1f} records/min; cost ${summary['cost_usd']:.4f} in total, ${summary['cost_usd_run']:.4f} this run"
         + (f", ${summary['cost_per_accepted_usd']:.5f} per accepted" if summary.get("cost_per_accepted_usd") is not None else "")
         + f" (prices as of {summary['prices_as_of']})",

@@ -21,3 +21,9 @@ def finite_float(value: Any) -> float | None:
     """`finite(value)` as a float: for fields that are floats whatever the file wrote (1 -> 1.0)."""
     number = finite(value)
     return None if number is None else float(number)
+
+
+def percent(fraction: Any) -> str:
+    """A rate as the command line prints it: 0.873 -> "87.3%"; "-" when unknown."""
+    number = finite(fraction)
+    return "-" if number is None else f"{100 * number:.1f}%"

@@ -22,10 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from engine.configfile import Seed
 from engine.flagmeta import Flag
-from engine.stages.teacher.settings import DEFAULT_MODEL_TEXT, DEFAULT_MODELS, EnvVarName, SyntheticSettings
+from engine.stages.teacher.settings import DEFAULT_MODEL_TEXT, DEFAULT_MODELS, PROVIDERS, EnvVarName, SyntheticSettings
 
 LOCAL = "local"
-PROVIDERS = ("gemini", "vertex", "openai", "synthetic")
 DEFAULT_MAX_NEW_TOKENS = 1200  # the seeds' value: enough for both YAML blocks
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 PROMPT_FORMATS = ("student", "teacher")

@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from engine.core.numbers import percent
 from engine.core.records import read_samples, score_summary
 from engine.core.yamltext import as_mapping, load_yaml
 from engine.stages.teacher.store import REJECTS, RESPONSES, key_of
@@ -81,13 +82,10 @@ def dataset_stats(path: str | Path, *, warn: Warn | None = None) -> dict[str, An
 
 
 def format_stats(st: dict[str, Any]) -> list[str]:
-    def pct(x: float | None) -> str:
-        return "-" if x is None else f"{100 * x:.1f}%"
-
     sc = st["score"]
     lines = [
         f"{st['file']}: {st['accepted']} accepted, {st['rejected']} rejected, {st['distinct_concepts']} distinct concepts",
-        f"acceptance {pct(st['acceptance_rate'])}, retry success {pct(st['retry_success_rate'])}",
+        f"acceptance {percent(st['acceptance_rate'])}, retry success {percent(st['retry_success_rate'])}",
     ]
     if sc["n"]:
         lines.append(f"score mean {sc['mean']:.4f} median {sc['median']:.4f} min {sc['min']:.4f} max {sc['max']:.4f} (n {sc['n']})")
