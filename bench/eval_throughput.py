@@ -73,11 +73,11 @@ def decode_all(model, encoded: list[list[int]], batch: int, config) -> tuple[flo
 def agreement(outputs: list[list[int]], reference: list[list[int]]) -> tuple[float, float]:
     """(share of answers identical to the reference, share of reference tokens before the first
     difference): how far batched greedy decoding follows batch 1's."""
-    same = sum(1 for o, r in zip(outputs, reference) if o == r)
+    same = sum(1 for o, r in zip(outputs, reference, strict=True) if o == r)
     prefix = total = 0
-    for o, r in zip(outputs, reference):
+    for o, r in zip(outputs, reference, strict=True):
         total += len(r)
-        prefix += next((i for i, (a, b) in enumerate(zip(o, r)) if a != b), min(len(o), len(r)))
+        prefix += next((i for i, (a, b) in enumerate(zip(o, r, strict=False)) if a != b), min(len(o), len(r)))
     return same / len(reference), (prefix / total if total else 1.0)
 
 

@@ -200,15 +200,15 @@ def _check(args: argparse.Namespace, real: Path, work: Path) -> int:
             runs[f"merged gguf {quant or outtype}"] = (outtype == "f32", [
                 llama_greedy(real, merged, None, p, args.tokens, args.threads) for p in prompt_texts])
         for name, (strict, got) in runs.items():
-            same = sum(g == w for g, w in zip(got, want))
-            prefix = min(len(os.path.commonprefix([g, w])) for g, w in zip(got, want))
+            same = sum(g == w for g, w in zip(got, want, strict=True))
+            prefix = min(len(os.path.commonprefix([g, w])) for g, w in zip(got, want, strict=True))
             rows_out.append((label, name, same, len(want), strict, prefix))
             failed |= strict and same != len(want)
-        differs = sum(b != w for b, w in zip(base_llama, want))
+        differs = sum(b != w for b, w in zip(base_llama, want, strict=True))
         rows_out.append((label, "base alone differs from PEFT", differs, len(want), True, -1))
         failed |= differs != len(want)
         if failed and not args.work:
-            for g, w in zip(runs["base f32 + LoRA gguf f32"][1], want):
+            for g, w in zip(runs["base f32 + LoRA gguf f32"][1], want, strict=True):
                 print(f"  llama.cpp: {g!r}\n  peft:      {w!r}", file=sys.stderr)
 
     print(f"{'adapter':<18} {'llama.cpp run':<34} {'equal to PEFT greedy':<28} shortest common prefix")

@@ -218,13 +218,12 @@ def step_device(ctx: Context) -> dict[str, Any]:
 
 
 def step_build(ctx: Context) -> dict[str, Any]:
+    import torch
     from train_throughput import build_data, build_random_model
 
     from engine.stages.concepts import generate_concepts
     from engine.stages.tiny_model import make_tiny_model
     from engine.store.atomic import atomic_write_jsonl
-
-    import torch
 
     register_tiny_shapes()
     torch.manual_seed(0)  # the same random weights every run

@@ -19,7 +19,6 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

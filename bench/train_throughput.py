@@ -51,8 +51,8 @@ SHAPES = {
 
 def build_data(path: Path, n: int, seed: int) -> None:
     from engine.core.prompts import render_student_prompt
-    from engine.stages.concepts import generate_concepts
     from engine.providers.po_writer import write_answer
+    from engine.stages.concepts import generate_concepts
 
     with open(path, "w", encoding="utf-8") as fh:
         for row in generate_concepts(n, seed):
@@ -103,7 +103,7 @@ def child(args: argparse.Namespace) -> dict:
 
     from engine.core.prompts import use_chat_template
     from engine.stages.train.data import ListDataset, encode_pairs, read_pairs
-    from engine.stages.train.runner import check_inputs, load_base, quiet_libraries, with_lora, training_arguments
+    from engine.stages.train.runner import check_inputs, load_base, quiet_libraries, training_arguments, with_lora
     from engine.stages.train.settings import TrainSettings
 
     quiet_libraries()

@@ -308,9 +308,10 @@ PING_KEY = "f12"  # bound by the bench subclass only: its action records the tim
 
 
 def bench_app_class():
+    from textual.binding import Binding
+
     import po_tui.app
     from po_tui.app import CockpitApp
-    from textual.binding import Binding
 
     class BenchApp(CockpitApp):
         """The real cockpit; only records when actions ran and when redraws drew and painted."""
@@ -527,8 +528,8 @@ async def measure_ingest(run: Path, rate: float, seconds: float, size: tuple[int
     for kind, pressed in presses.items():
         handled, painted = app.marks[kind]
         # presses are handled in order; one never handled counts as waiting until the end
-        lat[f"{kind}_handler"] = [h - p for p, h in zip(pressed, handled)] + [t_end - p for p in pressed[len(handled):]]
-        lat[f"{kind}_paint"] = [h - p for p, h in zip(pressed, painted)] + [t_end - p for p in pressed[len(painted):]]
+        lat[f"{kind}_handler"] = [h - p for p, h in zip(pressed, handled, strict=False)] + [t_end - p for p in pressed[len(handled):]]
+        lat[f"{kind}_paint"] = [h - p for p, h in zip(pressed, painted, strict=False)] + [t_end - p for p in pressed[len(painted):]]
     lat["key_handler"] = lat["ping_handler"] + lat["tab_handler"]  # every press: the pass/fail number
     warm_s = 1.0 if seconds >= 3 else seconds / 4
     warm = [s for s in samples if s[0] - t_start >= warm_s] or samples
@@ -685,6 +686,7 @@ def main() -> None:
         return
 
     import shutil
+
     import textual
 
     tmp = None if args.workdir else tempfile.mkdtemp(prefix="po-bench-tui-")

@@ -122,7 +122,7 @@ class CockpitApp(App[str | None]):
         yield Header()
         panels = (self.pipeline, self.teacher, self.training, self.evaluation, self.gate, self.logs)
         with self.tabs:
-            for (tab, title), panel in zip(TABS, panels):
+            for (tab, title), panel in zip(TABS, panels, strict=True):
                 with TabPane(title, id=tab):
                     yield panel
         yield Footer()

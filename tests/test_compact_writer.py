@@ -243,7 +243,7 @@ def test_tiny_model_corpus_uses_the_style():
     assert compact[0::2] == full[0::2]  # the same prompts
     rows = generate_concepts(6, 4)
     assert compact[1::2] == [_compact(r) for r in rows]
-    assert all(a != b for a, b in zip(compact[1::2], full[1::2]))
+    assert all(a != b for a, b in zip(compact[1::2], full[1::2], strict=True))
 
 
 @pytest.mark.slow

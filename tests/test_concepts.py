@@ -84,12 +84,12 @@ def test_1500_concepts_are_distinct(many, parsed):
 
 
 def test_safe_load_agrees_with_the_fast_loader(many, parsed):
-    for r, req in list(zip(many, parsed))[::10]:
+    for r, req in list(zip(many, parsed, strict=True))[::10]:
         assert yaml.safe_load(r["requirements_yaml"]) == req
 
 
 def test_requirements_yaml_has_the_exact_shape(many, parsed):
-    for r, req in zip(many, parsed):
+    for r, req in zip(many, parsed, strict=True):
         assert list(req) == [
             "title", "description", "functional_requirements",
             "non_functional_requirements", "constraints", "meta",
@@ -125,7 +125,7 @@ def test_ids_and_counts_vary_so_one_answer_cannot_fit_all(many, parsed):
     """Issue 14: copying one answer must not pass, so concepts may not share one id list."""
     id_sets = Counter()
     shapes = Counter()
-    for r, req in zip(many, parsed):
+    for req in parsed:
         ids = tuple(
             i["id"]
             for key in ("functional_requirements", "non_functional_requirements", "constraints")
@@ -200,7 +200,7 @@ def test_tier_subset():
 
 
 def test_functional_requirements_stay_in_domain_without_conflicts(many, parsed):
-    for r, req in zip(many, parsed):
+    for r, req in zip(many, parsed, strict=True):
         if r["metadata"]["injected_conflicts"]:
             continue
         others = set().union(
@@ -246,7 +246,7 @@ def test_zero_conflict_rate_injects_nothing():
 
 
 def test_fast_dumper_writes_what_safe_dump_writes(many, parsed):
-    for r, doc in list(zip(many, parsed))[:150]:
+    for r, doc in list(zip(many, parsed, strict=True))[:150]:
         assert r["requirements_yaml"] == yaml.safe_dump(
             doc, sort_keys=False, allow_unicode=True, width=88
         )

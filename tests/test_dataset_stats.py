@@ -243,7 +243,7 @@ def test_token_lengths_and_truncation(tmp_path, tokenizer_dir):
     prompts = [_count(render_student_prompt(c.concept, c.requirements_yaml)) for c in (A, B, B)]
     responses = [_count(render_response(r["teacher_product_vision"], r["teacher_product_owner_review"])) + 1
                  for r in rows]  # + eos
-    totals = [p + r for p, r in zip(prompts, responses)]
+    totals = [p + r for p, r in zip(prompts, responses, strict=True)]
     assert len(set(totals)) == 3
     n = sorted(totals)[1]  # one sample above it
     d = dataset_stats(path, tokenizer=str(tokenizer_dir), max_seq_len=n)

@@ -379,7 +379,7 @@ def test_synthetic_provider_on_teacher_records_with_references(tmp_path):
     assert ok and all(0 < r["score"] <= 1 and r["score"] == r["partial_score"] for r in ok)
     stats = summarize(doc["results"])
     assert doc["metrics"]["mean"] == pytest.approx(stats["mean"]) and doc["metrics"]["valid"] == len(ok)
-    for r, row in zip(doc["results"], rows):
+    for r, row in zip(doc["results"], rows, strict=True):
         assert r["concept_id"] == row["concept_id"]
         assert r["reference"]["vision_yaml"] == row["teacher_product_vision"] and r["reference"]["valid"] is True
         assert 0 < r["reference"]["score"] <= 1 and r["reference"]["recorded_score"] == 0.9

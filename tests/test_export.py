@@ -184,8 +184,8 @@ def test_merged_model_generates_what_the_adapter_does_and_not_what_the_base_does
 
     assert all(len(seq) > 0 for seq in folded)
     assert folded == lora
-    assert all(f != b for f, b in zip(folded, base))
-    for a, b, c in zip(merged_logits, lora_logits, base_logits):
+    assert all(f != b for f, b in zip(folded, base, strict=True))
+    for a, b, c in zip(merged_logits, lora_logits, base_logits, strict=True):
         assert a.shape == b.shape
         assert torch.allclose(a, b, atol=1e-4)
         # The first step sees the same prompt in both: there the adapter alone makes the difference.

@@ -151,7 +151,7 @@ def test_the_most_common_teacher_answer_is_the_constant():
 def test_without_a_teacher_run_the_reference_answers_are_the_teachers():
     answers = specific_answers()
     student = run_of("student", answers)
-    for case, (v, r) in zip(student.cases, answers.values()):
+    for case, (v, r) in zip(student.cases, answers.values(), strict=True):
         case.reference = {"vision_yaml": v, "review_yaml": r, "score": 1.0}
     found, origin = teacher_answers({"student": student})
     assert origin == "reference answers" and [cid for cid, _v, _r in found] == list(answers)

@@ -10,7 +10,6 @@ import pytest
 
 from engine.cli import main
 from engine.core.blocks import check_text
-from engine.core.blocks import render_response
 from engine.core.prompts import render_student_prompt
 from engine.core.records import Concept, read_concepts, read_samples, supervised_record, teacher_record
 from engine.providers.po_writer import write_answer
@@ -110,8 +109,8 @@ def test_split_keeps_concepts_whole_stratified_and_deterministic(tmp_path):
     rows = teacher_rows(40, 3)
     path = write(tmp_path / "t.jsonl", rows)
     a = prepare(path, tmp_path / "a", PrepOptions(min_score=0.0, val_fraction=0.25, seed=7))
-    b = prepare(path, tmp_path / "b", PrepOptions(min_score=0.0, val_fraction=0.25, seed=7))
-    c = prepare(path, tmp_path / "c", PrepOptions(min_score=0.0, val_fraction=0.25, seed=8))
+    prepare(path, tmp_path / "b", PrepOptions(min_score=0.0, val_fraction=0.25, seed=7))
+    prepare(path, tmp_path / "c", PrepOptions(min_score=0.0, val_fraction=0.25, seed=8))
     assert (tmp_path / "a" / "train.jsonl").read_bytes() == (tmp_path / "b" / "train.jsonl").read_bytes()
     assert (tmp_path / "a" / "val.jsonl").read_bytes() != (tmp_path / "c" / "val.jsonl").read_bytes()
     train = lines(tmp_path / "a" / "train.jsonl")

@@ -205,7 +205,7 @@ def test_running_context_reports_failure_and_cancel(tmp_path: Path) -> None:
     with EventWriter(path, "j", clock=Clock()) as w:
         with pytest.raises(ZeroDivisionError):
             with w.running("train"):
-                1 / 0
+                _ = 1 / 0
         with pytest.raises(KeyboardInterrupt):
             with w.running("train"):
                 raise KeyboardInterrupt
@@ -427,15 +427,18 @@ def test_real_second_process_appending_while_we_tail(tmp_path: Path) -> None:
         step("started")
         seen += tail.poll()
         assert [e["type"] for e in seen] == ["job_started"]
-        proc.stdin.write("go\n"); proc.stdin.flush()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
         step("half")
         assert tail.poll() == [] and tail.pending_bytes == 40  # mid-append: held back
-        proc.stdin.write("go\n"); proc.stdin.flush()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
         step("whole")
         got = tail.poll()
         assert [(e["type"], e["seq"]) for e in got] == [("progress", 1)]
         seen += got
-        proc.stdin.write("go\n"); proc.stdin.flush()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
         step("done")
         assert proc.wait(timeout=10) == 0
     finally:

@@ -135,7 +135,7 @@ def test_served_student_gets_exactly_its_training_messages_and_tokens(prepped, v
         row = by_prompt[body["messages"][0]["content"]]
         assert body["messages"] == row["messages"][:-1]  # prep's training messages, nothing added
         [example] = encode_pairs([pairs[row["messages"][0]["content"]]], tokenizer, max_seq_len=8192, chat=True).examples
-        prompt_ids = [t for t, label in zip(example["input_ids"], example["labels"]) if label == IGNORE_INDEX]
+        prompt_ids = [t for t, label in zip(example["input_ids"], example["labels"], strict=True) if label == IGNORE_INDEX]
         assert server_ids(tokenizer, body["messages"]) == prompt_ids  # the training tokens, token for token
         # decoded as the local student eval decodes: greedy, 1200 tokens, no repetition penalty
         assert body["model"] == "student" and body["temperature"] == 0 and body["max_tokens"] == 1200

@@ -40,7 +40,7 @@ def _prompt(row: dict) -> str:
 
 def _ask(provider: SyntheticProvider, *texts: str, seed: int | None = 1) -> Completion:
     roles = ["user", "model"] * len(texts)
-    messages = [Message(role, text) for role, text in zip(roles, texts)]
+    messages = [Message(role, text) for role, text in zip(roles, texts, strict=False)]
     return asyncio.run(
         provider.generate(SYSTEM, messages, temperature=0.0, max_output_tokens=None, seed=seed)
     )
@@ -121,7 +121,7 @@ async def test_provider_is_deterministic_per_seed_and_variant(rows):
 def judged(rows, clean) -> list[tuple[bool, dict, float]]:
     """(valid, parsed REVIEW, po-v2 score) of each clean answer, parsed once for all tests."""
     out = []
-    for row, done in zip(rows, clean):
+    for row, done in zip(rows, clean, strict=True):
         ex, check = check_text(done.text)
         texts = (ex.vision_text, ex.review_text, row["requirements_yaml"])
         vision, review, reqs = (yaml.load(t, Loader=_FAST) for t in texts)
@@ -142,7 +142,7 @@ def test_clean_answers_are_valid_and_score_high(clean, judged):
 
 def test_every_requirement_id_is_cited_and_status_consistent(rows, judged):
     statuses = set()
-    for row, (_, review, _) in zip(rows, judged):
+    for row, (_, review, _) in zip(rows, judged, strict=True):
         align = review["requirements_alignment"]
         assert status_consistent(review, align), review
         statuses.add(review["status"])
@@ -157,7 +157,7 @@ def test_every_requirement_id_is_cited_and_status_consistent(rows, judged):
 
 def test_injected_conflicts_appear_in_conflicts(rows, judged):
     assert any(r["metadata"]["injected_conflicts"] for r in rows)
-    for row, (_, review, _) in zip(rows, judged):
+    for row, (_, review, _) in zip(rows, judged, strict=True):
         conflicts = review["requirements_alignment"]["conflicts"]
         for rid in row["metadata"]["injected_conflicts"]:
             assert _cited(rid, conflicts), (rid, conflicts)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.pipeline.manifest import pid_alive, read_manifest, write_pidfile
-from engine.pipeline.runner import create_run
 from engine.pipeline.config import parse_config
+from engine.pipeline.manifest import pid_alive, read_manifest
+from engine.pipeline.runner import create_run
 from engine.views.controls import controls
 from po_tui.app import CockpitApp
 from po_tui.commands import CockpitCommands
@@ -25,7 +25,7 @@ from po_tui.screens.diff import DiffScreen
 from po_tui.screens.leave import LeaveScreen
 from po_tui.screens.newrun import NewRunScreen
 from tests.test_tui import notifications, screen_text, until
-from tests.tui_run import JOBS, T0, Recorder, finished_run, write_manifest
+from tests.tui_run import T0, Recorder, finished_run, write_manifest
 
 
 def _pidfile(run: Path, *, pid: int, host: str) -> None:

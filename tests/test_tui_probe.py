@@ -13,7 +13,7 @@ from engine.views.headline import headline
 from po_tui.app import CockpitApp
 from po_tui.model import CockpitModel
 from po_tui.widgets.training import PROBES_SHOWN, probe_label
-from tests.test_tui import FIXED_NOW, open_tab, screen_text
+from tests.test_tui import FIXED_NOW, open_tab
 from tests.tui_run import T0, Recorder, finished_run
 
 PROBES = [(2, 0, 4, 0.0), (4, 1, 4, 0.2125), (6, 3, 4, 0.7031), (8, 4, 4, 0.9875)]

@@ -143,7 +143,7 @@ async def test_streaming_while_every_modal_comes_and_goes_and_the_app_quits(tmp_
         app = CockpitApp(run, poll_s=0.02)
         said = notifications(app)
         async with app.run_test(size=(80, 24)) as pilot:
-            await until(pilot, lambda: len(app.cases()) == 4, timeout=WAIT)
+            await until(pilot, lambda app=app: len(app.cases()) == 4, timeout=WAIT)
             for tab, _ in cockpit.TABS:
                 app.action_show_tab(tab)
                 stream.step()
@@ -152,7 +152,7 @@ async def test_streaming_while_every_modal_comes_and_goes_and_the_app_quits(tmp_
             assert app.query_one("TabbedContent").active == cockpit.TABS[session % 6][0]
             await every_modal_once(pilot, app, stream, MODALS[session % len(MODALS)])
             want = stream.done
-            await until(pilot, lambda: app.model.run.jobs["stress"].progress_done == want, timeout=WAIT)
+            await until(pilot, lambda app=app, want=want: app.model.run.jobs["stress"].progress_done == want, timeout=WAIT)
             assert app.query_one(LogsPanel).line_count > 0
             stream.step()
             if how == "q":
@@ -206,7 +206,7 @@ async def test_the_runs_picker_refreshing_under_its_new_run_screen_and_quitting(
                 else:
                     app.screen.dismiss(None)
                 await popped(pilot, app)
-                await until(pilot, lambda: len(app.rows) == want, timeout=WAIT)
+                await until(pilot, lambda app=app, want=want: len(app.rows) == want, timeout=WAIT)
             app.action_new_run()
             await pushed(pilot, app, NewRunScreen)
             add(f"20251122-090000-s{session}")
@@ -288,7 +288,7 @@ async def test_the_new_run_screen_refuses_a_path_the_system_cannot_take(tmp_path
         for value, said in (("x" * 5000, "not a usable path (File name too long)"), ("a\x00b.yaml", "no such file")):
             app.screen.query_one("Input").value = value
             await pilot.press("enter")
-            await until(pilot, lambda: said in str(app.screen.query_one("#newrun-error").content), timeout=WAIT)
+            await until(pilot, lambda said=said: said in str(app.screen.query_one("#newrun-error").content), timeout=WAIT)
             assert isinstance(app.screen, NewRunScreen)
             app.screen.query_one("#newrun-error").update("")
         app.exit()
@@ -300,7 +300,7 @@ async def test_a_tab_key_and_enter_read_in_one_go_open_the_case(tmp_path):
     run = finished_run(tmp_path / "run")
     app = CockpitApp(run, poll_s=0.01)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: len(app.cases()) == 4, timeout=WAIT)
+        await until(pilot, lambda app=app: len(app.cases()) == 4, timeout=WAIT)
         await pilot.press("6")
         for key, char in (("4", "4"), ("enter", "\r")):  # both queued before either is handled
             app.post_message(events.Key(key, char))

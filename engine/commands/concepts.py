@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise InputError(f"cannot write: {exc.strerror or exc}", path=args.output) from None
             where = str(path)
-            events.artifact(where, "concepts", bytes=path.stat().st_size)
+            events.artifact(where, "concepts", size=path.stat().st_size)
 
         by_tier = Counter(row["tier"] for row in rows)
         conflicts = sum(1 for row in rows if row["metadata"]["injected_conflicts"])

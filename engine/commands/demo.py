@@ -19,8 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from engine.commands import argtypes
-from engine.commands import can_show_cockpit, cockpit_of
+from engine.commands import argtypes, can_show_cockpit, cockpit_of
 from engine.core.inert import one_line
 from engine.pipeline.config import PipelineConfig, parse_config
 from engine.pipeline.headless import headline

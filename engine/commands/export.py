@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from engine.commands.export_config import register_config
+from engine.commands.export_gguf import register_gguf
 from engine.core.inert import one_line
 from engine.runlog.job import add_job_args, job_events
-from engine.store.lock import output_lock
 from engine.stages.export import (
     CHAT_MODES,
     DEFAULT_DTYPE,
@@ -33,12 +33,12 @@ from engine.stages.export import (
     check_merge_out,
     merge_adapter,
     ollama_create_command,
+    ollama_run_command,
     write_modelfile,
 )
-from engine.commands.export_gguf import register_gguf
-from engine.stages.export import ollama_run_command
 from engine.stages.gguf_adapter import DEFAULT_OUTTYPE, OUTTYPES
 from engine.stages.ollama_routes import ADAPTER_FORMATS
+from engine.store.lock import output_lock
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -17,8 +17,8 @@ from rich.text import Text
 
 from engine.commands import argtypes
 from engine.core.inert import one_line
-from engine.runlog.job import add_job_args, job_events
 from engine.core.metric import METRICS
+from engine.runlog.job import add_job_args, job_events
 from engine.stages.gate import DEFAULT_RESAMPLES, DEFAULT_SEED, PRESETS, Verdict, run_gate
 from engine.stages.grounding import SIDES
 from engine.stages.results import RunSummary

@@ -16,8 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from engine.commands import argtypes
-from engine.commands import Cockpit, can_show_cockpit, cockpit_of
+from engine.commands import Cockpit, argtypes, can_show_cockpit, cockpit_of
 from engine.core.inert import one_line
 from engine.errors import InputError
 

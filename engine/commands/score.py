@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         rows = [r.as_row() for r in scored]
         if args.out:
             path = atomic_write_jsonl(args.out, rows)
-            events.artifact(str(path), "scores", bytes=path.stat().st_size)
+            events.artifact(str(path), "scores", size=path.stat().st_size)
         else:
             out = sys.stdout
             for row in rows:

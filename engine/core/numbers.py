@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+
 def finite(value: Any) -> int | float | None:
     """`value` when it is a finite int or float (not a bool), as it is (an int stays an int); else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

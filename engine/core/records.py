@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from engine.core.blocks import check_pair, check_text, FormatCheck, render_response
+from engine.core.blocks import FormatCheck, check_pair, check_text, render_response
 from engine.core.yamltext import load_yaml
 from engine.errors import InputError
 from engine.store.inputfile import loads_json, open_input, read_bytes, read_json, read_text

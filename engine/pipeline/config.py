@@ -137,10 +137,9 @@ def parse_config(doc: Any, *, path: str | Path | None = None, lines: dict | None
         file = Path(config.concepts.file)
         if not file.is_absolute():
             config.concepts.file = str((Path(path).parent / file).resolve())
-    for name in ("gates",):
-        value = config.gate.gates
-        if value and path is not None and not Path(value).is_absolute():
-            config.gate.gates = str((Path(path).parent / value).resolve())
+    gates = config.gate.gates
+    if gates and path is not None and not Path(gates).is_absolute():
+        config.gate.gates = str((Path(path).parent / gates).resolve())
     try:
         config.teacher.resolved_model()
     except ValueError as exc:

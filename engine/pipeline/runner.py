@@ -23,8 +23,7 @@ from typing import Any, AsyncIterator, Callable
 from engine.core.timefmt import utc_stamp
 from engine.errors import InputError
 from engine.pipeline.config import PipelineConfig, dump_config
-from engine.pipeline.manifest import (FORMAT, live_engine, new_run_id, read_manifest, remove_pidfile,
-                                      write_manifest, write_pidfile)
+from engine.pipeline.manifest import FORMAT, live_engine, new_run_id, read_manifest, remove_pidfile, write_manifest, write_pidfile
 from engine.pipeline.plan import CONFIG_NAME, Job, build_plan, fingerprint, outputs_present
 from engine.runlog.events import EventWriter, events_path
 from engine.runlog.tail import EventTail, follow

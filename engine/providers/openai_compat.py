@@ -42,9 +42,9 @@ from engine.providers.base import (
     Completion,
     Message,
     ProviderError,
+    describe,
     kind_for_status,
     mentions_bad_key,
-    describe,
     parse_retry_after,
     scrubbed,
 )

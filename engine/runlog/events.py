@@ -415,16 +415,16 @@ class EventWriter:
 
     # -- core --------------------------------------------------------------------------------
 
-    def emit(self, type: str, /, **data: Any) -> dict[str, Any]:
-        """Append one event of `type` with payload `data`; return the event as written."""
-        return self._emit(type, data, None)
+    def emit(self, event_type: str, /, **data: Any) -> dict[str, Any]:
+        """Append one event of `event_type` with payload `data`; return the event as written."""
+        return self._emit(event_type, data, None)
 
-    def _emit(self, type: str, data: dict[str, Any], ts: float | None) -> dict[str, Any]:
-        if type not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {type!r}: call register_event_type() first")
-        missing = [f for f in _REQUIRED.get(type, ()) if f not in data]
+    def _emit(self, event_type: str, data: dict[str, Any], ts: float | None) -> dict[str, Any]:
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {event_type!r}: call register_event_type() first")
+        missing = [f for f in _REQUIRED.get(event_type, ()) if f not in data]
         if missing:
-            raise ValueError(f"{type} event: missing payload field(s) {', '.join(missing)}")
+            raise ValueError(f"{event_type} event: missing payload field(s) {', '.join(missing)}")
         payload = clean_payload(data)
         with self._lock:
             if self._lockfile is None or self._lockfile.closed:
@@ -434,13 +434,13 @@ class EventWriter:
                 "ts": round(float(self._clock() if ts is None else ts), 6),
                 "seq": self._next_seq,
                 "job": self.job,
-                "type": type,
+                "type": event_type,
                 "data": payload,
             }
             size = len(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
             if size > MAX_EVENT_BYTES:
                 raise ValueError(
-                    f"{type} event is {size} bytes (limit {MAX_EVENT_BYTES}): write the bulk to an "
+                    f"{event_type} event is {size} bytes (limit {MAX_EVENT_BYTES}): write the bulk to an "
                     "artifact file and log its path"
                 )
             if self._appender is None:
@@ -573,16 +573,16 @@ class EventWriter:
         path: str | os.PathLike[str],
         kind: str,
         *,
-        bytes: int | None = None,
+        size: int | None = None,
         sha256: str | None = None,
     ) -> dict[str, Any]:
-        """artifact; `bytes` defaults to the file's size when it exists."""
-        if bytes is None:
+        """artifact; its `bytes` field is `size`, which defaults to the file's size when it exists."""
+        if size is None:
             try:
-                bytes = os.stat(path).st_size
+                size = os.stat(path).st_size
             except OSError:
-                bytes = None
-        data: dict[str, Any] = {"path": os.fspath(path), "kind": kind, "bytes": bytes}
+                size = None
+        data: dict[str, Any] = {"path": os.fspath(path), "kind": kind, "bytes": size}
         if sha256 is not None:
             data["sha256"] = sha256
         return self.emit("artifact", **data)

@@ -200,7 +200,7 @@ def _build_concept(
         count = min(rng.choice((1, 2)), n_fr - 1)
         positions = sorted(rng.sample(range(n_fr), count))
         replacements = rng.sample(other["features"], len(positions))
-        for pos, text in zip(positions, replacements):
+        for pos, text in zip(positions, replacements, strict=True):
             functional[pos] = (text, _priority(rng))
             injected.append(requirement_id("FR", offset, pos))
 

@@ -34,7 +34,6 @@ from engine.core.yamltext import load_yaml
 from engine.errors import InputError
 from engine.store.jsonl import Warn
 
-
 HIST_BINS = 10
 BAR_WIDTH = 40
 DUPLICATE_EXAMPLES = 5
@@ -282,7 +281,7 @@ def dataset_stats(
     reasons: Counter = Counter()
     notes: Counter = Counter()
     valid = 0
-    for s, score in zip(samples, scores):
+    for s, score in zip(samples, scores, strict=True):
         tier = (s.concept.tier if s.concept else None) or "unknown"
         tiers[tier].append(score)
         meta = s.record.get("metadata") if isinstance(s.record, dict) else None

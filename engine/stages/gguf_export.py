@@ -17,7 +17,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from engine.stages.export import no_warn, check_adapter, check_base_model, fresh_dir, merge_adapter
+from engine.stages.export import check_adapter, check_base_model, fresh_dir, merge_adapter, no_warn
 from engine.stages.gguf_adapter import check_outtype, write_gguf_adapter
 from engine.stages.llama_cpp import LlamaCpp, build_gguf, check_quantize, find_llama_cpp
 from engine.store.jsonl import Warn

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from engine.core.blocks import render_response
 from engine.core.metric import ALLOWED_STATUSES, product_owner_metric, requirements_of
 from engine.core.prompts import render_student_prompt, template_id
-from engine.core.records import Concept, Sample, read_concept_list, sample_from_record, supervised_record
+from engine.core.records import Sample, read_concept_list, sample_from_record, supervised_record
 from engine.core.yamltext import as_mapping, load_yaml
 from engine.errors import InputError
 from engine.store.atomic import atomic_write_json, atomic_write_jsonl

@@ -7,7 +7,6 @@ driving it, nothing running); the checks mirror the ones `po-tui cancel` and `po
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

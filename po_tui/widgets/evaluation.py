@@ -70,7 +70,8 @@ class EvaluationPanel(Widget):
         Binding("f", "cycle_status", "Status"),
     ]
 
-    def __init__(self, run_dir: Path, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+    # `id` is Textual's own keyword for every widget (query_one("#...")), so it keeps the builtin's name.
+    def __init__(self, run_dir: Path, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(name=name, id=id, classes=classes)
         self.run_dir = Path(run_dir)
         self.table = EvalTable(self.run_dir)

@@ -13,7 +13,6 @@ from engine.core.timefmt import duration
 from po_tui.model import CockpitModel
 from po_tui.widgets.text import num
 
-
 # Probes shown on the Training tab: the first one (the untrained start) and the latest few.
 PROBES_SHOWN = 6
 

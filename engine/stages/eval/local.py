@@ -33,8 +33,6 @@ from typing import Any, Callable, Sequence
 
 from engine.core.prompts import PLAIN_SEPARATOR, prompt_text_for_model, use_chat_template
 from engine.errors import InputError, StageFailed
-from engine.stages.train.device import auto_dtype
-from engine.store.inputfile import read_json
 from engine.stages.eval.generate import FINISH_MAX_TOKENS, FINISH_STOP, Generation, OnDone, Request, Turn
 from engine.stages.eval.settings import EvalSettings
 from engine.stages.export import (
@@ -46,6 +44,8 @@ from engine.stages.export import (
     tokenizer_source,
     training_chat_mode,
 )
+from engine.stages.train.device import auto_dtype
+from engine.store.inputfile import read_json
 
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
@@ -158,8 +158,6 @@ def release_memory() -> None:
 
 
 def _device_and_dtype(s: EvalSettings) -> tuple[str, str]:
-    import torch
-
     device = eval_device()
     if s.dtype != "auto":
         return device, s.dtype
@@ -325,7 +323,7 @@ class LocalModel:
                 pending += [part[half:], part[:half]]  # the first half is decoded first
                 continue
             elapsed = time.perf_counter() - started
-            for (request, ids), output in zip(part, outputs):
+            for (request, ids), output in zip(part, outputs, strict=True):
                 on_done(
                     Generation(
                         key=request.key,

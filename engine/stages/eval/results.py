@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from engine.core.blocks import check_text, check_pair
+from engine.core.blocks import check_pair, check_text
 from engine.core.metric import product_owner_metric
 from engine.core.numbers import finite
 from engine.core.records import population_stats

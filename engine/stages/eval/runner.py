@@ -106,7 +106,9 @@ class EvalRun:
                 for st in queue
             ]
 
-            def on_done(gen: Generation) -> None:
+            # by_key and retry are this round's; bound here so a callback that outlived its round
+            # could never file a result into the next one.
+            def on_done(gen: Generation, *, by_key: dict[int, CaseState] = by_key, retry: list[CaseState] = retry) -> None:
                 st = by_key[gen.key]
                 if gen.error is not None:
                     self.failed[gen.key] = gen.error

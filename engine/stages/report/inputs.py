@@ -12,7 +12,6 @@ from pathlib import Path
 
 from engine.core.records import read_concepts
 from engine.errors import InputError
-from engine.store.inputfile import read_json
 from engine.stages.report.training import (
     TrainingSnapshot,
     find_training_dir,
@@ -21,6 +20,7 @@ from engine.stages.report.training import (
     walk_files,
 )
 from engine.stages.results import RESULTS_NAME_RE, ROLES, RunResults, load_results
+from engine.store.inputfile import read_json
 
 _CASE_KEYS = {"score", "status", "raw_response", "vision_yaml", "review_yaml"}
 

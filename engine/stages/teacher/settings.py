@@ -17,8 +17,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from engine.configfile import Seed
-from engine.flagmeta import CONFIG_ONLY, Flag
 from engine.core.prompts import student_template, teacher_system_prompt
+from engine.flagmeta import CONFIG_ONLY, Flag
 
 PROVIDERS = ("gemini", "vertex", "openai", "synthetic")
 DEFAULT_MODELS = {"gemini": "gemini-2.5-flash", "vertex": "gemini-2.5-flash", "synthetic": "synthetic-po-1"}

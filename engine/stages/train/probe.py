@@ -128,7 +128,7 @@ def run_probe(model: Any, tokenizer: Any, probes: ProbeSet, *, chat: bool) -> di
                 model.train()
     valid = complete = 0
     total = 0.0
-    for case, output in zip(probes.cases, outputs):
+    for case, output in zip(probes.cases, outputs, strict=True):
         verdict = judge_text(local.decode(output.ids), case.requirements_yaml, probes.metric)
         if verdict.valid:
             valid += 1

@@ -8,7 +8,6 @@ with prompt-masked labels and per-batch padding, resuming from the newest checkp
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import time
