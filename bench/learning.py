@@ -39,8 +39,10 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     # Quiet base, embeddings frozen: the logits stay flat.
     "frozen-0.02": (["--init-range", "0.02"], ["--lora-r", "64", "--lora-alpha", "128", "--lr", "5e-3"]),
     # Depth for copying the product name and ids from the prompt (induction needs layers).
-    "demo-4layers": (["--init-range", "0.02", "--layers", "4"], ["--lora-r", "64", "--lora-alpha", "128", "--modules-to-save", "embed_tokens", "--lr", "5e-3"]),
-    "demo-rank32": (["--init-range", "0.02"], ["--lora-r", "32", "--lora-alpha", "64", "--modules-to-save", "embed_tokens", "--lr", "5e-3"]),
+    "demo-4layers": (["--init-range", "0.02", "--layers", "4"],
+                     ["--lora-r", "64", "--lora-alpha", "128", "--modules-to-save", "embed_tokens", "--lr", "5e-3"]),
+    "demo-rank32": (["--init-range", "0.02"],
+                    ["--lora-r", "32", "--lora-alpha", "64", "--modules-to-save", "embed_tokens", "--lr", "5e-3"]),
 }
 
 
@@ -71,7 +73,8 @@ def write_data(root: Path, train_n: int, held_n: int, seed: int) -> tuple[Path, 
 def run_variant(name: str, root: Path, data: Path, held: Path, args: argparse.Namespace) -> dict:
     tiny_flags, train_flags = VARIANTS[name]
     work = root / name
-    cli(["make-tiny-model", "--out", str(work / "tiny"), "--seed", str(args.seed), "--style", "compact", "--vocab-size", "4096", *tiny_flags])
+    cli(["make-tiny-model", "--out", str(work / "tiny"), "--seed", str(args.seed), "--style", "compact", "--vocab-size", "4096",
+         *tiny_flags])
     started = time.monotonic()
     cli(["train", "--data", str(data), "--base-model", str(work / "tiny"), "--out", str(work / "student"), *train_flags,
          "--lora-dropout", "0", "--batch-size", "4", "--max-steps", str(args.steps), "--seed", str(args.seed),

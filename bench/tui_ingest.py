@@ -165,7 +165,8 @@ class JobLines:
         if self.stage == "teacher":
             return (f"{time.strftime('%H:%M:%S', time.gmtime(ts))} sample {self.samples}: POCON-{self.samples % 10000:04d}/0 "
                     f"accepted score 0.91 after 1 attempt (14.2 s, $0.0061)\n")
-        return f"{time.strftime('%H:%M:%S', time.gmtime(ts))} {{'loss': 0.8123, 'grad_norm': 0.41, 'learning_rate': 9.6e-05, 'epoch': {self.steps / 5000:.2f}}}\n"
+        stamp = time.strftime('%H:%M:%S', time.gmtime(ts))
+        return f"{stamp} {{'loss': 0.8123, 'grad_norm': 0.41, 'learning_rate': 9.6e-05, 'epoch': {self.steps / 5000:.2f}}}\n"
 
 
 # What one live writer cycle of 20 events holds: both jobs of a run at once (the reader merges files).
@@ -615,7 +616,8 @@ def open_table(rows: list[dict]) -> str:
         mib = "{:.1f}"
         lines.append(
             f"| {fmt(r['events'])} | {fmt(r['folded'])} | {fmt(r['first_redraw_s'], '{:.2f}')} | {fmt(r['drawn_s'], '{:.2f}')} | "
-            f"{fmt(r['open_s'], '{:.2f}')} | {r['redraws']} | {r['slices']} ({r['max_queued_slices']}) | {fmt(r['max_stall_ms'], '{:.0f}')} | {fmt(r['rss_before_mib'], '{:.0f}')} | "
+            f"{fmt(r['open_s'], '{:.2f}')} | {r['redraws']} | {r['slices']} ({r['max_queued_slices']}) | "
+            f"{fmt(r['max_stall_ms'], '{:.0f}')} | {fmt(r['rss_before_mib'], '{:.0f}')} | "
             f"{fmt(r['peak_rss_growth_mib'], mib)} | {fmt(r['retained_rss_growth_mib'], mib)} | "
             f"{fmt(r.get('traced_peak_mib'), mib)} | {fmt(r.get('traced_retained_mib'), mib)} |")
     return "\n".join(lines)
@@ -703,7 +705,8 @@ def main() -> None:
                 run.mkdir(parents=True)
                 (run / "manifest.json").write_text(json.dumps(manifest("20261123-120501-l1ve", "running",
                                                                        {"teacher": "running", "train": "running"}), indent=2))
-                row = run_child(args, f"ingest-{int(rate)}-log{log_every}", "--child", "ingest", "--run", str(run), "--rate", str(rate), "--seconds", str(args.seconds),
+                row = run_child(args, f"ingest-{int(rate)}-log{log_every}", "--child", "ingest", "--run", str(run),
+                                "--rate", str(rate), "--seconds", str(args.seconds),
                                 "--log-every", str(log_every))
                 row["log_every"] = log_every
                 results["ingest"].append(row)

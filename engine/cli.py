@@ -23,7 +23,10 @@ from engine.commands import Cockpit, can_show_cockpit
 from engine.core.inert import one_line
 from engine.errors import InputError, StageFailed
 
-COMMANDS = ("score", "concepts", "teacher", "import", "prep", "train", "demo", "stats", "make-tiny-model", "export", "gate", "eval", "report", "status", "runs", "init", "run", "cancel", "attach")
+COMMANDS = (
+    "score", "concepts", "teacher", "import", "prep", "train", "demo", "stats", "make-tiny-model", "export", "gate", "eval",
+    "report", "status", "runs", "init", "run", "cancel", "attach",
+)
 
 # Sub-commands whose module cannot carry their name (`import` is a keyword).
 MODULES = {"import": "importer", "make-tiny-model": "make_tiny_model"}

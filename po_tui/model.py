@@ -75,7 +75,8 @@ class CockpitModel:
             if loss is not None and isinstance(step, int):
                 self.eval_loss.append((step, loss))
         elif etype == "train_probe":
-            step, valid, prompts, mean = data.get("step"), finite_float(data.get("valid")), finite_float(data.get("prompts")), finite_float(data.get("mean"))
+            step, valid = data.get("step"), finite_float(data.get("valid"))
+            prompts, mean = finite_float(data.get("prompts")), finite_float(data.get("mean"))
             if isinstance(step, int) and valid is not None and prompts and mean is not None:
                 self.probes.append((step, int(valid), int(prompts), mean))
 

@@ -75,7 +75,8 @@ def _ui_module_strings(source: str) -> list[str]:
             keys.add(id(node.slice))
         elif isinstance(node, ast.Dict):
             keys.update(id(k) for k in node.keys if k is not None)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in {"get", "pop", "setdefault"} and node.args:
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in {"get", "pop", "setdefault"} and node.args):
             keys.add(id(node.args[0]))
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and node.args:
@@ -151,7 +152,8 @@ def test_no_shell_true_and_only_safe_yaml_loads():
                     bad.append(f"{p}: shell=True")
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 func = node.func
-                if isinstance(func.value, ast.Name) and func.value.id == "yaml" and func.attr in {"load", "unsafe_load", "full_load", "load_all"}:
+                if (isinstance(func.value, ast.Name) and func.value.id == "yaml"
+                        and func.attr in {"load", "unsafe_load", "full_load", "load_all"}):
                     loader = next((k.value for k in node.keywords if k.arg == "Loader"), None)
                     safe = isinstance(loader, ast.Attribute) and loader.attr in {"SafeLoader", "CSafeLoader"}
                     if func.attr != "load" or not safe:

@@ -14,7 +14,8 @@ def test_demo_runs_stages_as_jobs_with_event_logs(tmp_path):
     state = RunState.from_run_dir(run_dir)
     # The demo is a proof: its exit code is the demo gate's verdict (0 pass, 1 fail), as a headless run's.
     assert code == (0 if state.jobs["gate"].summary["verdict"] == "pass" else 1)
-    jobs = ["concepts", "teacher", "prep", "tiny-model", "train", "export", "eval-teacher", "eval-baseline", "eval-student", "gate", "report"]
+    jobs = ["concepts", "teacher", "prep", "tiny-model", "train", "export", "eval-teacher", "eval-baseline", "eval-student",
+            "gate", "report"]
     assert state.order == jobs
     assert all(j.state == "succeeded" for j in state.jobs.values())
     manifest = json.loads((run_dir / "manifest.json").read_text())

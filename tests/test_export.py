@@ -343,8 +343,9 @@ def test_plain_layout_when_trained_without_a_chat_template(tmp_path, tiny, adapt
 def test_ollama_bad_input(tmp_path, tiny, adapter):
     out = tmp_path / "o"
     _bad(tmp_path, ["export", "ollama", "--adapter", str(tmp_path / "nope"), "--base-model", str(tiny), "--out", str(out)], "--adapter")
-    _bad(tmp_path, ["export", "ollama", "--adapter", str(adapter), "--base-model", str(tiny), "--out", str(out), "--name", "bad name"], "--name")
-    _bad(tmp_path, ["export", "ollama", "--adapter", str(adapter), "--base-model", str(tiny), "--out", str(out), "--num-ctx", "0"], "--num-ctx")
+    export = ["export", "ollama", "--adapter", str(adapter), "--base-model", str(tiny), "--out", str(out)]
+    _bad(tmp_path, [*export, "--name", "bad name"], "--name")
+    _bad(tmp_path, [*export, "--num-ctx", "0"], "--num-ctx")
     assert not out.exists()
 
 

@@ -122,7 +122,10 @@ def test_the_wheel_installs_without_the_checkout_and_runs_teacher_and_score(tmp_
     src.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     for name in SOURCES:
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, src / name, **({"ignore": ignore} if (ROOT / name).is_dir() else {}))
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=ignore)
+        else:
+            shutil.copy2(ROOT / name, src / name)
     dist = tmp_path / "dist"
     env = {k: v for k, v in os.environ.items() if k != "PO_TUI_PROMPTS_DIR"}
     built = _run([sys.executable, "-c", "import sys\nfrom setuptools import build_meta\nprint(build_meta.build_wheel(sys.argv[1]))",

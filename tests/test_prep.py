@@ -26,7 +26,8 @@ def teacher_rows(n_concepts: int = 20, variants: int = 2, seed: int = 1) -> list
         concept = Concept(c["concept"], c["requirements_yaml"], c["concept_id"], c["tier"])
         for v in range(variants):
             ex, _ = check_text(write_answer(c["concept"], c["requirements_yaml"], random.Random(f"{c['concept_id']}:{v}")))
-            rows.append(teacher_record(concept, ex.vision_text, ex.review_text, score=0.9, metric="po-v2", breakdown={}, metadata={"model": "m", "variant": v}))
+            rows.append(teacher_record(concept, ex.vision_text, ex.review_text, score=0.9, metric="po-v2", breakdown={},
+                                       metadata={"model": "m", "variant": v}))
     return rows
 
 
@@ -58,7 +59,8 @@ def messy(tmp_path) -> tuple[Path, dict[str, int]]:
     rows[5] = dict(rows[5], teacher_product_vision="product_name: X", teacher_product_owner_review="status: aligned")
     rows.append(dict(rows[10]))  # exact duplicate of line 11
     path = write(tmp_path / "teacher.jsonl", rows)
-    return path, {"bad_record": 1, "missing_review_block": 2, "invalid_review_yaml": 3, "conflicts": 4, "no_ids": 5, "below": 6, "duplicate": len(rows)}
+    return path, {"bad_record": 1, "missing_review_block": 2, "invalid_review_yaml": 3, "conflicts": 4, "no_ids": 5, "below": 6,
+                  "duplicate": len(rows)}
 
 
 def test_every_record_is_accounted_for_with_its_reason(tmp_path, messy):
@@ -190,7 +192,11 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
 
 def test_import_rebuilds_teacher_records_from_supervised_and_legacy(tmp_path, capsys):
     rows = teacher_rows(4, 1)
-    sup = [supervised_record(render_student_prompt(r["concept"], r["requirements_yaml"]), r["teacher_product_vision"], r["teacher_product_owner_review"]) for r in rows]
+    sup = [
+        supervised_record(render_student_prompt(r["concept"], r["requirements_yaml"]), r["teacher_product_vision"],
+                          r["teacher_product_owner_review"])
+        for r in rows
+    ]
     sup.append({"prompt": sup[0]["prompt"], "response": "no blocks at all"})
     path = write(tmp_path / "sup.jsonl", sup)
     assert main(["import", str(path), "-o", str(tmp_path / "teacher.jsonl")]) == 0
@@ -199,7 +205,8 @@ def test_import_rebuilds_teacher_records_from_supervised_and_legacy(tmp_path, ca
     assert out[0]["concept"] == rows[0]["concept"] and out[0]["concept_id"].startswith("CK-")
     assert out[4]["metadata"]["import_format_error"] == "missing_vision_block"
     assert "1 with format errors" in capsys.readouterr().err
-    legacy = [{k: r[k] for k in ("concept", "requirements_yaml", "teacher_product_vision", "teacher_product_owner_review", "score")} for r in rows]
+    kept = ("concept", "requirements_yaml", "teacher_product_vision", "teacher_product_owner_review", "score")
+    legacy = [{k: r[k] for k in kept} for r in rows]
     assert main(["import", str(write(tmp_path / "legacy.jsonl", legacy)), "-o", str(tmp_path / "t2.jsonl"), "--metric", "po-v1"]) == 0
     assert {r["metadata"]["source_layout"] for r in lines(tmp_path / "t2.jsonl")} == {"legacy_teacher"}
 

@@ -80,7 +80,8 @@ ERROR_MATRIX = [
 BAD_KEY_TEXT = "API key not valid. Please pass a valid API key."
 STATUS_FIRST = [
     pytest.param(error(503, message=BAD_KEY_TEXT, reason="API_KEY_INVALID", echo_key=True), SERVER_ERROR, 503, id="503-bad-key-body"),
-    pytest.param(error(500, message="API key expired. Please renew the API key.", echo_key=True), SERVER_ERROR, 500, id="500-expired-key-body"),
+    pytest.param(error(500, message="API key expired. Please renew the API key.", echo_key=True), SERVER_ERROR, 500,
+                 id="500-expired-key-body"),
     pytest.param(error(502, message="Incorrect API key provided", api_status="invalid_api_key"), SERVER_ERROR, 502, id="502-bad-key-body"),
     pytest.param(error(504, message=BAD_KEY_TEXT), SERVER_ERROR, 504, id="504-bad-key-body"),
     pytest.param(error(429, message=BAD_KEY_TEXT, reason="API_KEY_INVALID"), RATE_LIMITED, 429, id="429-bad-key-body"),

@@ -141,11 +141,14 @@ def test_malformed_eval_json_names_line(tmp_path):
 @pytest.mark.parametrize(
     ("row", "field", "message"),
     [
-        ({"concept": 12, "requirements_yaml": "x", "teacher_product_vision": V, "teacher_product_owner_review": R}, "concept", "expected a string, got int"),
-        ({"concept": CONCEPT, "requirements_yaml": "x", "teacher_product_vision": V, "teacher_product_owner_review": R, "score": "high"}, "score", "expected a number, got str"),
+        ({"concept": 12, "requirements_yaml": "x", "teacher_product_vision": V, "teacher_product_owner_review": R},
+         "concept", "expected a string, got int"),
+        ({"concept": CONCEPT, "requirements_yaml": "x", "teacher_product_vision": V, "teacher_product_owner_review": R,
+          "score": "high"}, "score", "expected a number, got str"),
         ({"concept": CONCEPT, "teacher_product_vision": V, "teacher_product_owner_review": R}, "requirements_yaml", "missing"),
         ({"input": {"concept": CONCEPT, "requirements_yaml": "x"}, "output": "text"}, "output", "expected an object"),
-        ({"input": {"concept": CONCEPT, "requirements_yaml": "x"}, "output": {"product_vision": V}}, "output.product_owner_review", "missing"),
+        ({"input": {"concept": CONCEPT, "requirements_yaml": "x"}, "output": {"product_vision": V}},
+         "output.product_owner_review", "missing"),
     ],
 )
 def test_wrong_field_types_name_file_line_field(tmp_path, row, field, message):

@@ -39,7 +39,8 @@ def finished_run(tmp_path: Path) -> Path:
         case("POCON-0003", 0.60, tier="corporate", review_status="needs_adjustment", product="Dispatch Hub"),
         case("POCON-0004", 0.90, tier="simple", review_status="conflicts"),
     ], adapter="adapter", duration_s=40.0)
-    write_results(ev, "teacher", "20251120_090000", scored_cases([0.95, 0.97, 0.93, 0.99], tiers=["simple", "medium", "corporate", "simple"]),
+    write_results(ev, "teacher", "20251120_090000",
+                  scored_cases([0.95, 0.97, 0.93, 0.99], tiers=["simple", "medium", "corporate", "simple"]),
                   model="gemini-2.5-flash")
     write_results(ev, "student", "20251101_000000", scored_cases([0.1] * 4))  # older: passed over
     (ev / "comparison_20251120_120000.json").write_text(json.dumps({"timestamp": "x"}), encoding="utf-8")

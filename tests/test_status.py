@@ -406,7 +406,8 @@ def test_a_cancelled_job_makes_a_cancelled_run(tmp_path, capsys):
 
 def test_status_loads_no_ml_stack():
     # Over SSH on a busy GPU box `po-tui status` must answer at once: no torch, no transformers.
-    code = "import sys, engine.commands.status, engine.commands.runs; print(sorted(m for m in ('torch', 'transformers', 'textual') if m in sys.modules))"
+    code = ("import sys, engine.commands.status, engine.commands.runs; "
+            "print(sorted(m for m in ('torch', 'transformers', 'textual') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

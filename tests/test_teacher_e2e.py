@@ -109,7 +109,8 @@ def test_missing_key_and_auth_failure_are_one_line_errors(tmp_path, concepts_fil
     assert "no API key: set GEMINI_API_KEY or GOOGLE_API_KEY" in capsys.readouterr().err
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     with FakeGemini(po_responder, default=error(403, message="API key not valid", echo_key=True)) as server:
-        code = main(["teacher", "--concepts", str(concepts_file(2)), "--out", str(tmp_path / "b"), "--base-url", server.url, "--backoff-base", "0.01", "--concurrency", "1"])
+        code = main(["teacher", "--concepts", str(concepts_file(2)), "--out", str(tmp_path / "b"), "--base-url", server.url,
+                     "--backoff-base", "0.01", "--concurrency", "1"])
         count = server.request_count
     err = capsys.readouterr().err
     assert code == 2 and count == 1  # fatal: the run stopped at the first refusal
@@ -121,7 +122,8 @@ def test_a_5xx_or_429_saying_the_key_is_bad_is_retried_not_fatal(tmp_path, conce
     # The status decides: an overloaded backend (or a proxy) may say anything in a 503's body.
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     bad_key = "API key not valid. Please pass a valid API key."
-    script = [error(503, message=bad_key, reason="API_KEY_INVALID"), error(500, message=bad_key), error(429, message=bad_key, reason="API_KEY_INVALID")]
+    script = [error(503, message=bad_key, reason="API_KEY_INVALID"), error(500, message=bad_key),
+              error(429, message=bad_key, reason="API_KEY_INVALID")]
     out = tmp_path / "out"
     with FakeGemini(po_responder, script=script) as server:
         code = main(["teacher", "--concepts", str(concepts_file(2)), "--out", str(out), "--base-url", server.url,

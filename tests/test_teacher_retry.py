@@ -96,7 +96,8 @@ def test_the_planned_teacher_resumes_any_earlier_outcome_and_retries_provider_er
 def test_run_resume_retry_failed_reruns_a_teacher_that_got_no_answers(tmp_path, monkeypatch, capsys):
     # The run stops after the teacher (later stages train a model: minutes, and not what this is about).
     full_plan = runner.build_plan
-    monkeypatch.setattr(runner, "build_plan", lambda config, run_dir: [j for j in full_plan(config, run_dir) if j.name in ("concepts", "teacher")])
+    monkeypatch.setattr(runner, "build_plan",
+                        lambda config, run_dir: [j for j in full_plan(config, run_dir) if j.name in ("concepts", "teacher")])
     with FakeOpenAI(po_responder, default=error(503, message="overloaded")) as server:
         doc = {"concepts": {"count": 6, "seed": 2},
                "teacher": {"provider": "openai", "model": "m", "base_url": server.url + "/v1", "max_records": 4,

@@ -49,7 +49,8 @@ class Scripted:
 
 
 def concepts(n=1):
-    return [(f"POCON-{i:04d}", Concept(f"Concept {i}, targeting simple operations.", REQUIREMENTS_YAML, f"POCON-{i:04d}", "simple")) for i in range(n)]
+    return [(f"POCON-{i:04d}", Concept(f"Concept {i}, targeting simple operations.", REQUIREMENTS_YAML, f"POCON-{i:04d}", "simple"))
+            for i in range(n)]
 
 
 def make_run(tmp_path, provider, n=1, **overrides):

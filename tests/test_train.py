@@ -190,7 +190,8 @@ def test_training_writes_adapter_tokenizer_history_and_card(trained, tiny, data)
     loss = info["loss"]
     assert all(isinstance(loss[k], float) for k in ("first", "final", "mean", "final_eval"))
     config = json.loads((out / "adapter_config.json").read_text())
-    assert {m.rsplit(".", 1)[-1] for m in config["target_modules"]} >= {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    projections = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert {m.rsplit(".", 1)[-1] for m in config["target_modules"]} >= projections
     card = (out / "README.md").read_text()
     assert f"base_model: {tiny}" in card and info["data"]["sha256"] in card
     assert f"| first | {loss['first']:.4g} |" in card and "Not evaluated yet" in card
@@ -466,4 +467,5 @@ def test_modules_to_save_trains_the_tied_embeddings_beside_the_adapter(tiny):
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any("embed_tokens" in n for n in trainable) and any("lora_B" in n for n in trainable)
     inner = model.base_model.model
-    assert inner.lm_head.weight is inner.model.embed_tokens.weight or inner.lm_head.weight.data_ptr() == inner.get_input_embeddings().weight.data_ptr()
+    embeddings = inner.get_input_embeddings().weight
+    assert inner.lm_head.weight is inner.model.embed_tokens.weight or inner.lm_head.weight.data_ptr() == embeddings.data_ptr()

@@ -353,7 +353,8 @@ def test_evaluation_snapshot_80x24(run, snap_compare):
 
 
 def test_gate_snapshot_80x24(run, snap_compare):
-    assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=_tab_snapshot("gate", "verdict PASS", "computed verdict", "no reference answers"))
+    shot = _tab_snapshot("gate", "verdict PASS", "computed verdict", "no reference answers")
+    assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=shot)
 
 
 def test_logs_snapshot_80x24(run, snap_compare):

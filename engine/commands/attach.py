@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "attach",
         parents=[common],
         help="follow a run in the terminal UI (tabs: pipeline, teacher, training, evaluation, gate, logs)",
-        description="Open the cockpit on RUN_DIR: follows its event logs as another process (the engine) writes them; a finished run replays at once.",
+        description="Open the cockpit on RUN_DIR: follows its event logs as another process (the engine) writes them; "
+        "a finished run replays at once.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=run)

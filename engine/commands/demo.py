@@ -38,8 +38,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--headless", action="store_true", help="no cockpit: progress on stdout (the default without a terminal)")
     p.add_argument("--count", type=argtypes.positive_int, default=320, help="concepts to generate (default: %(default)s)")
     p.add_argument("--seed", type=argtypes.seed, default=7, help="seed for every stage (default: %(default)s)")
-    p.add_argument("--train-steps", type=argtypes.positive_int, default=300, metavar="N", help="LoRA steps on the tiny model (default: %(default)s)")
-    p.add_argument("--latency", type=argtypes.seconds, default=0.2, metavar="S", help="synthetic teacher latency per call (default: %(default)s)")
+    p.add_argument("--train-steps", type=argtypes.positive_int, default=300, metavar="N",
+                   help="LoRA steps on the tiny model (default: %(default)s)")
+    p.add_argument("--latency", type=argtypes.seconds, default=0.2, metavar="S",
+                   help="synthetic teacher latency per call (default: %(default)s)")
     p.set_defaults(func=run)
 
 

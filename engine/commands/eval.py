@@ -63,7 +63,8 @@ def summary_lines(doc: dict[str, Any], path: Any) -> list[str]:
     if rt["format_errors"] or rt["cases_retried"]:
         errors = ", ".join(f"{k} {v}" for k, v in sorted(rt["format_errors"].items())) or "none"
         retried = rt["cases_retried"]
-        lines.append(f"  format errors: {errors}; {retried} case{'s' if retried != 1 else ''} retried, {rt['fixed_by_retry']} fixed by a retry")
+        lines.append(f"  format errors: {errors}; {retried} case{'s' if retried != 1 else ''} retried, "
+                     f"{rt['fixed_by_retry']} fixed by a retry")
     lines.append(
         f"  speed: {_fmt(sp['s_per_sample'], '.2f')} s/case, {_fmt(sp['output_tokens_per_s'], ',.1f')} output tokens/s; "
         f"answers {_fmt(sp['output_tokens_mean'], '.0f')} tokens on average, {sp['output_tokens_max']} at most"

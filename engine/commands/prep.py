@@ -81,7 +81,8 @@ def report_lines(r: dict) -> list[str]:
         lines.append("  invalid: " + ", ".join(f"{k} {v}" for k, v in sorted(r["invalid_reasons"].items())))
     d = r["exact_duplicates"]
     if d["count"]:
-        lines.append(f"  exact duplicates: {d['count']} (lines {', '.join(map(str, d['lines'][:10]))}){' removed' if d['removed'] else ' kept: use --dedupe to drop them'}")
+        kept = " removed" if d["removed"] else " kept: use --dedupe to drop them"
+        lines.append(f"  exact duplicates: {d['count']} (lines {', '.join(map(str, d['lines'][:10]))}){kept}")
     if r["legacy_statuses"]:
         mapping = r["status_mapping"]
         parts = [
@@ -97,10 +98,12 @@ def report_lines(r: dict) -> list[str]:
     e = r.get("eval_set_overlap")
     if e:
         flag = "  LEAK: " if e["in_train_by_content"] or e["in_train_by_id"] else "  "
-        lines.append(f"{flag}eval set {e['file']}: {e['in_train_by_content']} of {e['concepts']} concepts are in train (by content), {e['in_train_by_id']} by id")
+        lines.append(f"{flag}eval set {e['file']}: {e['in_train_by_content']} of {e['concepts']} concepts are in train "
+                     f"(by content), {e['in_train_by_id']} by id")
     sc = r["kept"]["score"]
     if sc.get("n"):
-        lines.append(f"  kept score ({r['options']['metric']}): mean {sc['mean']:.4f}, median {sc['median']:.4f}, min {sc['min']:.4f}, max {sc['max']:.4f}")
+        lines.append(f"  kept score ({r['options']['metric']}): mean {sc['mean']:.4f}, median {sc['median']:.4f}, "
+                     f"min {sc['min']:.4f}, max {sc['max']:.4f}")
     return lines
 
 

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         inputs = collect(args.paths, rescore=args.rescore, concepts_path=args.concepts, train_dir=args.train)
         report = build_report(
             # A device or FIFO as -o (/dev/null, a pipe) has no folder for plots to sit beside.
-            inputs, spec, out=out, plots=not args.no_plots and not (out is not None and is_stream(out)), top=args.top, resamples=args.resamples, seed=args.seed
+            inputs, spec, out=out, plots=not args.no_plots and not (out is not None and is_stream(out)), top=args.top,
+            resamples=args.resamples, seed=args.seed
         )
         if out is None:
             sys.stdout.write(report.markdown)

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--retry-failed", action="store_true", help="with --resume: run the failed stage again and continue")
     p.add_argument("--runs-dir", metavar="DIR", default="runs", help="where new run directories go (default: ./runs)")
     p.add_argument("--run-dir", metavar="DIR", help="the new run's directory (default: RUNS_DIR/<run id>)")
-    p.add_argument("--grace", type=argtypes.seconds, default=10.0, metavar="S", help="seconds between SIGTERM and SIGKILL on cancel (default: 10)")
+    p.add_argument("--grace", type=argtypes.seconds, default=10.0, metavar="S",
+                   help="seconds between SIGTERM and SIGKILL on cancel (default: 10)")
     p.add_argument("--engine-mode", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
@@ -123,7 +124,8 @@ def exit_code(run_dir: Path, final: str, manifest: dict) -> int:
     if final == "succeeded":
         print(one_line(f"run {run_dir}: succeeded; report {run_dir / 'report.md'}; gate verdict {verdict_of(manifest).upper()}"))
     else:
-        print(one_line(f"run {run_dir}: {final}" + ("" if final == "cancelled" else f"; fix it, then `po-tui run --resume {run_dir} --retry-failed`")))
+        advice = "" if final == "cancelled" else f"; fix it, then `po-tui run --resume {run_dir} --retry-failed`"
+        print(one_line(f"run {run_dir}: {final}" + advice))
     return run_exit_code(final, manifest)
 
 

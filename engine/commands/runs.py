@@ -41,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps({"format": FORMAT, "dir": str(root), "runs": rows}, indent=2, ensure_ascii=False) + "\n")
         return 0
-    console = Console(highlight=False) if sys.stdout.isatty() else Console(highlight=False, no_color=True, width=int(os.environ.get("COLUMNS", "0") or 0) or 160)
+    if sys.stdout.isatty():
+        console = Console(highlight=False)
+    else:
+        console = Console(highlight=False, no_color=True, width=int(os.environ.get("COLUMNS", "0") or 0) or 160)
     if not rows:
         console.print(Text(f"no run directories in {one_line(str(root), 300)}"))
         return 0

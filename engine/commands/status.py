@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (runs/<run_id>)")
     p.add_argument("--json", action="store_true", help="print the status document as JSON (with --follow: one JSON line per refresh)")
     p.add_argument("--follow", "-f", action="store_true", help="refresh until the run ends or Ctrl-C")
-    p.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes with --follow (default: %(default)s)")
+    p.add_argument("--interval", type=float, default=1.0, metavar="S",
+                   help="seconds between refreshes with --follow (default: %(default)s)")
     p.set_defaults(func=run)
 
 

@@ -97,7 +97,8 @@ def check_resume(store: TeacherStore, settings: TeacherSettings, args: argparse.
         changed = [f"{k} {previous.get(k)!r} -> {current.get(k)!r}" for k in DEFINING if previous.get(k) != current.get(k)]
         if changed and not args.allow_change:
             raise InputError(
-                "dataset-defining settings changed since the last run: " + "; ".join(changed) + " (pass --allow-change to continue on purpose)",
+                "dataset-defining settings changed since the last run: " + "; ".join(changed)
+                + " (pass --allow-change to continue on purpose)",
                 path=store.manifest_path,
             )
     manifest["fingerprint"] = current

@@ -17,7 +17,8 @@ from engine.pipeline.config import ENGINE_OWNED_TRAIN, PipelineConfig
 
 SECTION_HELP = {
     "concepts": "Product concepts: a file (any layout carrying concepts), or `count` generated with `seed`.",
-    "teacher": "The teacher (po-tui teacher). API keys come from the environment only: GEMINI_API_KEY, or the variable `api_key_env` names.",
+    "teacher": "The teacher (po-tui teacher). API keys come from the environment only: GEMINI_API_KEY, "
+               "or the variable `api_key_env` names.",
     "prep": "Train/val preparation (po-tui prep); val is the held-out set the evals use.",
     "tiny_model": "Build a tiny random model locally as the base (offline demos and tests only).",
     "train": "LoRA / QLoRA training (po-tui train); the seeds' recipe: r32 / alpha 64, 3 epochs, lr 1e-4.",

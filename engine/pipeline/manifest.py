@@ -92,7 +92,8 @@ def write_pidfile(run_dir: str | Path, pid: int, mode: str) -> None:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
         pgid = pid
-    atomic_write_json(Path(run_dir) / PIDFILE, {"pid": pid, "pgid": pgid, "host": socket.gethostname(), "started_at": utc_stamp(), "mode": mode})
+    pidfile = {"pid": pid, "pgid": pgid, "host": socket.gethostname(), "started_at": utc_stamp(), "mode": mode}
+    atomic_write_json(Path(run_dir) / PIDFILE, pidfile)
 
 
 def read_pidfile(run_dir: str | Path) -> dict[str, Any] | None:

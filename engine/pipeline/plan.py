@@ -116,8 +116,10 @@ def build_plan(config: PipelineConfig, run_dir: str | Path) -> list[Job]:
         concepts = c.file
     else:
         concepts = "concepts.jsonl"
-        argv = ["concepts", "--count", str(c.count), "--seed", str(c.seed), "--conflict-rate", str(c.conflict_rate), "-o", str(r / concepts)]
-        jobs.append(Job("concepts", "concepts", lambda cont, redo, a=argv: list(a), outputs=[concepts], settings=config.section("concepts")))
+        argv = ["concepts", "--count", str(c.count), "--seed", str(c.seed), "--conflict-rate", str(c.conflict_rate),
+                "-o", str(r / concepts)]
+        jobs.append(Job("concepts", "concepts", lambda cont, redo, a=argv: list(a), outputs=[concepts],
+                        settings=config.section("concepts")))
     concepts_path = concepts if Path(concepts).is_absolute() else str(r / concepts)
 
     def teacher_argv(cont: bool, redo: bool) -> list[str]:

@@ -298,7 +298,8 @@ class Engine:
             if path.exists():
                 target = path.with_name(f"{path.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
                 path.rename(target)
-                self._publish(EngineEvent("note", job.name, {"message": f"{job.name}: settings changed, {path.name}/ moved to {target.name}/"}))
+                moved = f"{job.name}: settings changed, {path.name}/ moved to {target.name}/"
+                self._publish(EngineEvent("note", job.name, {"message": moved}))
 
     async def _execute(self, job: Job, entry: dict[str, Any], fp: str, cont: bool, redo: bool) -> str:
         argv = job.argv(cont, redo)
@@ -335,8 +336,10 @@ class Engine:
             state = "failed"
         self._close_log(job, log_path, log_start, state, code, started, stderr_path, stderr_start)
         if job.name == "gate" and state == "succeeded":
-            summary = next((e["data"].get("summary") or {} for e in reversed(_latest_attempt(log_path, log_start)) if e.get("type") == "job_finished"), {})
-            gate = {"verdict": summary.get("verdict", "pass" if code == 0 else "fail"), "passed": summary.get("passed"), "criteria": summary.get("criteria")}
+            finished = (e for e in reversed(_latest_attempt(log_path, log_start)) if e.get("type") == "job_finished")
+            summary = next((e["data"].get("summary") or {} for e in finished), {})
+            gate = {"verdict": summary.get("verdict", "pass" if code == 0 else "fail"), "passed": summary.get("passed"),
+                    "criteria": summary.get("criteria")}
             self.manifest["gate"] = gate
             entry["gate_summary"] = gate
         # A signal's death is written as the shell does (128 + signal), as in the job's log.

@@ -333,7 +333,8 @@ def dataset_stats(
             "invalid": invalid,
         },
         "models": {m: group(v) for m, v in sorted(models.items(), key=lambda kv: (-len(kv[1]), kv[0]))},
-        "format": {"valid": valid, "invalid": len(samples) - valid, "reasons": dict(reasons.most_common()), "notes": dict(notes.most_common())},
+        "format": {"valid": valid, "invalid": len(samples) - valid, "reasons": dict(reasons.most_common()),
+                   "notes": dict(notes.most_common())},
     }
     if tok is not None:
         out["tokens"] = token_lengths(samples, tok, max_seq_len)

@@ -51,6 +51,7 @@ def import_records(path: str | Path, *, metric: str = "po-v2", warn: Warn | None
             s.concept.metadata,
         )
         out.append(
-            teacher_record(concept, vision or "", review or "", score=result.score, metric=metric, breakdown=result.breakdown, metadata=meta)
+            teacher_record(concept, vision or "", review or "", score=result.score, metric=metric, breakdown=result.breakdown,
+                           metadata=meta)
         )
     return kind, out

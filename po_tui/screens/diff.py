@@ -62,7 +62,8 @@ def columns_for(row: EvalRow) -> list[Column]:
         ref = side.reference
         score = ref.get("score") if isinstance(ref.get("score"), (int, float)) else None
         vision, review = ref.get("vision_yaml"), ref.get("review_yaml")
-        cols.append(Column("reference", score, score is not None, ref.get("format_error") if isinstance(ref.get("format_error"), str) else None,
+        error = ref.get("format_error") if isinstance(ref.get("format_error"), str) else None
+        cols.append(Column("reference", score, score is not None, error,
                            ref.get("breakdown") if isinstance(ref.get("breakdown"), dict) else None,
                            answer_text(vision if isinstance(vision, str) else None, review if isinstance(review, str) else None, None)))
     return cols

@@ -40,12 +40,15 @@ class TeacherPanel(VerticalScroll):
         top = _grid()
         accepted, target = stats.get("accepted"), stats.get("target")
         top.add_row("accepted", Text(f"{num(accepted)} / {num(target)} target"))
-        top.add_row("attempted", Text(f"{num(stats.get('attempted'))}   rejected {num(stats.get('rejected'))}   in flight {num(stats.get('in_flight'))}"))
+        top.add_row("attempted", Text(f"{num(stats.get('attempted'))}   rejected {num(stats.get('rejected'))}   "
+                                      f"in flight {num(stats.get('in_flight'))}"))
         top.add_row("rate", Text(f"{num(stats.get('records_per_min'), '{:,.1f}')} records/min"))
-        top.add_row("acceptance", Text(f"{pct(stats.get('acceptance_rate'))}   retry success {pct(stats.get('retry_success_rate'))}   retries {num(stats.get('retries'))}"))
+        top.add_row("acceptance", Text(f"{pct(stats.get('acceptance_rate'))}   retry success {pct(stats.get('retry_success_rate'))}   "
+                                       f"retries {num(stats.get('retries'))}"))
         eta = job.eta_at(now) if job.state == "running" else (0.0 if job.state == "succeeded" else None)
         top.add_row("ETA", Text(f"{duration(eta)}   state {job.state}"))
-        top.add_row("cost", Text(f"${num(stats.get('cost_usd'), '{:,.4f}')} so far   ${num(stats.get('cost_per_accepted_usd'), '{:,.4f}')} per accepted"))
+        top.add_row("cost", Text(f"${num(stats.get('cost_usd'), '{:,.4f}')} so far   "
+                                 f"${num(stats.get('cost_per_accepted_usd'), '{:,.4f}')} per accepted"))
         parts: list[Any] = [top, Text("")]
         parts.append(Text("score histogram", style="bold"))
         parts.append(self._histogram(model))
@@ -64,7 +67,8 @@ class TeacherPanel(VerticalScroll):
             grid = _grid()
             for name, counts in list(per_model.items())[:8]:
                 counts = counts if isinstance(counts, dict) else {}
-                grid.add_row(inert(name, limit=40), Text(f"accepted {num(counts.get('accepted', 0))}  rejected {num(counts.get('rejected', 0))}"))
+                tally = f"accepted {num(counts.get('accepted', 0))}  rejected {num(counts.get('rejected', 0))}"
+                grid.add_row(inert(name, limit=40), Text(tally))
             parts.append(grid)
         shown = list(model.retries)[-max(5, self.app.size.height - 30):]  # a taller terminal shows more of the log
         parts.append(Text(f"recent retries (last {len(shown)} of {len(model.retries)} kept)" if len(shown) < len(model.retries)

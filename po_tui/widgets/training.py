@@ -30,7 +30,8 @@ def _series_label(name: str, points) -> Text:
     if not points:
         return Text(f"{name}: no points yet")
     values = [v for _, v in points]
-    return Text(f"{name}: last {values[-1]:.4g} at step {points[-1][0]}   min {min(values):.4g}   first {values[0]:.4g}   ({len(values)} points)")
+    return Text(f"{name}: last {values[-1]:.4g} at step {points[-1][0]}   min {min(values):.4g}   "
+                f"first {values[0]:.4g}   ({len(values)} points)")
 
 
 class TrainingPanel(VerticalScroll):
@@ -60,14 +61,16 @@ class TrainingPanel(VerticalScroll):
         grid = Table.grid(padding=(0, 2))
         grid.add_column(no_wrap=True)
         grid.add_column()
-        grid.add_row("step", Text(f"{num(train.get('step'))} / {num(train.get('max_steps') or job.progress_total)}   epoch {num(train.get('epoch'), '{:.2f}')}   state {job.state}"))
+        steps = f"{num(train.get('step'))} / {num(train.get('max_steps') or job.progress_total)}"
+        grid.add_row("step", Text(f"{steps}   epoch {num(train.get('epoch'), '{:.2f}')}   state {job.state}"))
         grid.add_row("loss", Text(f"{num(train.get('loss'))}   eval {num(train.get('eval_loss'))}"))
         grid.add_row("learning rate", Text(num(train.get("learning_rate"), "{:.3g}")))
         grid.add_row("tokens/s", Text(f"{num(train.get('tokens_per_s'), '{:,.0f}')}   seen {num(train.get('tokens_seen'), '{:,}')}"))
         eta = job.eta_at(now) if job.state == "running" else (0.0 if job.state == "succeeded" else None)
         grid.add_row("ETA", Text(f"{duration(eta)}   elapsed {duration(job.elapsed_at(now))}"))
         if train.get("gpu_mem_allocated_gb") is not None or train.get("gpu_mem_peak_gb") is not None:
-            grid.add_row("GPU memory", Text(f"{num(train.get('gpu_mem_allocated_gb'), '{:.2f}')} GB allocated   peak {num(train.get('gpu_mem_peak_gb'), '{:.2f}')} GB"))
+            allocated, peak = num(train.get('gpu_mem_allocated_gb'), '{:.2f}'), num(train.get('gpu_mem_peak_gb'), '{:.2f}')
+            grid.add_row("GPU memory", Text(f"{allocated} GB allocated   peak {peak} GB"))
         self.query_one("#train-stats", Static).update(grid)
         probe = self.query_one("#probe-label", Static)
         probe.display = bool(model.probes)

@@ -74,7 +74,8 @@ def dataset_stats(path: str | Path, *, warn: Warn | None = None) -> dict[str, An
         "cost_usd": round(cost, 6),
         "cost_per_accepted_usd": round(cost / len(samples), 6) if samples else None,
         "per_model": {
-            m: {"accepted": v["accepted"], "rejected": v["rejected"], "score": score_summary(v["scores"]), "cost_usd": round(v["cost_usd"], 6)}
+            m: {"accepted": v["accepted"], "rejected": v["rejected"], "score": score_summary(v["scores"]),
+                "cost_usd": round(v["cost_usd"], 6)}
             for m, v in sorted(per_model.items())
         },
     }

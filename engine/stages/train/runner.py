@@ -73,7 +73,8 @@ def check_inputs(s: TrainSettings) -> Plan:
         try:
             import bitsandbytes  # noqa: F401
         except ImportError as exc:
-            raise InputError("needs bitsandbytes (pip install bitsandbytes)", field="--load-4bit" if s.load_4bit else "--load-8bit") from exc
+            flag = "--load-4bit" if s.load_4bit else "--load-8bit"
+            raise InputError("needs bitsandbytes (pip install bitsandbytes)", field=flag) from exc
     cuda = cuda_count()
     if s.gpus is not None and s.gpus > cuda:
         raise InputError(f"{s.gpus} GPUs asked for, {cuda} present", field="--gpus")
@@ -233,7 +234,8 @@ def training_arguments(s: TrainSettings, plan: Plan, *, has_eval: bool, **overri
     if plan.checkpointing:
         # transformers 5 renamed it; older 5.x and 4.x only know the first name. Non-reentrant:
         # the frozen base's inputs need no requires_grad hook for the adapters' gradients to flow.
-        name = "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else "gradient_checkpointing"
+        fields = TrainingArguments.__dataclass_fields__
+        name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
         kwargs[name] = True
         kwargs[f"{name}_kwargs"] = {"use_reentrant": False}
     if s.world_size > 1:
