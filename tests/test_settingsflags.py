@@ -52,7 +52,7 @@ FLAGS_BEFORE = {
                "--debug --help --job --json --location --low-score-retries --max-output-tokens --max-records --max-retries --metric "
                "--min-score --model --out --prices --project --provider --rescore --resume --retry-errors --rpm --run-dir "
                "--samples-per-concept --seed --stats --synthetic-defect-rate --synthetic-fix-rate --synthetic-latency "
-               "--synthetic-low-quality-rate --synthetic-style --temperature --timeout --tpm -h",
+               "--synthetic-low-quality-rate --synthetic-style --temperature --thinking-budget --timeout --tpm -h",
     "train": "--base-model --batch-size --chat-template --compute-dtype --config --cpu-processes --data --debug --deepspeed --epochs "
              "--eval-steps --fsdp --gpus --grad-accum --gradient-checkpointing --help --job --load-4bit --load-8bit --logging-steps "
              "--lora-alpha --lora-dropout --lora-r --lr --max-seq-len --max-steps --modules-to-save --out --probe-every "

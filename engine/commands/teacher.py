@@ -62,6 +62,9 @@ def _settings(args: argparse.Namespace) -> TeacherSettings:
         settings.resolved_model()
     except ValueError as exc:
         raise InputError(str(exc), field="--model") from None
+    warning = settings.thinking_budget_warning()
+    if warning:
+        _warn(warning)
     return settings
 
 
@@ -156,6 +159,8 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
         + (f", ${summary['cost_per_accepted_usd']:.5f} per accepted" if summary.get("cost_per_accepted_usd") is not None else "")
         + f" (prices as of {summary['prices_as_of']})",
     ]
+    if summary.get("thinking_tokens"):
+        lines.append(f"  {summary['output_tokens']} output tokens, {summary['thinking_tokens']} of them thinking (billed as output)")
     if summary["provider_errors"]:
         lines.append("  provider errors: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["provider_errors"].items())))
     if summary["reject_reasons"]:

@@ -3,7 +3,7 @@
 Each field declares its flag too (type, default, bounds, help: engine/commands/settingsflags.py).
 
 `fingerprint()` holds the settings that define what the dataset *is* (prompt, metric,
-min-score, provider, model): resuming with any of them changed would silently mix two datasets,
+min-score, provider, model, thinking budget): resuming with any of them changed would silently mix two datasets,
 so resume refuses unless the user says `--allow-change` (how a hybrid pro-then-flash run
 continues on purpose).
 """
@@ -14,7 +14,7 @@ import hashlib
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from engine.configfile import Seed
 from engine.core.prompts import student_template, teacher_system_prompt
@@ -25,7 +25,18 @@ DEFAULT_MODELS = {"gemini": "gemini-2.5-flash", "vertex": "gemini-2.5-flash", "s
 # The synthetic writer's styles (engine.providers.po_writer.STYLES, kept here so that
 # settings and command lines need not import the writer).
 SYNTHETIC_STYLES = ("full", "compact")
-DEFINING = ("prompt", "metric", "min_score", "provider", "model", "style")
+DEFINING = ("prompt", "metric", "min_score", "provider", "model", "style", "thinking_budget")
+# Gemini's thinking budget per model family, in tokens (Google's "Thinking" guide): the lowest
+# budget that keeps thinking on, the highest, and whether 0 may turn it off. -1 (dynamic: the
+# model decides) is accepted by every one. A model name is matched by its longest prefix here,
+# so `gemini-2.5-flash-preview-05-20` is checked as flash and `-lite` stays `-lite`.
+DYNAMIC_THINKING = -1
+THINKING_RANGES: dict[str, tuple[int, int, bool]] = {
+    "gemini-2.5-pro": (128, 32768, False),
+    "gemini-2.5-flash": (1, 24576, True),
+    "gemini-2.5-flash-lite": (512, 24576, True),
+}
+THINKING_PROVIDERS = ("gemini", "vertex")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -56,6 +67,33 @@ class SyntheticSettings(BaseModel):
     # requirement ids slotted in, short enough for the demo's tiny student to learn.
     style: Literal[SYNTHETIC_STYLES] = Field(
         "full", description="synthetic answers: full prose or compact fixed sentences citing the ids")
+
+
+def thinking_family(model: str) -> str | None:
+    """The THINKING_RANGES key a model name belongs to (None: a model this table does not know)."""
+    name = model.split("/")[-1]
+    matches = [key for key in THINKING_RANGES if name.startswith(key)]
+    return max(matches, key=len) if matches else None
+
+
+def _range_text(family: str) -> str:
+    low, high, can_off = THINKING_RANGES[family]
+    if can_off and low <= 1:
+        return f"{family} 0-{high} (0: off)"
+    return f"{family} {'0 (off) or ' if can_off else ''}{low}-{high}"
+
+
+def thinking_budget_problem(model: str, budget: int) -> str | None:
+    """Why `budget` is not valid for a known `model` (None: valid, or a model not in the table)."""
+    family = thinking_family(model)
+    if family is None or budget == DYNAMIC_THINKING:
+        return None
+    low, high, can_off = THINKING_RANGES[family]
+    if (budget == 0 and can_off) or low <= budget <= high:
+        return None
+    ranges = "; ".join(_range_text(f) for f in THINKING_RANGES)
+    off = "" if can_off or budget != 0 else f" ({family} cannot turn thinking off)"
+    return f"{budget} is not a valid thinking budget for {model}{off}: valid are {ranges}; -1 (dynamic) for all"
 
 
 # What a null `model` means, shown in --help: from DEFAULT_MODELS, not copied by hand.
@@ -99,8 +137,37 @@ class TeacherSettings(BaseModel):
         None, description="a file holding the teacher's system prompt (null: the built-in one)")
     student_template: Annotated[str | None, CONFIG_ONLY] = Field(
         None, description="a file holding the student prompt template (null: the built-in one)")
+    # Gemini 2.5 thinks by default and bills its thoughts as output: the largest lever on cost and
+    # latency, and it changes the answers, so it is part of the fingerprint.
+    thinking_budget: Annotated[int | None, Flag(metavar="N", default_means="the model's")] = Field(
+        None, ge=DYNAMIC_THINKING,
+        description="gemini/vertex thinking tokens per answer (flash 0 = off, 0-24576; pro 128-32768; -1 dynamic)")
     retry_errors: bool = Field(False, description="on resume, retry samples rejected for provider errors")
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
+
+    @field_validator("thinking_budget")
+    @classmethod
+    def _thinking_budget_fits(cls, budget: int | None, info: ValidationInfo) -> int | None:
+        """Refuse a budget the API would answer with 400 on every request, before any is sent."""
+        if budget is None or "provider" not in info.data:
+            return budget
+        provider = info.data["provider"]
+        if provider not in THINKING_PROVIDERS:
+            raise ValueError(f"applies to gemini and vertex only, not to the {provider} provider")
+        model = info.data.get("model") or DEFAULT_MODELS[provider]
+        problem = thinking_budget_problem(model, budget)
+        if problem:
+            raise ValueError(problem)
+        return budget
+
+    def thinking_budget_warning(self) -> str | None:
+        """A budget for a model the range table does not know is passed through unchecked: say so."""
+        if self.thinking_budget is None or self.thinking_budget == DYNAMIC_THINKING:
+            return None
+        model = self.resolved_model()
+        if thinking_family(model) is not None:
+            return None
+        return f"--thinking-budget {self.thinking_budget}: {model} has no known range here; sent unchecked"
 
     def resolved_model(self) -> str:
         if self.model:
@@ -125,4 +192,7 @@ class TeacherSettings(BaseModel):
         # the default, so runs made before the setting existed resume unchanged.
         if self.provider == "synthetic" and self.synthetic.style != "full":
             fp["style"] = self.synthetic.style
+        # Likewise recorded only when set: None (the model's default) keeps older fingerprints.
+        if self.thinking_budget is not None:
+            fp["thinking_budget"] = self.thinking_budget
         return fp
