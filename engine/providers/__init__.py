@@ -24,6 +24,7 @@ class ProviderSettings(Protocol):
     location: str | None
     timeout_s: float
     seed: int
+    thinking_budget: int | None  # gemini/vertex only (validated by TeacherSettings)
     synthetic: Any  # SyntheticSettings: model_dump() gives the SyntheticProvider's knobs
 
     def resolved_model(self) -> str: ...
@@ -59,13 +60,16 @@ def make_provider(settings: ProviderSettings, env: Mapping[str, str] | None = No
             if not key:
                 names = settings.api_key_env or " or ".join(GEMINI_KEY_VARS)
                 raise InputError(f"no API key: set {names} in the environment", field="provider")
-            return GeminiProvider(model, api_key=key, base_url=settings.base_url, timeout_s=settings.timeout_s)
+            return GeminiProvider(
+                model, api_key=key, base_url=settings.base_url, timeout_s=settings.timeout_s, thinking_budget=settings.thinking_budget
+            )
         project = settings.project or env.get("GOOGLE_CLOUD_PROJECT")
         if not project:
             raise InputError("vertex needs a project: set teacher.project or GOOGLE_CLOUD_PROJECT", field="project")
         location = settings.location or env.get("GOOGLE_CLOUD_LOCATION") or "us-central1"
         return GeminiProvider(
-            model, vertex=True, project=project, location=location, base_url=settings.base_url, timeout_s=settings.timeout_s
+            model, vertex=True, project=project, location=location, base_url=settings.base_url, timeout_s=settings.timeout_s,
+            thinking_budget=settings.thinking_budget,
         )
     from engine.providers.openai_compat import OpenAICompatProvider, api_url
 

@@ -96,9 +96,12 @@ class GeminiProvider:
         location: str | None = None,
         base_url: str | None = None,
         timeout_s: float = 120.0,
+        thinking_budget: int | None = None,
     ) -> None:
         self.name = "vertex" if vertex else "gemini"
         self.model = model
+        # Sent as ThinkingConfig with every request; None leaves the model's own default.
+        self.thinking_budget = thinking_budget
         self._secrets: tuple[str | None, ...] = (api_key, api_key.strip() if api_key else None)
         if not vertex and not (api_key and api_key.strip()):
             raise ProviderError(AUTH, "no API key given for the Gemini API")
@@ -171,6 +174,9 @@ class GeminiProvider:
                 temperature=temperature,
                 max_output_tokens=max_output_tokens,
                 seed=seed,
+                thinking_config=(
+                    None if self.thinking_budget is None else types.ThinkingConfig(thinking_budget=self.thinking_budget)
+                ),
             )
         except Exception as exc:  # noqa: BLE001 - pydantic validation of our own arguments
             raise ProviderError(INVALID_REQUEST, self._describe("bad request arguments", exc)) from None

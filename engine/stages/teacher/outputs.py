@@ -25,6 +25,7 @@ def sample_metadata(rows: Sequence[dict[str, Any]], reasons: Sequence[str], *, t
         "input_tokens": sum(int(r.get("input_tokens") or 0) for r in rows),
         "output_tokens": sum(int(r.get("output_tokens") or 0) for r in rows),
         "thinking_tokens": sum(int(r.get("thinking_tokens") or 0) for r in rows),
+        "thinking_budget": last.get("thinking_budget"),  # None: the model's default
         "cost_usd": round(sum(float(r.get("cost_usd") or 0.0) for r in rows), 8),
         "latency_s": round(sum(float(r.get("latency_s") or 0.0) for r in rows), 4),
         "finish_reason": last.get("finish_reason"),

@@ -313,6 +313,7 @@ class TeacherRun:
             "input_tokens": c.input_tokens,
             "output_tokens": c.output_tokens,
             "thinking_tokens": c.thinking_tokens,
+            "thinking_budget": self.s.thinking_budget,
             "latency_s": round(c.latency_s, 4),
             "cost_usd": cost,
             "created_at": utc_stamp(),
@@ -330,6 +331,7 @@ class TeacherRun:
         self.tally.cost_usd_run += cost
         self.tally.input_tokens += c.input_tokens
         self.tally.output_tokens += c.output_tokens
+        self.tally.thinking_tokens += c.thinking_tokens
         return row
 
     def _finish(self, item: WorkItem, accepted: bool, rows: list[dict[str, Any]], reasons: list[str]) -> None:
