@@ -103,6 +103,7 @@ async def test_teacher_panel_shows_rates_cost_histogram_statuses_and_retries(run
         text = await open_tab(pilot, "teacher", "3 / 8 target")
         assert "75.0 %" in text and "12.5 records/min" in text and "retry success 100.0 %" in text
         assert "$0.0400 so far" in text and "$0.0133 per accepted" in text
+        assert "output 4,000" in text and "of it thinking 2,500" in text
         assert "0.9-1.0" in text and "█" in text
         assert app.model.scores[9] == 2 and app.model.scores[7] == 1 and app.model.scores[3] == 1
         panel = app.query_one("#teacher-panel")

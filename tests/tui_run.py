@@ -81,7 +81,8 @@ def teacher_events(run: Path, *, finish: bool = True) -> None:
         ev.emit("teacher_stats", accepted=3, rejected=1, attempted=4, target=8, in_flight=0, requests=5, retries=1,
                 records_per_min=12.5, acceptance_rate=0.75, retry_success_rate=1.0, eta_s=20.0, cost_usd=0.04,
                 cost_usd_run=0.04, cost_per_accepted_usd=0.0133, statuses={"aligned": 2, "needs_adjustment": 1, "misaligned": 1},
-                reject_reasons={"below_min_score": 1}, per_model={"m": {"accepted": 3, "rejected": 1}})
+                reject_reasons={"below_min_score": 1}, per_model={"m": {"accepted": 3, "rejected": 1}},
+                output_tokens=4000, thinking_tokens=2500)
         ev.log("info", HOSTILE)
         if finish:
             ev.finished("succeeded", exit_code=0, summary={"records": 3})

@@ -49,6 +49,9 @@ class TeacherPanel(VerticalScroll):
         top.add_row("ETA", Text(f"{duration(eta)}   state {job.state}"))
         top.add_row("cost", Text(f"${num(stats.get('cost_usd'), '{:,.4f}')} so far   "
                                  f"${num(stats.get('cost_per_accepted_usd'), '{:,.4f}')} per accepted"))
+        if stats.get("thinking_tokens"):  # Gemini's thoughts: billed as output, the largest cost lever
+            top.add_row("tokens", Text(f"output {num(stats.get('output_tokens'), '{:,.0f}')}   "
+                                       f"of it thinking {num(stats.get('thinking_tokens'), '{:,.0f}')}"))
         parts: list[Any] = [top, Text("")]
         parts.append(Text("score histogram", style="bold"))
         parts.append(self._histogram(model))

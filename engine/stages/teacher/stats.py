@@ -28,7 +28,8 @@ def dataset_stats(path: str | Path, *, warn: Warn | None = None) -> dict[str, An
     _, samples = read_samples(path, warn=warn)
     scores = [s.recorded_score for s in samples if s.recorded_score is not None]
     statuses: Counter = Counter()
-    per_model: dict[str, dict[str, Any]] = defaultdict(lambda: {"accepted": 0, "rejected": 0, "scores": [], "cost_usd": 0.0})
+    per_model: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"accepted": 0, "rejected": 0, "scores": [], "cost_usd": 0.0, "thinking_tokens": 0})
     retried = retried_ok = 0
     for s in samples:
         review_text = s.blocks()[1]
@@ -41,6 +42,7 @@ def dataset_stats(path: str | Path, *, warn: Warn | None = None) -> dict[str, An
         if s.recorded_score is not None:
             per_model[model]["scores"].append(s.recorded_score)
         per_model[model]["cost_usd"] += float(meta.get("cost_usd") or 0.0)
+        per_model[model]["thinking_tokens"] += int(meta.get("thinking_tokens") or 0)
         if int(meta.get("attempts") or 1) > 1:
             retried += 1
             retried_ok += 1
@@ -54,11 +56,15 @@ def dataset_stats(path: str | Path, *, warn: Warn | None = None) -> dict[str, An
         model = str(meta.get("model") or "unknown")
         per_model[model]["rejected"] += 1
         per_model[model]["cost_usd"] += float(meta.get("cost_usd") or 0.0)
+        per_model[model]["thinking_tokens"] += int(meta.get("thinking_tokens") or 0)
         reject_reasons[str(r.get("reason"))] += 1
         if int(meta.get("attempts") or 1) > 1:
             retried += 1
     responses = _rows(path.parent / RESPONSES, warn)
     cost = sum(float(r.get("cost_usd") or 0.0) for r in responses) if responses else sum(m["cost_usd"] for m in per_model.values())
+    # Thinking tokens are billed as output: every paid answer's, from responses.jsonl when present.
+    thinking = (sum(int(r.get("thinking_tokens") or 0) for r in responses) if responses
+                else sum(m["thinking_tokens"] for m in per_model.values()))
     n_rejected = sum(reject_reasons.values())
     out: dict[str, Any] = {
         "file": str(path),
@@ -73,9 +79,10 @@ def dataset_stats(path: str | Path, *, warn: Warn | None = None) -> dict[str, An
         "requests": len(responses) or None,
         "cost_usd": round(cost, 6),
         "cost_per_accepted_usd": round(cost / len(samples), 6) if samples else None,
+        "thinking_tokens": thinking,
         "per_model": {
             m: {"accepted": v["accepted"], "rejected": v["rejected"], "score": score_summary(v["scores"]),
-                "cost_usd": round(v["cost_usd"], 6)}
+                "cost_usd": round(v["cost_usd"], 6), "thinking_tokens": v["thinking_tokens"]}
             for m, v in sorted(per_model.items())
         },
     }
@@ -94,8 +101,10 @@ def format_stats(st: dict[str, Any]) -> list[str]:
     if st["reject_reasons"]:
         lines.append("reject reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(st["reject_reasons"].items())))
     per = st["cost_per_accepted_usd"]
-    lines.append(f"cost ${st['cost_usd']:.4f}" + (f", ${per:.5f} per accepted record" if per is not None else ""))
+    lines.append(f"cost ${st['cost_usd']:.4f}" + (f", ${per:.5f} per accepted record" if per is not None else "")
+                 + (f"; {st['thinking_tokens']} thinking tokens (billed as output)" if st.get("thinking_tokens") else ""))
     for model, m in st["per_model"].items():
         mean = f", mean {m['score']['mean']:.4f}" if m["score"]["n"] else ""
-        lines.append(f"  {model}: {m['accepted']} accepted, {m['rejected']} rejected{mean}, ${m['cost_usd']:.4f}")
+        thinking = f", {m['thinking_tokens']} thinking tokens" if m.get("thinking_tokens") else ""
+        lines.append(f"  {model}: {m['accepted']} accepted, {m['rejected']} rejected{mean}, ${m['cost_usd']:.4f}{thinking}")
     return lines

@@ -27,7 +27,8 @@ class TeacherTally:
     cost_usd_run: float = 0.0
     unpriced_requests: int = 0
     input_tokens: int = 0
-    output_tokens: int = 0
+    output_tokens: int = 0  # billed output, thinking included
+    thinking_tokens: int = 0  # the part of output_tokens the model spent thinking
     provider_errors: Counter = field(default_factory=Counter)
     reject_reasons: Counter = field(default_factory=Counter)
     statuses: Counter = field(default_factory=Counter)
@@ -80,6 +81,7 @@ class TeacherTally:
             "unpriced_requests": self.unpriced_requests,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "thinking_tokens": self.thinking_tokens,
             "provider_errors": dict(self.provider_errors),
             "reject_reasons": dict(self.reject_reasons),
             "statuses": dict(self.statuses),
