@@ -15,6 +15,7 @@ from rich.text import Text
 
 from engine.core.inert import one_line
 from engine.core.timefmt import duration
+from engine.runlog.cause import error_text
 
 STATE_STYLES = {
     "running": "bold cyan", "succeeded": "green", "failed": "bold red", "cancelled": "yellow",
@@ -109,7 +110,7 @@ def problems(doc: dict[str, Any]) -> Text | None:
                 lines.append((style, f"{name}: {more} earlier {kind}s not shown"))
             for item in items:
                 code = f" [{item['code']}]" if item.get("code") else ""
-                lines.append((style, f"{name} {kind}{code}: {item['message']}"))
+                lines.append((style, f"{name} {kind}{code}: {error_text(item)}"))
     for job, dmg in (doc.get("damaged_logs") or {}).items():
         if dmg.get("corrupt_lines"):
             lines.append(("yellow", f"{one_line(job, 40)}: {dmg['corrupt_lines']} damaged event lines skipped"))
