@@ -24,7 +24,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Static, TabPane
 from textual.worker import get_current_worker
 
 from engine.errors import InputError
@@ -40,6 +40,7 @@ from po_tui.screens.report import ReportScreen
 from po_tui.widgets.gate import GatePanel
 from po_tui.widgets.logs import LogsPanel
 from po_tui.widgets.pipeline import PipelinePanel
+from po_tui.widgets.tabs import CockpitTabs
 from po_tui.widgets.teacher import TeacherPanel
 from po_tui.widgets.training import TrainingPanel
 
@@ -110,7 +111,7 @@ class CockpitApp(App[str | None]):
         self._folded.set()
         self.sub_title = self.run_dir.name  # the full path rarely fits in the header
         # The panels, by reference: made once here, drawn by the timers without a DOM query.
-        self.tabs = TabbedContent(id="tabs")
+        self.tabs = CockpitTabs(id="tabs")
         self.pipeline = PipelinePanel(id="pipeline-panel")
         self.teacher = TeacherPanel(id="teacher-panel")
         self.training = TrainingPanel(id="training-panel")
@@ -258,12 +259,22 @@ class CockpitApp(App[str | None]):
         Focused here and now (Screen.set_focus), not with Widget.focus(), which defers it to a
         callback queued behind keys already typed: "4" then Enter read in one go sent the Enter to
         the tab left behind.
+
+        A tab with nothing to focus takes the focus away from the tab left behind, so keys meant
+        for this tab never reach a hidden one (and its pane's focus notice is dropped: CockpitTabs).
         """
         self.tabs.active = tab
-        for widget in self.tabs.get_pane(tab).query("*"):
-            if widget.focusable:
-                widget.screen.set_focus(widget)
-                break
+        target = next((w for w in self.tabs.get_pane(tab).query("*") if w.focusable), None)
+        self.tabs.screen.set_focus(target)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The cockpit's keys act on the cockpit only: under a pushed screen (diff, help, report, a
+        question) they are inert, except quit, so `3` typed on the diff does not switch the tab
+        behind it. The palette calls the actions directly and is not affected.
+        """
+        if action in _COCKPIT_ACTIONS and action != "quit" and len(self.screen_stack) > 1:
+            return False
+        return True
 
     @guarded
     def action_help(self) -> None:
@@ -361,3 +372,8 @@ class CockpitApp(App[str | None]):
                 severity="information" if ok else "error", markup=False)
         if then_exit is not None and ok:
             deliver(self, self.exit, then_exit)
+
+
+# The action names of the cockpit's own keys (show_tab, cancel_run, ...), which check_action makes
+# inert while another screen is on top.
+_COCKPIT_ACTIONS = frozenset(b.action.split("(", 1)[0] for b in CockpitApp.BINDINGS if isinstance(b, Binding))

@@ -184,6 +184,12 @@ class JobState:
         self.duration_s = None
         self.summary = {}
         self.stale_reason = None
+        # Errors and warnings are the latest attempt's: after a retry the old failure is history
+        # (kept in the event log), not the state of a job that may now succeed.
+        self.errors.clear()
+        self.warnings.clear()
+        self.error_count = 0
+        self.warning_count = 0
         self._window.clear()
 
     def _finished(self, ts: float, data: dict[str, Any]) -> None:

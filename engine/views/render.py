@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from engine.core.inert import one_line
 from engine.core.timefmt import duration
+from engine.runlog.cause import error_text
 
 STATE_STYLES = {
     "running": "bold cyan", "succeeded": "green", "failed": "bold red", "cancelled": "yellow",
@@ -75,22 +78,82 @@ def header(doc: dict[str, Any]) -> Text:
     return t
 
 
-def jobs_table(doc: dict[str, Any]) -> Table:
-    table = Table(title_justify="left", expand=False)
-    for column in ("job", "state", "process", "progress", "rate", "elapsed", "ETA", "numbers"):
-        table.add_column(column, overflow="fold")
-    for row in doc["jobs"]:
-        table.add_row(
-            Text(one_line(row["name"], 40)),
-            state_text(row["state"]),
-            Text(f"{row['pid']} {alive_text(row['alive'])}" if row["alive"] is not None else "-"),
-            Text(progress_text(row["progress"])),
-            Text(rate_text(row)),
-            Text(duration(row["elapsed_s"])),
-            Text(duration(row["eta_s"])),
-            Text(one_line(row["headline"]["text"], 160)),
-        )
+# The jobs table's columns: (heading, Rich column options). Short values never wrap (a state
+# split as `succeede|d` reads as nothing); a long job name or progress label is cut with an
+# ellipsis, and the numbers wrap between words.
+_COLUMNS: dict[str, dict[str, Any]] = {
+    "job": {"no_wrap": True, "overflow": "ellipsis", "max_width": 20},
+    "state": {"no_wrap": True},
+    "process": {"no_wrap": True},
+    "progress": {"no_wrap": True, "overflow": "ellipsis", "max_width": 30},
+    "rate": {"no_wrap": True},
+    "elapsed": {"no_wrap": True},
+    "ETA": {"no_wrap": True},
+    "numbers": {"overflow": "ellipsis", "ratio": 1},
+}
+NUMBERS_MIN = 24  # narrower than this, the numbers wrap into a column of single words
+_ALWAYS = ("job", "state", "progress", "elapsed")  # the others only when some job has a value
+# Under a narrow terminal the table keeps these; process, rate and numbers go to a line per job
+# under it, where they wrap at words instead of squeezing every column.
+_NARROW = ("job", "state", "progress", "elapsed", "ETA")
+_DETAILS = ("process", "rate", "numbers")
+
+
+def _cells(row: dict[str, Any]) -> dict[str, Text]:
+    return {
+        "job": Text(one_line(row["name"], 40)),
+        "state": state_text(row["state"]),
+        "process": Text(f"{row['pid']} {alive_text(row['alive'])}" if row["alive"] is not None else "-"),
+        "progress": Text(progress_text(row["progress"])),
+        "rate": Text(rate_text(row)),
+        "elapsed": Text(duration(row["elapsed_s"])),
+        "ETA": Text(duration(row["eta_s"])),
+        "numbers": Text(one_line(row["headline"]["text"], 160)),
+    }
+
+
+def _said(cell: Text) -> bool:
+    return cell.plain not in ("", "-")
+
+
+def _table(rows: list[dict[str, Text]], names: tuple[str, ...]) -> Table:
+    """The columns `names` that say something for some job (no live process, rate or ETA in a
+    finished run: left out), no outer box."""
+    shown = [n for n in names if n in _ALWAYS or any(_said(r[n]) for r in rows)]
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), expand=False)
+    for name in shown:
+        table.add_column(name, **_COLUMNS[name])
+    for r in rows:
+        table.add_row(*(r[n] for n in shown))
     return table
+
+
+def jobs_table(doc: dict[str, Any]) -> Table:
+    """Every column of every job in one table (what a wide terminal shows)."""
+    return _table([_cells(row) for row in doc["jobs"]], tuple(_COLUMNS))
+
+
+class JobsView:
+    """The jobs of a run, laid out for the width it is drawn at: one table when it fits; else a
+    narrow table (state, progress, times) and under it one wrapped line per job with its process,
+    rate and numbers. Nothing is dropped and no word is split (`po-tui status` at 80 columns)."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        rows = [_cells(row) for row in self.doc["jobs"]]
+        fixed = _table(rows, tuple(n for n in _COLUMNS if n != "numbers"))
+        needed = Measurement.get(console, options.update_width(10_000), fixed).maximum + 1 + NUMBERS_MIN
+        if needed <= options.max_width:
+            yield _table(rows, tuple(_COLUMNS))
+            return
+        yield _table(rows, _NARROW)
+        for row, cells in zip(self.doc["jobs"], rows, strict=True):
+            said = [f"{'pid ' if name == 'process' else ''}{cells[name].plain}" for name in _DETAILS if _said(cells[name])]
+            if said:
+                line = Text(one_line(row["name"], 40) + ": ", style="bold")
+                yield line.append("  ".join(said), style="")
 
 
 def problems(doc: dict[str, Any]) -> Text | None:
@@ -109,7 +172,7 @@ def problems(doc: dict[str, Any]) -> Text | None:
                 lines.append((style, f"{name}: {more} earlier {kind}s not shown"))
             for item in items:
                 code = f" [{item['code']}]" if item.get("code") else ""
-                lines.append((style, f"{name} {kind}{code}: {item['message']}"))
+                lines.append((style, f"{name} {kind}{code}: {error_text(item)}"))
     for job, dmg in (doc.get("damaged_logs") or {}).items():
         if dmg.get("corrupt_lines"):
             lines.append(("yellow", f"{one_line(job, 40)}: {dmg['corrupt_lines']} damaged event lines skipped"))
@@ -124,7 +187,7 @@ def problems(doc: dict[str, Any]) -> Text | None:
 
 
 def screen(doc: dict[str, Any]) -> RenderableType:
-    parts: list[RenderableType] = [header(doc), jobs_table(doc)]
+    parts: list[RenderableType] = [header(doc), JobsView(doc)]
     extra = problems(doc)
     if extra is not None:
         parts.append(extra)

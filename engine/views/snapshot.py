@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.core.inert import one_line
 from engine.core.timefmt import utc_stamp
+from engine.runlog.cause import cause_of
 from engine.runlog.state import JOB_STATES, JobState, RunState, pid_alive
 from engine.views.headline import headline
 from engine.views.rundir import EngineInfo
@@ -34,6 +35,7 @@ def _problem(item: dict[str, Any]) -> dict[str, Any]:
         "ts": item.get("ts"),
         "code": one_line(item["code"], 80) if item.get("code") is not None else None,
         "message": one_line(item.get("message", ""), MESSAGE_CHARS),
+        "cause": cause_of(item.get("stderr_tail"), MESSAGE_CHARS),
     }
 
 

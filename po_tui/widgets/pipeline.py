@@ -8,6 +8,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, ProgressBar, Static
 
 from engine.core.timefmt import duration
+from engine.runlog.cause import error_text
 from engine.runlog.state import JobState
 from engine.views.controls import Controls
 from po_tui.guard import guarded
@@ -99,7 +100,7 @@ class PipelinePanel(VerticalScroll):
 
     @staticmethod
     def _errors(model: CockpitModel) -> Text:
-        """The latest error of each job that reported one (why a run failed, at a glance)."""
+        """The latest error of each job's latest attempt (why a run failed, at a glance; a retry clears it)."""
         out = Text()
         for job in model.jobs():
             if not job.errors:
@@ -107,7 +108,7 @@ class PipelinePanel(VerticalScroll):
             last = job.errors[-1]
             out.append("\n" if out else "")
             out.append(inert(f"{job.job}: ", "bold"))
-            out.append(inert(last.get("message"), limit=160))
+            out.append(inert(error_text(last), limit=200))  # the cause from stderr first, when it names one
             if job.error_count > 1:
                 out.append(f" (+{job.error_count - 1} more)")
         return out
