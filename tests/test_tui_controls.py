@@ -299,7 +299,7 @@ def test_attach_in_a_real_terminal_under_tmux(tmp_path, size):
 
     try:
         wait("gate PASS", "8/8 steps", "eval-student")
-        for key, words in (("2", ("3 / 8 target", "aligned")), ("3", ("train loss: last",)), ("4", ("POCON-0001", "tier means")),
+        for key, words in (("2", ("3 / 8 target", "score histogram")), ("3", ("train loss: last",)), ("4", ("POCON-0001", "tier means")),
                            ("5", ("verdict PASS",)), ("6", ("teacher says hello",))):
             subprocess.run([*tmux, "send-keys", "-t", session, key], check=True)
             text = wait(*words)

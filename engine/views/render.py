@@ -128,10 +128,6 @@ def _table(rows: list[dict[str, Text]], names: tuple[str, ...]) -> Table:
     return table
 
 
-def jobs_table(doc: dict[str, Any]) -> Table:
-    """Every column of every job in one table (what a wide terminal shows)."""
-    return _table([_cells(row) for row in doc["jobs"]], tuple(_COLUMNS))
-
 
 class JobsView:
     """The jobs of a run, laid out for the width it is drawn at: one table when it fits; else a
