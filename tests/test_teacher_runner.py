@@ -10,11 +10,12 @@ import pytest
 
 from engine.core.blocks import render_response
 from engine.core.records import Concept
+from engine.errors import InputError
 from engine.providers.base import AUTH, RATE_LIMITED, SERVER_ERROR, Completion, ProviderError
 from engine.providers.limiter import RateLimiter
 from engine.runlog.events import EventWriter
 from engine.runlog.tail import read_events
-from engine.stages.teacher.pricing import Price, PriceTable
+from engine.stages.teacher.pricing import PriceTable, load_prices
 from engine.stages.teacher.runner import TeacherRun
 from engine.stages.teacher.settings import TeacherSettings
 from engine.stages.teacher.store import TeacherStore
@@ -212,9 +213,28 @@ def test_unpriced_models_cost_zero_and_are_counted(tmp_path):
 def test_price_table_prefix_lookup():
     table = PriceTable()
     assert table.lookup("gemini-2.5-flash-001") == table.lookup("gemini-2.5-flash")
-    assert table.lookup("gemini-2.5-flash-lite-preview") == Price(0.10, 0.40)
-    assert table.lookup("models/gemini-2.5-pro") == Price(1.25, 10.0)
+    assert table.lookup("gemini-2.5-flash-lite-preview").rates() == (0.10, 0.40)
+    assert table.lookup("models/gemini-2.5-pro").rates() == (1.25, 10.0)
     assert table.cost("unknown", 1, 1) is None
+
+
+def test_batch_prices_are_half_unless_a_price_file_says_otherwise(tmp_path):
+    table = PriceTable()
+    assert table.cost("gemini-2.5-flash", 1_000_000, 1_000_000, batch=True) == pytest.approx((0.30 + 2.50) / 2)
+    assert table.cost("gemini-2.5-pro", 1_000_000, 0, batch=True) == pytest.approx(0.625)
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "as_of: 2026-01-01\nmodels:\n  m-a: {input: 1, output: 4}\n"
+        "  m-b: {input: 1, output: 4, batch_input: 0.8, batch_output: 3}\n"
+    )
+    loaded = load_prices(prices)
+    assert loaded.as_of == "2026-01-01"
+    assert loaded.cost("m-a", 1_000_000, 1_000_000, batch=True) == pytest.approx(2.5)
+    assert loaded.cost("m-b", 1_000_000, 1_000_000, batch=True) == pytest.approx(3.8)
+    assert loaded.to_dict()["usd_per_million_tokens"]["m-b"]["batch_output"] == 3
+    prices.write_text("models:\n  m: {input: 1, output: -4}\n")
+    with pytest.raises(InputError, match="models.m"):
+        load_prices(prices)
 
 
 def test_rate_limiter_spaces_requests_by_rpm():
