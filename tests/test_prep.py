@@ -181,6 +181,24 @@ def test_strict_fails_on_invalid_and_writes_nothing(tmp_path, messy, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "rows, expected",
+    [
+        ([[1, 2, 3]], ":1: no usable record (bad_record 1); first: bad_record: expected a JSON object, got list"),
+        ([{"concept": "x", "requirements_yaml": "FR001: a"}], ":1: no usable record (bad_record 1); first: bad_record: a concept record"),
+        ("held-out", ": no record left for training out of 3 (in_eval_set 3)"),
+    ],
+)
+def test_nothing_left_for_training_is_refused_and_writes_nothing(tmp_path, capsys, rows, expected):
+    """Empty train/val files would only fail in train, far from the cause."""
+    path = write(tmp_path / "t.jsonl", teacher_rows(3, 1) if rows == "held-out" else rows)
+    held_out = ["--eval-set", str(path), "--exclude-eval-set"] if rows == "held-out" else []
+    code = main(["prep", "--teacher", str(path), "--out", str(tmp_path / "out"), *held_out])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and f"{path}{expected}" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_options_are_one_line_errors(tmp_path, capsys):
     path = write(tmp_path / "t.jsonl", teacher_rows(3, 1))
     assert main(["prep", "--teacher", str(path), "--out", str(tmp_path / "o"), "--map-status", "conflicts"]) == 2

@@ -347,12 +347,26 @@ def prepare(teacher: str | Path, out_dir: str | Path, opts: PrepOptions, *, warn
                 path=opts.eval_set,
             )
 
+    if not train:
+        raise _nothing_kept(rows, teacher)
     out = Path(out_dir)
     report = _report(rows, train, val, strata, legacy, duplicates, opts, teacher, eval_report)
     atomic_write_jsonl(out / "train.jsonl", (_training_row(r, opts) for r in train))
     atomic_write_jsonl(out / "val.jsonl", (_val_row(r, opts) for r in val))
     atomic_write_json(out / "prep_report.json", report)
     return report
+
+
+def _nothing_kept(rows: list[Row], teacher: str | Path) -> InputError:
+    """Empty train/val files would only fail later, in train, far from the cause: refuse here,
+    naming why the records went and the first one that was not a usable record."""
+    reasons = Counter(r.reason for r in rows if r.reason)
+    why = ", ".join(f"{reason} {n}" for reason, n in reasons.most_common())
+    invalid = [r for r in rows if r.outcome == INVALID]
+    if invalid and len(invalid) == len(rows):
+        first = invalid[0]
+        return InputError(f"no usable record ({why}); first: {first.reason}: {first.detail}", path=teacher, line=first.line)
+    return InputError(f"no record left for training out of {len(rows)} ({why})", path=teacher)
 
 
 def _score_stats(values: list[float]) -> dict[str, Any]:
