@@ -23,6 +23,7 @@ from engine.stages.gate import PRESETS, load_gates
 from engine.stages.prep import FORMATS
 from engine.stages.teacher.settings import SYNTHETIC_STYLES, TeacherSettings
 from engine.stages.train.settings import TrainSettings
+from engine.store.inputfile import open_input
 
 Metric = Literal["po-v1", "po-v2"]
 assert set(METRICS) == {"po-v1", "po-v2"}
@@ -127,6 +128,16 @@ def _check_engine_owned(doc: Any, path: str | Path | None, lines: dict) -> None:
             raise InputError("set by the engine (the run directory decides it), remove it", path=path, line=line, field=f"train.{key}")
 
 
+def _check_input_file(file: str, path: str | Path | None, line: int | None, field: str) -> None:
+    """A missing file, a directory, a device or a FIFO named in the config is found now, in one
+    line at the config's key, not hours later by the job that reads it (or by the fingerprint
+    of the job's inputs, which would read /dev/zero forever)."""
+    try:
+        open_input(file).close()
+    except InputError as exc:
+        raise InputError(f"{file}: {exc.message}", path=path, line=line, field=field) from None
+
+
 def parse_config(doc: Any, *, path: str | Path | None = None, lines: dict | None = None) -> PipelineConfig:
     if doc is not None and not isinstance(doc, dict):
         raise InputError("expected a mapping of sections (concepts, teacher, prep, train, eval, gate, report, export)", path=path, line=1)
@@ -137,6 +148,8 @@ def parse_config(doc: Any, *, path: str | Path | None = None, lines: dict | None
         file = Path(config.concepts.file)
         if not file.is_absolute():
             config.concepts.file = str((Path(path).parent / file).resolve())
+    if config.concepts.file:
+        _check_input_file(config.concepts.file, path, (lines or {}).get(("concepts", "file")), "concepts.file")
     gates = config.gate.gates
     if gates and path is not None and not Path(gates).is_absolute():
         config.gate.gates = str((Path(path).parent / gates).resolve())

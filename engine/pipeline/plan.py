@@ -18,6 +18,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, Callable
 
 import yaml
@@ -66,6 +67,9 @@ def _hash_path(h: "hashlib._Hash", path: Path) -> None:
             _hash_path(h, child)
         return
     stat = path.stat()
+    if not S_ISREG(stat.st_mode):  # a device or FIFO: reading it could block or never end
+        h.update(f"special mode={stat.st_mode:o} rdev={stat.st_rdev}".encode())
+        return
     if stat.st_size > HASH_LIMIT_BYTES:
         h.update(f"size={stat.st_size} mtime_ns={stat.st_mtime_ns}".encode())
         return

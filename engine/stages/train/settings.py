@@ -21,7 +21,7 @@ class TrainSettings(BaseModel):
 
     data: Annotated[str, Flag(metavar="DIR")] = Field("", description="prep output (train.jsonl, val.jsonl) or one JSONL file")
     base_model: Annotated[str, Flag(metavar="ID_OR_PATH")] = Field(
-        DEFAULT_BASE_MODEL, description="the base model: a local folder or a Hugging Face cache id")
+        DEFAULT_BASE_MODEL, min_length=1, description="the base model: a local folder or a Hugging Face cache id")
     out: Annotated[str, Flag(metavar="DIR")] = Field("", description="adapter, tokenizer, checkpoints, history, model card")
     lora_r: int = Field(32, ge=1, description="LoRA rank")
     lora_alpha: float = Field(64, gt=0, description="LoRA alpha")
@@ -40,7 +40,8 @@ class TrainSettings(BaseModel):
     scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = Field("cosine", description="learning-rate schedule")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of the steps spent warming up")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
-    max_seq_len: int = Field(2048, ge=16, description="longest training sequence, tokens")
+    # The bound catches a typo (an extra digit) at the config, not as an overflow in the tokenizer.
+    max_seq_len: int = Field(2048, ge=16, le=1_048_576, description="longest training sequence, tokens")
     load_4bit: bool = Field(False, description="QLoRA: load the base in 4-bit nf4")
     load_8bit: bool = Field(False, description="load the base in 8-bit")
     compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
