@@ -237,3 +237,24 @@ def test_count_phases_counts_a_sample_once_and_untagged_rows_only_when_told():
     assert counts[1]["cost_usd"] == 0.5 and counts[2]["model"] == "m2"
     counts = count_phases(accepted, rejects, responses, untagged=1)
     assert (counts[1]["rejected"], counts[1]["requests"], counts[1]["cost_usd"]) == (1, 2, 1.5)
+
+
+def test_the_report_shows_the_teacher_phases_of_the_run(tmp_path, concepts, capsys):
+    from tests.test_report import finished_run
+
+    run = finished_run(tmp_path)
+    assert main(["teacher", "--config", str(config(tmp_path)), "--concepts", str(concepts), "--out", str(run / "teacher")]) == 0
+    rows = json.loads((run / "teacher" / "teacher_run.json").read_text())["summary"]["per_phase"]
+    assert main(["report", str(run), "--no-plots"]) == 0
+    md = (run / "report.md").read_text(encoding="utf-8")
+    context = md[md.index("## 1. Context"):md.index("## 2. ")]
+    assert "Teacher phases (`teacher.phases`" in context
+    for r in rows:
+        assert (f"| {r['phase']} | `{r['model']}` | - | {r['accepted']} / {r['target']} | {r['rejected']} | "
+                f"{r['acceptance_rate'] * 100:.1f} % | {r['requests']} | ${r['cost_usd']:.4f} | {r['input_tokens']} |") in context
+    # A damaged teacher_run.json does not stop the report: it is listed as passed over.
+    (run / "teacher" / "teacher_run.json").write_text("{not json", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["report", str(run), "--no-plots"]) == 0
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert "Teacher phases" not in md and "teacher_run.json" in md[md.index("## 11. Files"):]
