@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -258,3 +259,27 @@ def test_the_report_shows_the_teacher_phases_of_the_run(tmp_path, concepts, caps
     assert main(["report", str(run), "--no-plots"]) == 0
     md = (run / "report.md").read_text(encoding="utf-8")
     assert "Teacher phases" not in md and "teacher_run.json" in md[md.index("## 11. Files"):]
+
+
+async def test_the_teacher_tab_shows_a_small_per_phase_table(tmp_path):
+    from po_tui.app import CockpitApp
+    from tests.test_tui import open_tab, screen_text
+    from tests.tui_run import T0, Recorder, write_manifest
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_manifest(run, {"teacher": "running"}, state="running")
+    log = Recorder(run / "teacher.events.jsonl", "teacher", T0)
+    log.started("teacher")
+    per_phase = [{"phase": 1, "model": "gemini-2.5-pro", "target": 100, "accepted": 100, "rejected": 7, "cost_usd": 2.5,
+                  "thinking_tokens": 41000},
+                 {"phase": 2, "model": "gemini-2.5-flash", "target": 300, "accepted": 12, "rejected": 1, "cost_usd": 0.04,
+                  "thinking_tokens": 0}]
+    log.emit("teacher_stats", accepted=112, rejected=8, target=400, per_phase=per_phase, phase=2,
+             per_model={"gemini-2.5-pro": {"accepted": 100}, "gemini-2.5-flash": {"accepted": 12}})
+    app = CockpitApp(run, poll_s=0.05, clock=lambda: T0 + 10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        text = await open_tab(pilot, "teacher", "112 / 400 target", "phases")
+        assert re.search(r" 1 gemini-2\.5-pro +100/100 accepted +7 rejected +\$2\.5000 +thinking 41,000", text), text
+        assert re.search(r"▶2 gemini-2\.5-flash +12/300 accepted +1 rejected +\$0\.0400", text), text
+        assert "per model" not in screen_text(app)  # the phases already name the models
