@@ -283,3 +283,42 @@ async def test_the_teacher_tab_shows_a_small_per_phase_table(tmp_path):
         assert re.search(r" 1 gemini-2\.5-pro +100/100 accepted +7 rejected +\$2\.5000 +thinking 41,000", text), text
         assert re.search(r"▶2 gemini-2\.5-flash +12/300 accepted +1 rejected +\$0\.0400", text), text
         assert "per model" not in screen_text(app)  # the phases already name the models
+
+
+def test_a_pipeline_config_with_phases_round_trips_through_the_run_config(tmp_path):
+    from engine.pipeline.config import dump_config, load_config
+
+    cfg = config(tmp_path, "teacher:\n  provider: openai\n  base_url: http://127.0.0.1:9/v1\n  phases:\n"
+                           "    - {model: big-model, max_records: 2}\n    - {model: small-model, max_records: 5, temperature: 0.7}\n")
+    loaded = load_config(cfg)  # openai needs a model: each phase names one
+    assert loaded.teacher.max_records == 7
+    again = tmp_path / "config.yaml"
+    again.write_text(dump_config(loaded), encoding="utf-8")
+    reloaded = load_config(again)
+    assert reloaded.teacher.phases == loaded.teacher.phases and reloaded.teacher.max_records == 7
+    plan = [reloaded.teacher.phase_settings(p) for p in reloaded.teacher.phases]
+    assert [(s.model, s.temperature) for s in plan] == [("big-model", 0.2), ("small-model", 0.7)]
+
+
+def test_a_plan_on_top_of_an_unplanned_run_counts_its_records_toward_phase_one(tmp_path, concepts, capsys):
+    out = tmp_path / "out"
+    base = ["teacher", "--concepts", str(concepts), "--out", str(out)]
+    assert main([*base, "--provider", "synthetic", "--model", "syn-a", "--max-records", "2"]) == 0
+    assert main([*base, "--config", str(config(tmp_path)), "--resume"]) == 2  # a plan is a change of what the dataset is
+    assert "--allow-change" in capsys.readouterr().err
+    assert main([*base, "--config", str(config(tmp_path)), "--resume", "--allow-change"]) == 0
+    records = lines(out / "po_teacher_dataset.jsonl")
+    assert len(records) == 7 and len({key_of(r) for r in records}) == 7
+    assert Counter((r["metadata"].get("phase", 1), r["metadata"]["model"]) for r in records) == {(1, "syn-a"): 3, (2, "syn-b"): 4}
+    assert sum("phase" not in r["metadata"] for r in records) == 2  # the earlier records, kept as they were
+
+
+def test_rescore_keeps_each_phase_s_attempts_together(tmp_path, concepts):
+    from engine.stages.teacher.store import TeacherStore as Store
+
+    out = tmp_path / "out"
+    out.mkdir()
+    rows = [{"concept_id": "c", "variant": 0, "attempt": a, "phase": p, "text": f"{p}.{a}"} for p, a in ((1, 1), (2, 1), (1, 2), (2, 2))]
+    atomic_write_jsonl(out / "responses.jsonl", rows)
+    state = Store(out).load()
+    assert [r["text"] for r in state.responses[("c", 0)]] == ["1.1", "1.2", "2.1", "2.2"]
