@@ -322,3 +322,17 @@ def test_rescore_keeps_each_phase_s_attempts_together(tmp_path, concepts):
     atomic_write_jsonl(out / "responses.jsonl", rows)
     state = Store(out).load()
     assert [r["text"] for r in state.responses[("c", 0)]] == ["1.1", "1.2", "2.1", "2.2"]
+
+
+def test_a_phase_budget_for_a_model_without_a_known_range_is_sent_with_a_warning(tmp_path, concepts, monkeypatch, capsys):
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    with FakeGemini(po_responder, default=ok()) as server:
+        cfg = config(tmp_path, f"teacher:\n  provider: gemini\n  base_url: {server.url}\n  concurrency: 1\n  phases:\n"
+                               "    - {model: gemini-2.5-flash, max_records: 1}\n"
+                               "    - {model: gemini-3-future, max_records: 1, thinking_budget: 99999}\n")
+        assert main(["teacher", "--config", str(cfg), "--concepts", str(concepts), "--out", str(tmp_path / "out")]) == 0
+        configs = [r.body["generationConfig"].get("thinkingConfig") or {} for r in server.requests]
+    budgets = [c.get("thinkingBudget", c.get("thinking_budget")) for c in configs]  # the SDK's spelling varies
+    err = capsys.readouterr().err
+    assert "phase 2: --thinking-budget 99999: gemini-3-future has no known range here; sent unchecked" in err
+    assert "phase 1:" not in err and budgets[0] is None and budgets[-1] == 99999

@@ -64,9 +64,11 @@ def _settings(args: argparse.Namespace) -> TeacherSettings:
             settings.resolved_model()
     except ValueError as exc:
         raise InputError(str(exc), field="--model") from None
-    warning = settings.thinking_budget_warning()
-    if warning:
-        _warn(warning)
+    # A planned run's budgets are each phase's (its own or the run's), for the phase's model.
+    plan = [settings.phase_settings(p) for p in settings.phases] if settings.phases else [settings]
+    for n, warning in enumerate((s.thinking_budget_warning() for s in plan), 1):
+        if warning:
+            _warn(f"phase {n}: {warning}" if settings.phases else warning)
     return settings
 
 
