@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -162,16 +164,28 @@ def _nearest_line(lines: dict[KeyPath, int], loc: KeyPath) -> int | None:
 
 
 def _model_at(model: type[BaseModel], loc: KeyPath) -> type[BaseModel] | None:
-    current: type[BaseModel] | None = model
+    """The settings model at `loc` (through nested models and lists of them), None if none."""
+    current: Any = model
     for part in loc:
-        if current is None or isinstance(part, int):
+        if isinstance(part, int):  # an item of a list: the list's item type
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            current = args[0] if len(args) == 1 else None
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
         field = current.model_fields.get(str(part))
         if field is None:
             return None
-        ann = field.annotation
-        current = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    return current
+        current = _unwrap_optional(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap_optional(ann: Any) -> Any:
+    """`X | None` -> X; a list stays a list (its items are unwrapped by an int in the path)."""
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(ann) if a is not type(None)]
+        return members[0] if len(members) == 1 else None
+    return ann
 
 
 def validate(
@@ -188,7 +202,9 @@ def validate(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        # A misspelt key also leaves the right one missing: "unknown key (did you mean ...)" says why.
+        err = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
         loc: KeyPath = tuple(err.get("loc", ()))
         dotted = ".".join(str(p) for p in prefix + loc) or None
         message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")

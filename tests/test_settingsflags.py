@@ -41,7 +41,7 @@ COMMAND_OPTIONS = {
 ALWAYS = {"-h", "--help", "--debug", "--config"}
 # Settings with no flag, on purpose (prompt files, a jitter only the demo tunes, the backoff cap).
 CONFIG_ONLY_KEYS = {
-    "teacher": {"backoff_max_s", "system_prompt", "student_template", "synthetic.latency_jitter_s"},
+    "teacher": {"backoff_max_s", "system_prompt", "student_template", "synthetic.latency_jitter_s", "phases"},
     "train": set(),
     "eval": {"synthetic.latency_jitter_s"},
 }

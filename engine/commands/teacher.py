@@ -19,6 +19,7 @@ from engine.core.records import Concept, read_concept_list
 from engine.core.timefmt import utc_stamp
 from engine.errors import InputError, StageFailed
 from engine.runlog.job import add_job_args, job_events
+from engine.stages.teacher.phasecount import phase_line
 from engine.stages.teacher.pricing import PriceTable, load_prices
 from engine.stages.teacher.settings import DEFINING, TeacherSettings
 from engine.stages.teacher.store import TeacherStore
@@ -59,12 +60,15 @@ def _settings(args: argparse.Namespace) -> TeacherSettings:
     """The settings (config file < typed flags), with the model the provider resolves to."""
     settings = resolve_settings(TeacherSettings, args, section="teacher")
     try:
-        settings.resolved_model()
+        if not settings.phases:  # a planned run names a model per phase
+            settings.resolved_model()
     except ValueError as exc:
         raise InputError(str(exc), field="--model") from None
-    warning = settings.thinking_budget_warning()
-    if warning:
-        _warn(warning)
+    # A planned run's budgets are each phase's (its own or the run's), for the phase's model.
+    plan = [settings.phase_settings(p) for p in settings.phases] if settings.phases else [settings]
+    for n, warning in enumerate((s.thinking_budget_warning() for s in plan), 1):
+        if warning:
+            _warn(f"phase {n}: {warning}" if settings.phases else warning)
     return settings
 
 
@@ -159,6 +163,8 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
         + (f", ${summary['cost_per_accepted_usd']:.5f} per accepted" if summary.get("cost_per_accepted_usd") is not None else "")
         + f" (prices as of {summary['prices_as_of']})",
     ]
+    for ph in summary.get("per_phase") or []:
+        lines.append(f"  {phase_line(ph)}")
     if summary.get("thinking_tokens"):
         lines.append(f"  {summary['output_tokens']} output tokens, {summary['thinking_tokens']} of them thinking (billed as output)")
     if summary["provider_errors"]:
@@ -176,9 +182,15 @@ async def _generate(settings: TeacherSettings, concepts, store: TeacherStore, ev
     from engine.providers import make_provider
     from engine.stages.teacher.runner import TeacherRun
 
-    provider = make_provider(settings)
     progress = TerminalProgress(settings.max_records)
-    run = TeacherRun(settings, concepts, store, provider, events, prices=prices, resume=store.load(), on_change=progress.update)
+    if settings.phases:
+        from engine.stages.teacher.phases import PhasedRun
+
+        provider = None  # one per phase, made and closed by the phased run
+        run: Any = PhasedRun(settings, concepts, store, make_provider, events, prices=prices, on_change=progress.update)
+    else:
+        provider = make_provider(settings)
+        run = TeacherRun(settings, concepts, store, provider, events, prices=prices, resume=store.load(), on_change=progress.update)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, run.cancel)
@@ -188,7 +200,8 @@ async def _generate(settings: TeacherSettings, concepts, store: TeacherStore, ev
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         progress.close()
-        await provider.aclose()
+        if provider is not None:
+            await provider.aclose()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -154,7 +154,8 @@ def parse_config(doc: Any, *, path: str | Path | None = None, lines: dict | None
     if gates and path is not None and not Path(gates).is_absolute():
         config.gate.gates = str((Path(path).parent / gates).resolve())
     try:
-        config.teacher.resolved_model()
+        if not config.teacher.phases:  # a planned run names a model per phase
+            config.teacher.resolved_model()
     except ValueError as exc:
         raise InputError(str(exc), path=path, field="teacher.model") from None
     if not config.gate.gates and not config.eval.teacher_reference and load_gates(config.gate.preset).needs_teacher:

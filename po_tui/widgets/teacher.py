@@ -53,6 +53,9 @@ class TeacherPanel(VerticalScroll):
             top.add_row("tokens", Text(f"output {num(stats.get('output_tokens'), '{:,.0f}')}   "
                                        f"of it thinking {num(stats.get('thinking_tokens'), '{:,.0f}')}"))
         parts: list[Any] = [top, Text("")]
+        phases = self._phases(stats)
+        if phases is not None:
+            parts += [Text("phases", style="bold"), phases, Text("")]
         parts.append(Text("score histogram", style="bold"))
         parts.append(self._histogram(model))
         parts.append(Text("review status", style="bold"))
@@ -65,7 +68,7 @@ class TeacherPanel(VerticalScroll):
                 grid.add_row(inert(name, limit=40), Text(num(count)))
             parts.append(grid)
         per_model = stats.get("per_model")
-        if isinstance(per_model, dict) and len(per_model) > 1:
+        if isinstance(per_model, dict) and len(per_model) > 1 and phases is None:  # the phases show the models
             parts.append(Text("per model", style="bold"))
             grid = _grid()
             for name, counts in list(per_model.items())[:8]:
@@ -86,6 +89,25 @@ class TeacherPanel(VerticalScroll):
                 line.append(inert(retry.get("detail"), limit=80))
             parts.append(line)
         self.query_one("#teacher-body", Static).update(Group(*parts))
+
+    @staticmethod
+    def _phases(stats: dict[str, Any]) -> Table | None:
+        """A planned run's phases (teacher.phases), one short row each, the running one marked."""
+        rows = stats.get("per_phase")
+        if not isinstance(rows, list) or not rows:
+            return None
+        grid = Table.grid(padding=(0, 1))
+        for _ in range(4):
+            grid.add_column(no_wrap=True)
+        for row in rows[:8]:
+            if not isinstance(row, dict):
+                continue
+            mark = "▶" if row.get("phase") is not None and row.get("phase") == stats.get("phase") else " "
+            thinking = f"  thinking {num(row.get('thinking_tokens'), '{:,.0f}')}" if row.get("thinking_tokens") else ""
+            grid.add_row(Text(f"{mark}{num(row.get('phase'))}"), inert(row.get("model"), limit=28),
+                         Text(f"{num(row.get('accepted'))}/{num(row.get('target'))} accepted  {num(row.get('rejected'))} rejected"),
+                         Text(f"${num(row.get('cost_usd'), '{:,.4f}')}{thinking}"))
+        return grid
 
     @staticmethod
     def _histogram(model: CockpitModel) -> Table:

@@ -31,6 +31,7 @@ class ReportInputs:
     training: TrainingSnapshot | None
     run_dir: Path | None
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (file, why it was not used)
+    teacher_phases: list[dict] = field(default_factory=list)  # a planned teacher run's per-phase rows
 
     @property
     def baseline(self) -> RunResults | None:
@@ -146,4 +147,22 @@ def collect(
         runs[run.tag] = run
     runs = _ordered(runs)
     training = find_training(runs.get("student"), run_dir, train_dir)
-    return ReportInputs(runs, training, run_dir, ignored)
+    phases = teacher_phases(run_dir, ignored) if run_dir is not None else []
+    return ReportInputs(runs, training, run_dir, ignored, phases)
+
+
+def teacher_phases(run_dir: Path, ignored: list[tuple[str, str]]) -> list[dict]:
+    """The per-phase rows of the run's teacher (teacher.phases), from `teacher/teacher_run.json`'s
+    last summary; none for an unplanned run. A damaged file is listed as passed over: the report
+    is about the evaluation and does not fail on it."""
+    from engine.stages.teacher.store import TeacherStore
+
+    store = TeacherStore(run_dir / "teacher")
+    try:
+        manifest = store.read_manifest()
+    except InputError as exc:
+        ignored.append((str(store.manifest_path), exc.message))
+        return []
+    summary = (manifest or {}).get("summary") or {}
+    rows = summary.get("per_phase")
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []

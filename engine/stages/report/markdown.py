@@ -135,6 +135,7 @@ def context(data: ReportData) -> list[str]:
     lines = ["## 1. Context", ""]
     lines += table([""] + [cell(t) for t in tags], rows, "l" * (len(tags) + 1))
     lines.append("")
+    lines += teacher_phases(data.inputs.teacher_phases)
     t = data.inputs.training
     if t is None:
         lines += ["Training: no `po_tui_train.json` or `loss_history.json` found (see `--train`).", ""]
@@ -153,6 +154,19 @@ def context(data: ReportData) -> list[str]:
         lines += ["", *table(["hyperparameter", "value"], ([cell(k), cell(v)] for k, v in hp.items()), "ll")]
     lines.append("")
     return lines
+
+
+def teacher_phases(rows: list[dict[str, Any]]) -> list[str]:
+    """The teacher's planned phases (teacher.phases), one row each; nothing for an unplanned run."""
+    if not rows:
+        return []
+    head = ["phase", "model", "thinking budget", "accepted / target", "rejected", "acceptance", "requests", "cost",
+            "input tokens", "output tokens", "thinking tokens"]
+    body = [[num(r.get("phase")), cell(r.get("model")), num(r.get("thinking_budget")), f"{num(r.get('accepted'))} / {num(r.get('target'))}",
+             num(r.get("rejected")), pct(r.get("acceptance_rate")), num(r.get("requests")),
+             f"${r['cost_usd']:.4f}" if isinstance(r.get("cost_usd"), (int, float)) else "-",
+             num(r.get("input_tokens")), num(r.get("output_tokens")), num(r.get("thinking_tokens"))] for r in rows]
+    return ["Teacher phases (`teacher.phases`, from teacher/teacher_run.json):", "", *table(head, body, "rl" + "r" * 9), ""]
 
 
 def training(data: ReportData) -> list[str]:

@@ -34,6 +34,8 @@ def sample_metadata(rows: Sequence[dict[str, Any]], reasons: Sequence[str], *, t
         "temperature": temperature,
         "created_at": utc_stamp(),
     }
+    if last.get("phase") is not None:
+        meta["phase"] = last["phase"]  # teacher.phases: the planned phase that paid for this record
     if last["provider"] == "synthetic":
         meta["synthetic"] = True  # labelled wherever its records go
     return meta

@@ -92,7 +92,11 @@ class TeacherRun:
         prices: PriceTable | None = None,
         resume: ResumeState | None = None,
         on_change: Any = None,
+        tally: TeacherTally | None = None,
+        phase: int | None = None,
     ) -> None:
+        """`tally` and `phase`: set by the phase runner (engine/stages/teacher/phases.py), which runs
+        one TeacherRun per planned phase over one tally; `phase` tags every row this run writes."""
         self.s = settings
         self.concepts = concepts
         self.store = store
@@ -107,16 +111,19 @@ class TeacherRun:
         self.prompt_hash = settings.prompt_hash()
         self.stop_reason: str | None = None
         self.fatal: ProviderError | None = None
-        self.tally = TeacherTally(target=settings.max_records)
+        self.tag: dict[str, Any] = {"phase": phase} if phase is not None else {}
+        shared = tally is not None
+        self.tally = tally if tally is not None else TeacherTally(target=settings.max_records)
         policy = RetryPolicy(settings.api_retries, Backoff(settings.backoff_base_s, settings.backoff_max_s), settings.timeout_s)
         # The tally counts the caller's requests and provider errors as they happen.
         self.caller = ProviderCaller(
             provider, RateLimiter(settings.rpm, settings.tpm), policy, self.events, check=self._check_stop, stats=self.tally
         )
-        self.tally.accepted = len(self.resume.accepted)
-        # Rejects that --retry-errors asks again are not counted twice.
-        self.tally.rejected = sum(self.resume.finished(k, retry_errors=settings.retry_errors) for k in self.resume.rejected)
-        self.tally.cost_usd = self.resume.cost_usd
+        if not shared:  # a shared tally was set from the stored state once, by its owner
+            self.tally.accepted = len(self.resume.accepted)
+            # Rejects that --retry-errors asks again are not counted twice.
+            self.tally.rejected = sum(self.resume.finished(k, retry_errors=settings.retry_errors) for k in self.resume.rejected)
+            self.tally.cost_usd = self.resume.cost_usd
         self._last_stats = 0.0
         self._tasks: set[asyncio.Task] = set()
 
@@ -200,7 +207,7 @@ class TeacherRun:
         self._last_stats = now
         snap = self.tally.snapshot()
         self.events.emit("teacher_stats", **snap)
-        self.events.progress(self.tally.accepted, self.s.max_records, unit="records", eta_s=snap["eta_s"])
+        self.events.progress(self.tally.accepted, self.tally.target, unit="records", eta_s=snap["eta_s"])
 
     # -- one sample ----------------------------------------------------------------------------
 
@@ -324,6 +331,7 @@ class TeacherRun:
             "concept": item.concept.concept,
             "requirements_yaml": item.concept.requirements_yaml,
         }
+        row.update(self.tag)
         if c.extra:
             row["extra"] = c.extra
         await self.io.run(self.store.append_response, row)  # durable before anything looks at it
@@ -332,6 +340,7 @@ class TeacherRun:
         self.tally.input_tokens += c.input_tokens
         self.tally.output_tokens += c.output_tokens
         self.tally.thinking_tokens += c.thinking_tokens
+        self.tally.phase_response(cost, c.input_tokens, c.output_tokens, c.thinking_tokens)
         return row
 
     def _finish(self, item: WorkItem, accepted: bool, rows: list[dict[str, Any]], reasons: list[str]) -> None:
@@ -340,6 +349,7 @@ class TeacherRun:
             self.tally.retried_items += 1
             self.tally.retry_successes += accepted
         self.tally.per_model[model]["accepted" if accepted else "rejected"] += 1
+        self.tally.phase_sample(accepted)
         if self.on_change is not None:
             self.on_change(self.tally)
         self._emit_stats()
@@ -366,6 +376,7 @@ class TeacherRun:
             model=meta["model"],
             cost_usd=meta["cost_usd"],
             latency_s=meta["latency_s"],
+            **self.tag,
         )
         self._finish(item, True, rows, reasons)
         return Outcome(item, "accepted")
@@ -382,7 +393,7 @@ class TeacherRun:
         if rows:
             meta = sample_metadata(rows, reasons, temperature=self.s.temperature)
         else:
-            meta = {"model": self.model, "provider": self.provider.name, "variant": item.variant, "attempts": 0}
+            meta = {"model": self.model, "provider": self.provider.name, "variant": item.variant, "attempts": 0, **self.tag}
         await self.io.run(
             self.store.append_reject,
             reject_row(item.concept_id, item.variant, item.concept.tier, reason, detail, v, self.s.metric, meta)
@@ -403,6 +414,7 @@ class TeacherRun:
             model=meta.get("model"),
             cost_usd=meta.get("cost_usd", 0.0),
             latency_s=meta.get("latency_s"),
+            **self.tag,
         )
         self._finish(item, False, rows, reasons)
         return Outcome(item, "rejected")

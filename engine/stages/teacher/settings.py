@@ -6,6 +6,11 @@ Each field declares its flag too (type, default, bounds, help: engine/commands/s
 min-score, provider, model, thinking budget): resuming with any of them changed would silently mix two datasets,
 so resume refuses unless the user says `--allow-change` (how a hybrid pro-then-flash run
 continues on purpose).
+
+`phases` plans that switch instead: one run, model after model, each phase until its own number of
+accepted records (engine/stages/teacher/phases.py runs them). The plan's models and thinking
+budgets are part of the fingerprint; its record counts are not (a resume may extend a phase, as
+it may raise max_records).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import hashlib
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from engine.configfile import Seed
 from engine.core.prompts import student_template, teacher_system_prompt
@@ -25,7 +30,7 @@ DEFAULT_MODELS = {"gemini": "gemini-2.5-flash", "vertex": "gemini-2.5-flash", "s
 # The synthetic writer's styles (engine.providers.po_writer.STYLES, kept here so that
 # settings and command lines need not import the writer).
 SYNTHETIC_STYLES = ("full", "compact")
-DEFINING = ("prompt", "metric", "min_score", "provider", "model", "style", "thinking_budget")
+DEFINING = ("prompt", "metric", "min_score", "provider", "model", "style", "thinking_budget", "phases")
 # Gemini's thinking budget per model family, in tokens (Google's "Thinking" guide): the lowest
 # budget that keeps thinking on, the highest, and whether 0 may turn it off. -1 (dynamic: the
 # model decides) is accepted by every one. A model name is matched by its longest prefix here,
@@ -96,6 +101,30 @@ def thinking_budget_problem(model: str, budget: int) -> str | None:
     return f"{budget} is not a valid thinking budget for {model}{off}: valid are {ranges}; -1 (dynamic) for all"
 
 
+class PhaseSettings(BaseModel):
+    """One planned phase of a teacher run: `model` until `max_records` of its answers are accepted.
+
+    Unset fields take the run's value (`teacher.temperature`, `teacher.thinking_budget`, ...), so a
+    phase says only what differs. A budget the phase's own model cannot take is refused here, at
+    its line in the config, before any request is sent."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model: str = Field(min_length=1, description="the provider's model for this phase")
+    max_records: int = Field(ge=1, description="accepted records this phase contributes")
+    mode: Literal["interactive", "batch"] | None = Field(None, description="interactive calls or the batch API (null: the run's)")
+    thinking_budget: int | None = Field(None, ge=DYNAMIC_THINKING, description="thinking tokens per answer (null: the run's)")
+    temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature (null: the run's)")
+
+    @field_validator("thinking_budget")
+    @classmethod
+    def _budget_fits_the_phase_model(cls, budget: int | None, info: ValidationInfo) -> int | None:
+        model = info.data.get("model")
+        problem = thinking_budget_problem(model, budget) if budget is not None and model else None
+        if problem:
+            raise ValueError(problem)
+        return budget
+
+
 # What a null `model` means, shown in --help: from DEFAULT_MODELS, not copied by hand.
 DEFAULT_MODEL_TEXT = f"{DEFAULT_MODELS['gemini']}; synthetic: {DEFAULT_MODELS['synthetic']}"
 
@@ -144,6 +173,50 @@ class TeacherSettings(BaseModel):
         description="gemini/vertex thinking tokens per answer (flash 0 = off, 0-24576; pro 128-32768; -1 dynamic)")
     retry_errors: bool = Field(False, description="on resume, retry samples rejected for provider errors")
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
+    # Last, so that its check sees every run-level value a phase inherits.
+    phases: Annotated[list[PhaseSettings] | None, CONFIG_ONLY] = Field(
+        None, min_length=1, description="planned phases: [{model, max_records, mode?, thinking_budget?, temperature?}], run in order")
+
+    @field_validator("phases")
+    @classmethod
+    def _phases_fit(cls, phases: list[PhaseSettings] | None, info: ValidationInfo) -> list[PhaseSettings] | None:
+        """The plan adds up and every phase's effective settings are valid for its model."""
+        if phases is None or "provider" not in info.data:
+            return phases
+        provider = info.data["provider"]
+        total = sum(p.max_records for p in phases)
+        top = info.data.get("max_records")
+        if top is not None and top != total:
+            raise ValueError(f"the phases' max_records add up to {total}, not to max_records {top}: "
+                             f"set max_records to {total} or leave it out")
+        for n, phase in enumerate(phases, 1):
+            budget = phase.thinking_budget if phase.thinking_budget is not None else info.data.get("thinking_budget")
+            if budget is not None:
+                if provider not in THINKING_PROVIDERS:
+                    raise ValueError(f"phase {n}: a thinking budget applies to gemini and vertex only, not to the {provider} provider")
+                problem = thinking_budget_problem(phase.model, budget)
+                if problem:
+                    raise ValueError(f"phase {n} (thinking_budget {budget} of the run): {problem}")
+            if phase.mode is not None and phase.mode != "interactive" and "mode" not in cls.model_fields:
+                raise ValueError(f"phase {n}: mode {phase.mode!r} is not available in this build (interactive only)")
+        return phases
+
+    @model_validator(mode="after")
+    def _phases_set_the_target(self) -> "TeacherSettings":
+        if self.phases and self.max_records is None:
+            self.max_records = sum(p.max_records for p in self.phases)
+        return self
+
+    def phase_settings(self, phase: PhaseSettings) -> "TeacherSettings":
+        """The settings one phase runs with: the run's, with what the phase sets (its target is the
+        phase runner's to set, counted over the whole run)."""
+        data = self.model_dump(exclude={"phases"})
+        data.update(model=phase.model, max_records=None)
+        for name in ("mode", "thinking_budget", "temperature"):
+            value = getattr(phase, name)
+            if value is not None and name in type(self).model_fields:
+                data[name] = value
+        return type(self).model_validate(data)
 
     @field_validator("thinking_budget")
     @classmethod
@@ -195,4 +268,9 @@ class TeacherSettings(BaseModel):
         # Likewise recorded only when set: None (the model's default) keeps older fingerprints.
         if self.thinking_budget is not None:
             fp["thinking_budget"] = self.thinking_budget
+        # The plan's models and budgets define the dataset; its counts do not (a resume may extend them).
+        if self.phases:
+            plan = [self.phase_settings(p) for p in self.phases]
+            fp["model"] = " then ".join(s.resolved_model() for s in plan)
+            fp["phases"] = [{"model": s.resolved_model(), "thinking_budget": s.thinking_budget} for s in plan]
         return fp

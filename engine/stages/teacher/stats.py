@@ -13,6 +13,7 @@ from typing import Any
 from engine.core.numbers import percent
 from engine.core.records import read_samples, score_summary
 from engine.core.yamltext import as_mapping, load_yaml
+from engine.stages.teacher.phasecount import count_phases, phase_line
 from engine.stages.teacher.store import REJECTS, RESPONSES, key_of
 from engine.store.jsonl import Warn, iter_jsonl
 
@@ -86,6 +87,12 @@ def dataset_stats(path: str | Path, *, warn: Warn | None = None) -> dict[str, An
             for m, v in sorted(per_model.items())
         },
     }
+    # A planned run (teacher.phases): one row per phase; only tagged rows count.
+    phases = count_phases((s.record for s in samples), rejects.values(), responses)
+    if phases:
+        out["per_phase"] = [{"phase": n, **v, "cost_usd": round(v["cost_usd"], 6),
+                             "acceptance_rate": v["accepted"] / (v["accepted"] + v["rejected"]) if v["accepted"] + v["rejected"] else None}
+                            for n, v in phases.items()]
     return out
 
 
@@ -107,4 +114,6 @@ def format_stats(st: dict[str, Any]) -> list[str]:
         mean = f", mean {m['score']['mean']:.4f}" if m["score"]["n"] else ""
         thinking = f", {m['thinking_tokens']} thinking tokens" if m.get("thinking_tokens") else ""
         lines.append(f"  {model}: {m['accepted']} accepted, {m['rejected']} rejected{mean}, ${m['cost_usd']:.4f}{thinking}")
+    for row in st.get("per_phase") or []:
+        lines.append(f"  {phase_line(row)}")
     return lines

@@ -100,7 +100,8 @@ class TeacherStore:
             state.output_tokens += int(row.get("output_tokens") or 0)
             state.request_count += 1
         for rows in state.responses.values():
-            rows.sort(key=lambda r: int(r.get("attempt", 0)))
+            # A planned run (teacher.phases) may ask a concept in two phases, each counting its attempts from 1.
+            rows.sort(key=lambda r: (r["phase"] if isinstance(r.get("phase"), int) else 0, int(r.get("attempt", 0))))
         for _, row in self._rows(self.dataset_path):
             state.accepted.add(key_of(row))
         for _, row in self._rows(self.rejects_path):

@@ -9,6 +9,34 @@ from typing import Any, Callable
 
 
 @dataclass
+class PhaseCounts:
+    """One planned phase's numbers (teacher.phases): what it was asked for and what it got."""
+
+    phase: int  # 1-based, the plan's order
+    model: str
+    target: int
+    mode: str | None = None
+    thinking_budget: int | None = None
+    accepted: int = 0
+    rejected: int = 0
+    requests: int = 0
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+
+    def row(self) -> dict[str, Any]:
+        done = self.accepted + self.rejected
+        return {
+            "phase": self.phase, "model": self.model, "target": self.target, "mode": self.mode,
+            "thinking_budget": self.thinking_budget, "accepted": self.accepted, "rejected": self.rejected,
+            "acceptance_rate": self.accepted / done if done else None, "requests": self.requests,
+            "cost_usd": round(self.cost_usd, 6), "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens, "thinking_tokens": self.thinking_tokens,
+        }
+
+
+@dataclass
 class TeacherTally:
     target: int | None
     clock: Callable[[], float] = time.monotonic
@@ -33,9 +61,29 @@ class TeacherTally:
     reject_reasons: Counter = field(default_factory=Counter)
     statuses: Counter = field(default_factory=Counter)
     per_model: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    phases: list[PhaseCounts] = field(default_factory=list)  # empty: a run without teacher.phases
+    current_phase: PhaseCounts | None = None  # the phase now running: counts below go to it too
 
     def __post_init__(self) -> None:
         self.started = self.clock()
+
+    def phase_response(self, cost_usd: float, input_tokens: int, output_tokens: int, thinking_tokens: int) -> None:
+        """A paid answer of the running phase (the run totals are counted by the runner)."""
+        if self.current_phase is not None:
+            ph = self.current_phase
+            ph.requests += 1
+            ph.cost_usd += cost_usd
+            ph.input_tokens += input_tokens
+            ph.output_tokens += output_tokens
+            ph.thinking_tokens += thinking_tokens
+
+    def phase_sample(self, accepted: bool) -> None:
+        """A finished sample of the running phase."""
+        if self.current_phase is not None:
+            if accepted:
+                self.current_phase.accepted += 1
+            else:
+                self.current_phase.rejected += 1
 
     def elapsed(self) -> float:
         return max(1e-9, self.clock() - self.started)
@@ -61,7 +109,7 @@ class TeacherTally:
 
     def snapshot(self) -> dict[str, Any]:
         per_accepted = self.cost_usd / self.accepted if self.accepted else None
-        return {
+        snap = {
             "accepted": self.accepted,
             "rejected": self.rejected,
             "attempted": self.accepted + self.rejected,
@@ -87,3 +135,7 @@ class TeacherTally:
             "statuses": dict(self.statuses),
             "per_model": {m: dict(c) for m, c in self.per_model.items()},
         }
+        if self.phases:  # only planned runs carry it: other runs' events stay as they were
+            snap["per_phase"] = [ph.row() for ph in self.phases]
+            snap["phase"] = self.current_phase.phase if self.current_phase is not None else None
+        return snap
