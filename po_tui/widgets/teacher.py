@@ -31,9 +31,11 @@ def _count(value: Any) -> int:
 
 
 def fresh_counts(stats: dict[str, Any], samples: SampleTally) -> dict[str, Any]:
-    """Accepted / rejected / attempted / acceptance from whichever is further along: the teacher's
-    stats (at most twice a second, and counting samples finished before this log began) or the
-    sample events folded here (each one as it finishes). Never a mix that disagrees with itself."""
+    """Accepted and rejected as the larger of two counts that can each only lag the truth: the
+    teacher's stats (sent at most twice a second, and counting samples finished before this log
+    began) and the sample events folded here (each one as it finishes); attempted and the
+    acceptance rate are recomputed from the counts shown, so the rows agree with each other and
+    with the histogram's stated total."""
     accepted = max(_count(stats.get("accepted")), samples.accepted)
     rejected = max(_count(stats.get("rejected")), samples.rejected)
     if not accepted and not rejected and stats.get("accepted") is None:
