@@ -11,7 +11,7 @@ import pytest
 from engine.runlog.events import events_path
 from po_tui.samples import SampleTally
 from po_tui.widgets.chart import Series, histogram, line_chart, score_bins
-from tests.test_tui import app_for, open_tab
+from tests.test_tui import app_for, open_tab, screen_text, until
 from tests.tui_run import T0, Recorder, finished_run, write_manifest
 
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -201,3 +201,20 @@ async def test_teacher_tab_says_when_the_teacher_counted_samples_this_log_does_n
         assert _number_after(text, "attempted") == 33 and sum(_histogram_rows(text).values()) == 1
         assert "n=1 scored samples" in text and "32 more counted by the teacher" in text
 
+
+
+async def test_training_chart_is_drawn_again_when_the_terminal_is_resized(tmp_path):
+    app = app_for(finished_run(tmp_path / "run"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_tab(pilot, "training", "eval loss: last", "step  1")
+
+        def axis_width() -> int:
+            axis = next((line for line in screen_text(app).split("\n") if "└" in line), "")
+            return len(axis.rstrip())
+
+        narrow = axis_width()
+        await pilot.resize_terminal(160, 40)
+        await until(pilot, lambda: axis_width() > narrow + 60)
+        lines = screen_text(app).split("\n")
+        assert next(line for line in lines if line.strip().startswith("step  1")).split() == ["step", "1", "4", "8"]
+        assert sum("┤" in line or "│" in line for line in lines) > 15  # taller too
