@@ -129,11 +129,11 @@ def line_chart(series: Sequence[Series], width: int, height: int, *, x_unit: str
 
     canvas = _Canvas(plot_w, plot_h)
     for s, pts in drawn:
-        if not s.as_markers:
+        if len(pts) > MARKERS_UP_TO:
             _braille(canvas, pts, x_frac, y_frac, s.style)
     placed: list[tuple[int, int, str, str]] = []
     for s, pts in drawn:
-        if s.as_markers:
+        if len(pts) <= MARKERS_UP_TO:
             for step, value in pts:
                 col, row = round(x_frac(step) * (plot_w - 1)), round(y_frac(value) * (plot_h - 1))
                 canvas.put(col, row, s.marker, s.style)
@@ -144,8 +144,12 @@ def line_chart(series: Sequence[Series], width: int, height: int, *, x_unit: str
     out = Text(no_wrap=True, overflow="crop")
     for row in range(plot_h):
         out.append(labels.get(row, "").rjust(label_w) + " " + ("┤" if row in labels else "│"), style="dim")
-        for col in range(plot_w):
-            out.append(canvas.chars[row][col], style=canvas.styles[row][col] or None)
+        chars, styles = canvas.chars[row], canvas.styles[row]
+        start = 0
+        for col in range(1, plot_w + 1):  # one append per run of cells in the same style
+            if col == plot_w or styles[col] != styles[start]:
+                out.append("".join(chars[start:col]), style=styles[start] or None)
+                start = col
         out.append("\n")
     tick_steps = sorted({first, last, *([round((first + last) / 2)] if last - first >= 2 else [])})
     cols = {round(x_frac(step) * (plot_w - 1)): _step_label(step) for step in tick_steps}
