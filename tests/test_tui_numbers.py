@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.commands.gate import verdict_summary
+from engine.runlog.events import events_path
 from engine.stages.gate import run_gate
 from engine.views.evaltable import EvalTable, delta_text, score_text, tier_means
 from tests.eval_files import scored_cases, write_results
 from tests.test_tui import app_for, open_tab
-from tests.tui_run import T0, _writer, write_manifest
+from tests.tui_run import T0, Recorder, write_manifest
 
 BASELINE = [None, None, None, None]  # every baseline answer a format error
 STUDENT = [0.8, None, 0.6, 0.7]  # POCON-0002: both sides failed
@@ -25,12 +26,12 @@ def _run(run: Path, *, eval_logs: bool = True) -> Path:
     }
     for k, (job, path) in enumerate(paths.items()):
         if eval_logs:
-            with _writer(run, job, T0 + 200 + k * 20) as ev:
+            with Recorder(events_path(run, job), job, T0 + 200 + k * 20) as ev:
                 ev.started("eval")
                 ev.artifact(path, "eval_results")
                 ev.finished("succeeded", exit_code=0, summary={"n": 4, "results": str(path)})
     summary = verdict_summary(run_gate(paths["eval-baseline"], paths["eval-student"], preset="seeds"))
-    with _writer(run, "gate", T0 + 300) as ev:
+    with Recorder(events_path(run, "gate"), "gate", T0 + 300) as ev:
         ev.started("gate")
         ev.finished("failed", exit_code=1, summary=summary)
     write_manifest(run, {"eval-baseline": "succeeded", "eval-student": "succeeded", "gate": "failed"}, state="failed")
