@@ -6,15 +6,15 @@ Everything kept grows to a fixed size at most (histogram bins, deques), however 
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import engine.runlog.reducers  # noqa: F401  (registers the stage folds the status view uses)
 from engine.core.numbers import finite_float
 from engine.runlog.state import JobState, RunState
+from po_tui.samples import SampleTally
 
-HIST_BINS = 10
 KEEP_POINTS = 2000  # loss points per series
 KEEP_RETRIES = 50
 KEEP_LOG_LINES = 2000  # per job, across stdout and stderr
@@ -27,8 +27,7 @@ class CockpitModel:
         self.run_dir = Path(run_dir)
         self.run = RunState()
         self.manifest: dict[str, Any] | None = None
-        self.scores = [0] * HIST_BINS
-        self.sample_statuses: Counter[str] = Counter()
+        self.samples = SampleTally()  # score bins and outcomes of the teacher's finished samples
         self.retries: deque[dict[str, Any]] = deque(maxlen=KEEP_RETRIES)
         self.loss: deque[tuple[int, float]] = deque(maxlen=KEEP_POINTS)
         self.eval_loss: deque[tuple[int, float]] = deque(maxlen=KEEP_POINTS)
@@ -41,8 +40,7 @@ class CockpitModel:
         """A job's log was replaced: drop what was folded from it."""
         self.run.forget(job)
         if self.teacher_job() is None or self.teacher_job().job == job:
-            self.scores = [0] * HIST_BINS
-            self.sample_statuses.clear()
+            self.samples = SampleTally()
             self.retries.clear()
         if self.train_job() is None or self.train_job().job == job:
             self.loss.clear()
@@ -59,11 +57,7 @@ class CockpitModel:
         if etype == "teacher_stats":
             job.extra["teacher_full"] = data  # statuses, reject_reasons, per_model: not in the core fold
         elif etype == "teacher_sample":
-            score = finite_float(data.get("score"))
-            if score is not None:
-                self.scores[min(HIST_BINS - 1, max(0, int(score * HIST_BINS)))] += 1
-            if isinstance(data.get("status"), str):
-                self.sample_statuses[data["status"]] += 1
+            self.samples.add(data)
         elif etype == "teacher_retry":
             self.retries.append({"ts": event.get("ts"), **data})
         elif etype == "train_step":
@@ -79,6 +73,11 @@ class CockpitModel:
             prompts, mean = finite_float(data.get("prompts")), finite_float(data.get("mean"))
             if isinstance(step, int) and valid is not None and prompts and mean is not None:
                 self.probes.append((step, int(valid), int(prompts), mean))
+
+    @property
+    def scores(self) -> list[int]:
+        """The teacher's score histogram (10 bins over [0, 1])."""
+        return self.samples.bins
 
     def add_log(self, job: str, stream: str, line: str) -> None:
         ring = self.logs.get(job)

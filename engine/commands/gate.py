@@ -165,8 +165,11 @@ def verdict_summary(verdict: Verdict) -> dict:
         "ratio": verdict.interval.ratio,
         "ratio_low": verdict.interval.low,
         "ratio_high": verdict.interval.high,
-        "student_mean": verdict.student.mean,
+        "student_mean": verdict.student.mean,  # of the valid answers (None when there is none)
         "baseline_mean": verdict.baseline.mean,
+        # The means the cockpit shows (Evaluation and Gate tabs alike): a format error counts 0.
+        "student_mean_with_errors_as_zero": verdict.student.mean_with_errors_as_zero,
+        "baseline_mean_with_errors_as_zero": verdict.baseline.mean_with_errors_as_zero,
         "teacher_mean": verdict.teacher.mean if verdict.teacher is not None else None,
         "constant_mean": verdict.constant.mean if verdict.constant is not None else None,
         "student_grounding": verdict.grounding.value("student", "grounding") if verdict.grounding else None,

@@ -25,9 +25,29 @@ CASES_SUFFIX = ".cases.jsonl"
 SEARCH_DEPTH = 3  # as `po-tui report RUN_DIR` searches
 
 
+def score_text(value: float | None) -> str:
+    """A mean or a score as every evaluation view shows it: 3 decimals, `-` when there is none.
+
+    One rule for the Evaluation and Gate tabs: a mean counts a format error as 0 (as the tier means
+    and the gate's `mean_with_errors_as_zero` do), so a side whose answers were all format errors
+    has mean 0.000, and `-` means only that the side has no cases at all.
+    """
+    return "-" if value is None else f"{value:.3f}"
+
+
+def delta_text(value: float | None) -> str:
+    """A student − baseline delta, signed; `-` when there is nothing to compare (see `EvalRow.delta`)."""
+    return "-" if value is None else f"{value:+.3f}"
+
+
 @dataclass
 class EvalRow:
-    """One concept: the three roles' scores (format errors as 0), student − baseline, status."""
+    """One concept: the three roles' scores (format errors as 0), student − baseline, status.
+
+    `delta` is None (shown `-`) when a side lacks the concept or when both sides' answers were
+    format errors: 0 − 0 would read as "no change" where neither model produced an answer. Where
+    one side's answer was a format error, that side counts 0 and the delta is the honest comparison.
+    """
 
     side: SideBySide
     scores: dict[str, float | None]  # teacher (or the dataset's reference answer), baseline, student
@@ -57,12 +77,18 @@ def _row(side: SideBySide) -> EvalRow:
         scores["teacher"] = float(ref_score) if isinstance(ref_score, (int, float)) and not isinstance(ref_score, bool) else None
     failed = [tag for tag, view in side.views.items() if view is not None and not view.valid]
     bad = [f"{tag}: {side.views[tag].reason or 'format_error'}" for tag in failed]  # type: ignore[union-attr]
-    return EvalRow(side, scores, from_reference, side.delta("baseline", "student"), "; ".join(bad) or "ok",
-                   frozenset(failed))
+    both_failed = {"baseline", "student"} <= set(failed)
+    delta = None if both_failed else side.delta("baseline", "student")
+    return EvalRow(side, scores, from_reference, delta, "; ".join(bad) or "ok", frozenset(failed))
 
 
 def tier_means(rows: list[EvalRow]) -> list[tuple[str, int, dict[str, float | None], float | None]]:
-    """(tier, n, mean score per role, mean delta) per tier, then "all"; format errors count 0."""
+    """(tier, n, mean score per role, mean delta) per tier, then "all"; format errors count 0.
+
+    The mean delta is student mean − baseline mean over the cases both sides ran (format errors as
+    0, a case where both failed counting 0 − 0), so it is the difference of the means beside it
+    whenever both sides ran every case, whatever the rows show for a case where both failed.
+    """
 
     def mean(values: list[float | None]) -> float | None:
         got = [v for v in values if v is not None]
@@ -74,7 +100,7 @@ def tier_means(rows: list[EvalRow]) -> list[tuple[str, int, dict[str, float | No
     out = []
     for tier, members in sorted(groups.items()) + ([("all", rows)] if len(groups) > 1 else []):
         out.append((tier, len(members), {r: mean([m.scores[r] for m in members]) for r in ROLES},
-                    mean([m.delta for m in members])))
+                    mean([m.side.delta("baseline", "student") for m in members])))
     return out
 
 

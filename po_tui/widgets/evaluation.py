@@ -20,17 +20,11 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from engine.core.inert import one_line
-from engine.views.evaltable import ROLES, EvalRow, EvalTable, tier_means
+from engine.views.evaltable import ROLES, EvalRow, EvalTable, delta_text, score_text, tier_means
 from po_tui.guard import deliver, guarded, live
 
 COLUMNS = ("concept", "tier", "teacher", "baseline", "student", "delta", "status")
 STATUS_FILTERS = ("all", "ok", "error")
-
-
-def _num(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
 def _sort_key(column: str) -> Callable[[EvalRow], tuple]:
@@ -157,11 +151,11 @@ class EvaluationPanel(Widget):
     def _score(row: EvalRow, tag: str) -> Text:
         if tag in row.errors:  # counted as 0 in the delta and the means
             return Text("err", style="yellow", justify="right")
-        return Text(_num(row.scores[tag]), justify="right")
+        return Text(score_text(row.scores[tag]), justify="right")
 
     def _cells(self, row: EvalRow) -> list[Text]:
-        teacher = _num(row.scores["teacher"]) + ("ʳ" if row.teacher_is_reference and row.scores["teacher"] is not None else "")
-        delta = Text(_num(row.delta, signed=True), justify="right")
+        teacher = score_text(row.scores["teacher"]) + ("ʳ" if row.teacher_is_reference and row.scores["teacher"] is not None else "")
+        delta = Text(delta_text(row.delta), justify="right")
         if row.delta is not None and abs(row.delta) >= 0.0005:
             delta.stylize("red" if row.delta < 0 else "green")
         status = Text(one_line(row.status, 60), style="" if row.ok else "yellow")
@@ -215,8 +209,8 @@ class EvaluationPanel(Widget):
             return text
         text.append("tier means (format errors as 0)\n", style="bold")
         for tier, n, by_role, delta in means:
-            roles = "  ".join(f"{r} {_num(by_role[r])}" for r in ROLES if any(row.scores[r] is not None for row in self.table.rows))
-            text.append(f"{one_line(tier, 12):<10} n={n:<3} {roles}  delta {_num(delta, signed=True)}\n")
+            roles = "  ".join(f"{r} {score_text(by_role[r])}" for r in ROLES if any(row.scores[r] is not None for row in self.table.rows))
+            text.append(f"{one_line(tier, 12):<10} n={n:<3} {roles}  delta {delta_text(delta)}\n")
         text.rstrip()
         return text
 

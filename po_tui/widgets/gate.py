@@ -20,6 +20,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from engine.stages.grounding import CLEAR_MARGIN
+from engine.views.evaltable import score_text
 from po_tui.guard import deliver, guarded, live
 from po_tui.model import CockpitModel
 from po_tui.widgets.text import inert, num
@@ -83,6 +84,53 @@ def grounding_margin(verdict: dict[str, Any]) -> float | None:
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return None
     return float(values[0]) - float(values[1])
+
+
+def means_line(verdict: dict[str, Any]) -> Text:
+    """Each side's mean as the Evaluation tab's tier means show it (format errors as 0), and its valid answers."""
+    means, valid = [], []
+    for side in ("student", "baseline", "teacher"):
+        summary = verdict.get(side)
+        if not isinstance(summary, dict):
+            continue
+        means.append(f"{side} {score_text(summary.get('mean_with_errors_as_zero'))}")
+        valid.append(f"{side} {num(summary.get('valid'))}/{num(summary.get('n'))}")
+    return Text("means (format errors as 0)  " + "  ".join(means) + "\nvalid answers  " + "  ".join(valid))
+
+
+# Criteria on the mean of the valid answers only: no value when a side they read has none.
+_VALID_ONLY = {"mean", "std", "min", "max", "median"}
+_COMPARE_VALID_ONLY = {"compare.ratio", "compare.delta", "compare.abs_delta"}
+
+
+def value_cell(crit: dict[str, Any], verdict: dict[str, Any]) -> Text:
+    """A criterion's value; where there is none because a side had no valid answer, it says so
+    (the means line above shows that side's mean with format errors as 0, e.g. 0.000)."""
+    value = crit.get("value")
+    if value is not None:
+        return Text(num(value, "{:.4g}"))
+    metric = str(crit.get("metric") or "")
+    side, _, name = metric.partition(".")
+    sides = [side] if name in _VALID_ONLY else ["student", "baseline"] if metric in _COMPARE_VALID_ONLY else []
+    if any(isinstance(verdict.get(s), dict) and verdict[s].get("valid") == 0 for s in sides):
+        return Text("– (0 valid)")
+    return Text(num(None))
+
+
+def summary_means(summary: dict[str, Any]) -> str:
+    """The gate job's means: format errors as 0 (as on the Evaluation tab); an older gate log has
+    only the means of the valid answers, and says so."""
+    if "student_mean_with_errors_as_zero" in summary or "baseline_mean_with_errors_as_zero" in summary:
+        return (f"means (format errors as 0)  student {score_text(_number(summary.get('student_mean_with_errors_as_zero')))}  "
+                f"baseline {score_text(_number(summary.get('baseline_mean_with_errors_as_zero')))}")
+    if "student_mean" in summary or "baseline_mean" in summary:
+        return (f"means of the valid answers  student {score_text(_number(summary.get('student_mean')))}  "
+                f"baseline {score_text(_number(summary.get('baseline_mean')))}")
+    return ""
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 class GatePanel(VerticalScroll):
@@ -173,6 +221,7 @@ class GatePanel(VerticalScroll):
         if verdict is not None:
             word = "PASS" if verdict.get("passed") else "FAIL"
             parts.append(Text(f"computed verdict: {word}", style="bold"))
+            parts.append(means_line(verdict))
             table = Table(expand=True, box=None, pad_edge=False)
             for col in ("criterion", "value", "condition", "result"):
                 table.add_column(col, no_wrap=col != "criterion")
@@ -180,7 +229,7 @@ class GatePanel(VerticalScroll):
                 threshold = crit.get("threshold")
                 table.add_row(
                     inert(crit.get("label") or crit.get("metric"), limit=60),
-                    Text(num(crit.get("value"), "{:.4g}")),
+                    value_cell(crit, verdict),
                     Text(f"{crit.get('op', '')} {num(threshold, '{:g}')}"),
                     Text("pass" if crit.get("passed") else "FAIL", style="bold" if not crit.get("passed") else ""),
                 )
@@ -205,8 +254,7 @@ class GatePanel(VerticalScroll):
         elif summary.get("verdict"):
             parts.append(Text(
                 f"ratio {num(summary.get('ratio'), '{:.3f}')}  interval [{num(summary.get('ratio_low'), '{:.3f}')}, "
-                f"{num(summary.get('ratio_high'), '{:.3f}')}]  student mean {num(summary.get('student_mean'))}  "
-                f"baseline mean {num(summary.get('baseline_mean'))}"))
+                f"{num(summary.get('ratio_high'), '{:.3f}')}]  {summary_means(summary)}"))
         if self._error:
             parts.append(inert(f"could not compute the criteria: {self._error}", "italic", limit=300))
         if parts:

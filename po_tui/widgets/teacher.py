@@ -11,7 +11,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from engine.core.timefmt import duration
-from po_tui.model import HIST_BINS, CockpitModel
+from po_tui.model import CockpitModel
+from po_tui.samples import HIST_BINS, SampleTally
+from po_tui.widgets.chart import histogram, score_bins
 from po_tui.widgets.text import bar, inert, num, pct
 
 REVIEW_STATUSES = ("aligned", "needs_adjustment", "misaligned", "invalid")
@@ -22,6 +24,39 @@ def _grid() -> Table:
     grid.add_column(no_wrap=True)
     grid.add_column()
     return grid
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def fresh_counts(stats: dict[str, Any], samples: SampleTally) -> dict[str, Any]:
+    """Accepted and rejected as the larger of two counts that can each only lag the truth: the
+    teacher's stats (sent at most twice a second, and counting samples finished before this log
+    began) and the sample events folded here (each one as it finishes); attempted and the
+    acceptance rate are recomputed from the counts shown, so the rows agree with each other and
+    with the histogram's stated total."""
+    accepted = max(_count(stats.get("accepted")), samples.accepted)
+    rejected = max(_count(stats.get("rejected")), samples.rejected)
+    if not accepted and not rejected and stats.get("accepted") is None:
+        return {}  # nothing known yet: the panel shows its dashes
+    done = accepted + rejected
+    return {"accepted": accepted, "rejected": rejected, "attempted": done, "acceptance_rate": accepted / done if done else None}
+
+
+def histogram_title(samples: SampleTally, shown: dict[str, Any]) -> Text:
+    """What the histogram counts, in numbers that add up: its total is accepted + rejected samples with a score."""
+    title = Text("score histogram", style="bold")
+    title.append(f"   n={samples.scored} scored samples: {samples.scored_accepted} accepted + {samples.scored_rejected} rejected")
+    notes = []
+    if samples.unscored:
+        notes.append(f"{samples.unscored} without a score not binned")
+    earlier = _count(shown.get("attempted")) - (samples.accepted + samples.rejected)
+    if earlier > 0:
+        notes.append(f"{earlier} more counted by the teacher (earlier runs or not reported yet)")
+    if notes:
+        title.append("   (" + "; ".join(notes) + ")", style="dim")
+    return title
 
 
 class TeacherPanel(VerticalScroll):
@@ -37,6 +72,7 @@ class TeacherPanel(VerticalScroll):
         stats: dict[str, Any] = dict(job.extra.get("teacher", {}))
         full = job.extra.get("teacher_full", {})
         stats.update({k: v for k, v in full.items() if k not in stats})
+        stats.update(fresh_counts(stats, model.samples))
         top = _grid()
         accepted, target = stats.get("accepted"), stats.get("target")
         top.add_row("accepted", Text(f"{num(accepted)} / {num(target)} target"))
@@ -56,8 +92,8 @@ class TeacherPanel(VerticalScroll):
         phases = self._phases(stats)
         if phases is not None:
             parts += [Text("phases", style="bold"), phases, Text("")]
-        parts.append(Text("score histogram", style="bold"))
-        parts.append(self._histogram(model))
+        parts.append(histogram_title(model.samples, stats))
+        parts.append(histogram(model.samples.bins, score_bins(HIST_BINS)))
         parts.append(Text("review status", style="bold"))
         parts.append(self._statuses(model, stats))
         reasons = stats.get("reject_reasons")
@@ -110,18 +146,11 @@ class TeacherPanel(VerticalScroll):
         return grid
 
     @staticmethod
-    def _histogram(model: CockpitModel) -> Table:
-        grid = _grid()
-        biggest = max(model.scores) if any(model.scores) else 0
-        for i, count in enumerate(model.scores):
-            low = i / HIST_BINS
-            grid.add_row(Text(f"{low:.1f}-{low + 1 / HIST_BINS:.1f}"), Text(f"{bar(count, biggest, 30)} {count}"))
-        return grid
-
-    @staticmethod
     def _statuses(model: CockpitModel, stats: dict[str, Any]) -> Table:
         from_stats = stats.get("statuses")
-        counts = dict(from_stats) if isinstance(from_stats, dict) and from_stats else dict(model.sample_statuses)
+        counts = dict(from_stats) if isinstance(from_stats, dict) and from_stats else {}
+        if sum(model.samples.statuses.values()) > sum(c for c in counts.values() if isinstance(c, int)):
+            counts = dict(model.samples.statuses)  # the stats lag the samples (sent at most twice a second)
         names = list(REVIEW_STATUSES) + sorted(k for k in counts if k not in REVIEW_STATUSES)
         biggest = max([c for c in counts.values() if isinstance(c, int)], default=0)
         grid = _grid()

@@ -1,4 +1,4 @@
-"""Training panel: loss and eval loss against step (sparklines), LR, epoch, tokens/s, ETA, GPU."""
+"""Training panel: loss and eval loss against step (one chart with axes), LR, epoch, tokens/s, ETA, GPU."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Label, Sparkline, Static
+from textual.widgets import Label, Static
 
 from engine.core.timefmt import duration
 from po_tui.model import CockpitModel
+from po_tui.widgets.chart import LineChart, Series
 from po_tui.widgets.text import num
 
 # Probes shown on the Training tab: the first one (the untrained start) and the latest few.
@@ -26,11 +27,12 @@ def probe_label(probes) -> Text:
     return Text("held-out probes   " + "  ->  ".join(cells))
 
 
-def _series_label(name: str, points) -> Text:
+def _series_label(name: str, points, glyph: str) -> Text:
+    """The legend line of one series: its glyph on the chart, then its last, lowest and first values."""
     if not points:
         return Text(f"{name}: no points yet")
     values = [v for _, v in points]
-    return Text(f"{name}: last {values[-1]:.4g} at step {points[-1][0]}   min {min(values):.4g}   "
+    return Text(glyph + " ", style="bold").append(f"{name}: last {values[-1]:.4g} at step {points[-1][0]}   min {min(values):.4g}   "
                 f"first {values[0]:.4g}   ({len(values)} points)")
 
 
@@ -43,15 +45,13 @@ class TrainingPanel(VerticalScroll):
         probe.display = False  # shown once a train_probe event arrived (probes are optional)
         yield probe
         yield Label("", id="loss-label")
-        yield Sparkline([], id="loss-chart", summary_function=max)
         yield Label("", id="eval-loss-label")
-        yield Sparkline([], id="eval-loss-chart", summary_function=max)
+        yield LineChart(id="loss-chart")  # both losses on one step axis and one value axis
 
     def on_resize(self, event: events.Resize) -> None:
-        """The two charts share the height the stats leave (3 rows each at least): a taller terminal, taller curves."""
-        rows = max(3, (event.size.height - 11) // 2)
-        for chart in self.query(Sparkline):
-            chart.styles.height = rows
+        """The chart takes the height the stats leave (6 rows at least): a taller terminal, a taller curve;
+        its width follows the panel's, and it is drawn again at the new size."""
+        self.query_one("#loss-chart", LineChart).styles.height = max(6, event.size.height - 10)
 
     def show(self, model: CockpitModel, now: float) -> None:
         job = model.train_job()
@@ -76,7 +76,8 @@ class TrainingPanel(VerticalScroll):
         probe.display = bool(model.probes)
         if model.probes:
             probe.update(probe_label(model.probes))
-        self.query_one("#loss-label", Label).update(_series_label("train loss", model.loss))
-        self.query_one("#loss-chart", Sparkline).data = [v for _, v in model.loss]
-        self.query_one("#eval-loss-label", Label).update(_series_label("eval loss", model.eval_loss))
-        self.query_one("#eval-loss-chart", Sparkline).data = [v for _, v in model.eval_loss]
+        train_loss = Series("train loss", tuple(model.loss), marker="●")
+        eval_loss = Series("eval loss", tuple(model.eval_loss), marker="◆", style="bold")
+        self.query_one("#loss-label", Label).update(_series_label("train loss", model.loss, train_loss.glyph()))
+        self.query_one("#eval-loss-label", Label).update(_series_label("eval loss", model.eval_loss, eval_loss.glyph()))
+        self.query_one("#loss-chart", LineChart).set_series(train_loss, eval_loss)
