@@ -1,0 +1,325 @@
+"""GPU health: the NVML sampler (with a fake NVML: no GPU anywhere), its `gpu` events, their
+fold, `po-tui status`'s GPU lines at 80 columns and the cockpit's GPU strip."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from engine.cli import main
+from engine.errors import InputError
+from engine.pipeline.config import parse_config
+from engine.runlog import RunState, read_events
+from engine.runlog.events import EventWriter, events_path
+from engine.runlog.gpu import HISTORY, latest_gpu
+from engine.runlog.gpu_sampler import GPU_ENV, WARNING_CODE, GpuSampler, gpu_sampling, interval_from_env, jobs_environment
+from engine.runlog.job import job_events
+from po_tui.app import CockpitApp
+from tests.test_status import Log
+from tests.test_tui import screen_text, until
+
+GIB = 1 << 30
+
+
+class FakeNvmlError(Exception):
+    def __init__(self, value: int) -> None:
+        super().__init__(f"NVML error {value}")
+        self.value = value
+
+
+class FakeNvml:
+    """What the sampler uses of pynvml, over made-up devices; `fail_on_sample` makes the Nth
+    utilisation read raise (a GPU fallen off the bus), `no_power` answers NOT_SUPPORTED."""
+
+    NVML_TEMPERATURE_GPU = 0
+    NVML_ERROR_NOT_SUPPORTED = 3
+
+    def __init__(self, devices: int = 2, *, init_error: bool = False, fail_on_sample: int | None = None,
+                 no_power: bool = False) -> None:
+        self.devices, self.init_error, self.fail_on_sample, self.no_power = devices, init_error, fail_on_sample, no_power
+        self.calls: list[str] = []
+        self.reads = 0
+
+    def nvmlInit(self) -> None:
+        self.calls.append("init")
+        if self.init_error:
+            raise FakeNvmlError(12)  # NVML_ERROR_LIBRARY_NOT_FOUND
+
+    def nvmlShutdown(self) -> None:
+        self.calls.append("shutdown")
+
+    def nvmlDeviceGetCount(self) -> int:
+        return self.devices
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlDeviceGetName(self, h: int) -> bytes:
+        return b"Fake H100 80GB" if h == 0 else "Fake L4"
+
+    def nvmlDeviceGetUtilizationRates(self, h: int) -> SimpleNamespace:
+        if h == 0:
+            self.reads += 1
+            if self.fail_on_sample is not None and self.reads >= self.fail_on_sample:
+                raise FakeNvmlError(15)  # NVML_ERROR_GPU_IS_LOST
+        return SimpleNamespace(gpu=87 if h == 0 else 5, memory=40)
+
+    def nvmlDeviceGetMemoryInfo(self, h: int) -> SimpleNamespace:
+        return SimpleNamespace(used=int(31.2 * GIB), total=80 * GIB, free=int(48.8 * GIB))
+
+    def nvmlDeviceGetTemperature(self, h: int, sensor: int) -> int:
+        assert sensor == self.NVML_TEMPERATURE_GPU
+        return 64
+
+    def nvmlDeviceGetPowerUsage(self, h: int) -> int:
+        if self.no_power:
+            raise FakeNvmlError(self.NVML_ERROR_NOT_SUPPORTED)
+        return 250_300  # milliwatts
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, h: int) -> int:
+        if self.no_power:
+            raise FakeNvmlError(self.NVML_ERROR_NOT_SUPPORTED)
+        return 350_000
+
+
+class FakeWait:
+    """The sampler's sleep: records each wait and says "stop" after `samples` samples."""
+
+    def __init__(self, samples: int) -> None:
+        self.samples, self.waits = samples, []
+
+    def __call__(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        return len(self.waits) >= self.samples
+
+
+class Clock:
+    def __init__(self, t: float = 1_763_900_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        self.t += 1.0
+        return self.t
+
+
+def _types(path: Path) -> list[str]:
+    return [e["type"] for e in read_events(path)]
+
+
+def _sampler_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "po-tui-gpu-sampler"]
+
+
+def test_sampler_writes_one_gpu_event_per_interval_with_every_device(tmp_path):
+    nvml, wait = FakeNvml(), FakeWait(samples=3)
+    path = events_path(tmp_path, "train")
+    with EventWriter(path, "train", clock=Clock(), fsync=False) as writer:
+        sampler = GpuSampler(writer, 5, nvml=nvml, wait=wait)
+        assert sampler.start()
+        sampler.stop()
+        assert not sampler.running
+    events = read_events(path)
+    assert [e["type"] for e in events] == ["gpu"] * 3
+    assert wait.waits == [5.0, 5.0, 5.0]  # slept the interval between samples
+    assert [e["seq"] for e in events] == [0, 1, 2]
+    first = events[0]["data"]
+    assert first["interval_s"] == 5.0
+    assert first["devices"] == [
+        {"index": 0, "name": "Fake H100 80GB", "util_pct": 87, "mem_used_bytes": int(31.2 * GIB), "mem_total_bytes": 80 * GIB,
+         "temp_c": 64, "power_w": 250.3, "power_limit_w": 350.0},
+        {"index": 1, "name": "Fake L4", "util_pct": 5, "mem_used_bytes": int(31.2 * GIB), "mem_total_bytes": 80 * GIB,
+         "temp_c": 64, "power_w": 250.3, "power_limit_w": 350.0},
+    ]
+    assert nvml.calls == ["init", "shutdown"]
+
+
+def test_stop_interrupts_the_wait_and_the_first_sample_is_taken_at_once(tmp_path):
+    path = events_path(tmp_path, "eval")
+    with EventWriter(path, "eval", fsync=False) as writer:
+        sampler = GpuSampler(writer, 3600, nvml=FakeNvml(devices=1))
+        assert sampler.start()
+        began = time.monotonic()
+        sampler.stop()
+        assert time.monotonic() - began < 4.0 and not sampler.running
+    assert _types(path) == ["gpu"]
+
+
+@pytest.mark.parametrize("nvml", [None, FakeNvml(init_error=True), FakeNvml(devices=0)], ids=["no-pynvml", "no-driver", "no-device"])
+def test_without_nvml_or_gpus_no_thread_no_event_no_exception(tmp_path, monkeypatch, nvml):
+    import engine.runlog.gpu_sampler as gs
+
+    monkeypatch.setattr(gs, "load_nvml", lambda: nvml)
+    path = events_path(tmp_path, "teacher")
+    before = threading.active_count()
+    with EventWriter(path, "teacher", fsync=False) as writer:
+        sampler = GpuSampler(writer, 0.1, nvml=None)
+        assert sampler.start() is False
+        assert not sampler.running and _sampler_threads() == []
+        with gpu_sampling(writer, 0.1) as running:
+            assert running is None
+            assert threading.active_count() == before
+        writer.log("done")
+    assert _types(path) == ["log"]
+    if isinstance(nvml, FakeNvml) and nvml.devices == 0:
+        assert nvml.calls == ["init", "shutdown"] * 2  # opened for the check, closed again (twice: two checks)
+
+
+def test_an_nvml_error_mid_run_stops_sampling_with_one_warning(tmp_path):
+    nvml = FakeNvml(fail_on_sample=3)
+    path = events_path(tmp_path, "train")
+    with EventWriter(path, "train", clock=Clock(), fsync=False) as writer:
+        sampler = GpuSampler(writer, 5, nvml=nvml, wait=FakeWait(samples=100))
+        assert sampler.start()
+        sampler.stop()  # its wait never says stop: it ended on its own when the third read raised
+        assert not sampler.running
+        writer.log("the job goes on")
+    events = read_events(path)
+    assert [e["type"] for e in events] == ["gpu", "gpu", "warning", "log"]
+    warning = events[2]["data"]
+    assert warning["code"] == WARNING_CODE and "FakeNvmlError" in warning["message"]
+    assert sampler.stopped_by is not None and nvml.calls == ["init", "shutdown"]
+
+
+def test_a_field_the_board_does_not_support_is_null_and_sampling_goes_on(tmp_path):
+    path = events_path(tmp_path, "train")
+    with EventWriter(path, "train", clock=Clock(), fsync=False) as writer:
+        sampler = GpuSampler(writer, 5, nvml=FakeNvml(devices=1, no_power=True), wait=FakeWait(samples=2))
+        assert sampler.start()
+        sampler.stop()
+    events = read_events(path)
+    assert [e["type"] for e in events] == ["gpu", "gpu"]
+    assert events[0]["data"]["devices"][0]["power_w"] is None and events[0]["data"]["devices"][0]["util_pct"] == 87
+
+
+def test_job_events_samples_under_the_engine_only_and_stops_before_job_finished(tmp_path, monkeypatch):
+    import engine.runlog.gpu_sampler as gs
+
+    monkeypatch.setattr(gs, "load_nvml", lambda: FakeNvml(devices=1))
+    args = argparse.Namespace(run_dir=str(tmp_path), job="eval-student")
+    monkeypatch.setenv(GPU_ENV, "0")  # what a stage run by hand, or the test suite, gets
+    with job_events(args, "eval"):
+        assert _sampler_threads() == []
+    monkeypatch.setenv(GPU_ENV, "60")  # what the engine gives its jobs
+    with job_events(args, "eval") as writer:
+        assert len(_sampler_threads()) == 1
+        writer.log("working")
+    assert _sampler_threads() == []
+    types = _types(events_path(tmp_path, "eval-student"))
+    assert types[:2] == ["job_started", "job_finished"]
+    second = types[2:]
+    assert second[0] == "job_started" and second[-1] == "job_finished"
+    assert second.count("gpu") == 1 and "log" in second  # sampled at once; nothing after job_finished
+
+
+def test_the_engine_gives_its_jobs_the_configured_interval_and_refuses_a_bad_one(tmp_path):
+    assert jobs_environment(5.0, {})[GPU_ENV] == "5"
+    assert jobs_environment(2.5, {GPU_ENV: "0"})[GPU_ENV] == "0"  # the engine's environment wins
+    with pytest.raises(InputError) as err:
+        jobs_environment(5.0, {GPU_ENV: "fast"})
+    assert err.value.field == GPU_ENV and "'fast'" in str(err.value)
+    with pytest.raises(InputError):
+        jobs_environment(5.0, {GPU_ENV: "-1"})
+    assert interval_from_env({GPU_ENV: "5"}) == 5.0
+    assert interval_from_env({}) is None and interval_from_env({GPU_ENV: "0"}) is None and interval_from_env({GPU_ENV: "x"}) is None
+    assert parse_config({"monitor": {"gpu_sample_s": 2}}).monitor.gpu_sample_s == 2
+    assert parse_config({}).monitor.gpu_sample_s == 5.0
+    with pytest.raises(InputError) as err:
+        parse_config({"monitor": {"gpu_sample_s": -1}}, path="po-tui.yaml", lines={("monitor", "gpu_sample_s"): 3})
+    assert "monitor.gpu_sample_s" in str(err.value)
+
+
+# -- fold, status, cockpit -----------------------------------------------------------------------
+
+def _device(index: int, util: int, **over) -> dict:
+    return {"index": index, "name": f"Fake H100 80GB HBM3 number {index}", "util_pct": util, "mem_used_bytes": int(31.2 * GIB),
+            "mem_total_bytes": 80 * GIB, "temp_c": 64, "power_w": 250.0, "power_limit_w": 350.0, **over}
+
+
+def _gpu_run(run: Path, t0: float, utils: list[int]) -> Log:
+    log = Log(run, "train", t0).start("train")
+    for util in utils:
+        log("gpu", interval_s=5.0, devices=[_device(0, util), _device(1, 3, power_w=None, temp_c=None)])
+    return log
+
+
+def test_the_fold_keeps_the_latest_sample_and_a_short_history():
+    run = RunState()
+    t = 1_763_900_000.0
+    for seq in range(HISTORY + 10):
+        run.apply({"v": 1, "ts": t + seq, "seq": seq, "job": "train", "type": "gpu",
+                   "data": {"interval_s": 5, "devices": [_device(0, seq % 100), {"index": "bad"}, _device(1, 1, util_pct="NaN")]}})
+    gpu = latest_gpu(run, now=t + HISTORY + 10)
+    assert gpu["job"] == "train" and not gpu["stale"] and gpu["age_s"] == 1.0
+    first, second = gpu["devices"]
+    assert first["util_pct"] == (HISTORY + 9) % 100 and len(first["util_history"]) == HISTORY
+    assert second["util_pct"] is None and second["util_history"] == []  # a damaged field is unknown, not a number
+    assert latest_gpu(run, now=t + HISTORY + 9 + 15.1)["stale"]  # three intervals without a sample
+    run.apply({"v": 1, "ts": t, "seq": 10_000, "job": "train", "type": "gpu", "data": {"devices": "x"}})
+    assert run.jobs["train"].bad_events == 1
+
+
+def _status(capsys, monkeypatch, run: Path, columns: int = 80) -> str:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    assert main(["status", str(run)]) == 0
+    return capsys.readouterr().out
+
+
+def test_status_shows_one_line_per_gpu_within_80_columns(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    _gpu_run(run, time.time() - 4, [10, 50, 87])
+    out = _status(capsys, monkeypatch, run)
+    lines = out.splitlines()
+    assert all(len(line.rstrip()) <= 80 for line in lines), out
+    gpu0 = next(line for line in lines if line.startswith("GPU0"))
+    gpu1 = next(line for line in lines if line.startswith("GPU1"))
+    assert "87%  31.2/80.0 GiB  64C  250/350W" in gpu0, out
+    assert "▁▅▇" in gpu0  # the utilisation history (10, 50, 87 %)
+    assert "3%  31.2/80.0 GiB  Fake H100" in gpu1  # temperature and power unknown on this one: left out
+    assert main(["status", str(run), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["gpu"]["stale"] is False and [d["util_pct"] for d in doc["gpu"]["devices"]] == [87, 3]
+
+
+def test_status_shows_an_old_sample_as_stale_not_as_live_numbers(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    _gpu_run(run, time.time() - 600, [87]).finish()
+    out = _status(capsys, monkeypatch, run)
+    gpu0 = next(line for line in out.splitlines() if line.startswith("GPU0"))
+    assert "stale" in gpu0 and "87%" not in gpu0 and "GiB" not in gpu0, out
+
+
+def test_status_without_gpu_events_has_no_gpu_line(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    Log(run, "train", time.time() - 5).start("train")("progress", done=1, total=4, unit="steps")
+    assert "GPU" not in _status(capsys, monkeypatch, run)
+
+
+async def test_the_cockpit_shows_the_gpu_strip_from_events_and_turns_it_stale(tmp_path):
+    run = tmp_path / "run"
+    t0 = 1_763_900_000.0
+    _gpu_run(run, t0, [20, 87])
+    now = [t0 + 4]
+    app = CockpitApp(run, poll_s=0.05, clock=lambda: now[0])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "GPU0" in screen_text(app))
+        text = screen_text(app)
+        assert "87%  31.2/80.0 GiB  64C  250/350W" in text and "GPU1" in text, text
+        now[0] = t0 + 60  # no sample since: the tick redraws it as stale
+        await until(pilot, lambda: "stale" in screen_text(app))
+        assert "87%" not in screen_text(app)
+
+
+async def test_the_cockpit_without_gpu_events_shows_no_strip(tmp_path):
+    run = tmp_path / "run"
+    Log(run, "train", 1_763_900_000.0).start("train")("progress", done=1, total=4, unit="steps")
+    app = CockpitApp(run, poll_s=0.05, clock=lambda: 1_763_900_010.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "1/4" in screen_text(app))
+        await pilot.pause(0.2)
+        assert "GPU0" not in screen_text(app) and not app.gpu.display
