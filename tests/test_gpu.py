@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -323,3 +326,59 @@ async def test_the_cockpit_without_gpu_events_shows_no_strip(tmp_path):
         await until(pilot, lambda: "1/4" in screen_text(app))
         await pilot.pause(0.2)
         assert "GPU0" not in screen_text(app) and not app.gpu.display
+
+
+# -- in real processes: the engine hands its jobs the interval, a job samples a (fake) pynvml -------
+
+FAKE_PYNVML = '''
+"""A stand-in pynvml for a test subprocess: one device, fixed readings."""
+from types import SimpleNamespace
+NVML_TEMPERATURE_GPU = 0
+NVML_ERROR_NOT_SUPPORTED = 3
+def nvmlInit(): pass
+def nvmlShutdown(): pass
+def nvmlDeviceGetCount(): return 1
+def nvmlDeviceGetHandleByIndex(i): return i
+def nvmlDeviceGetName(h): return "Fake GPU"
+def nvmlDeviceGetUtilizationRates(h): return SimpleNamespace(gpu=42, memory=1)
+def nvmlDeviceGetMemoryInfo(h): return SimpleNamespace(used=1 << 30, total=16 << 30, free=15 << 30)
+def nvmlDeviceGetTemperature(h, sensor): return 50
+def nvmlDeviceGetPowerUsage(h): return 70000
+def nvmlDeviceGetEnforcedPowerLimit(h): return 72000
+'''
+
+
+def test_a_stage_process_under_the_engine_variable_writes_gpu_events(tmp_path):
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "pynvml.py").write_text(FAKE_PYNVML)
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), *filter(None, [os.environ.get("PYTHONPATH")])]), GPU_ENV: "0.2"}
+    done = subprocess.run([sys.executable, "-m", "engine", "concepts", "--count", "3", "-o", str(run / "c.jsonl"), "--run-dir",
+                           str(run), "--job", "concepts"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    events = read_events(run / "concepts.events.jsonl")
+    types = [e["type"] for e in events]
+    assert types[0] == "job_started" and types[-1] == "job_finished" and "gpu" in types
+    gpu = next(e for e in events if e["type"] == "gpu")["data"]
+    assert gpu["interval_s"] == 0.2 and gpu["devices"][0]["name"] == "Fake GPU" and gpu["devices"][0]["power_w"] == 70.0
+
+
+def test_the_engine_starts_its_jobs_with_the_configured_interval_and_refuses_a_bad_variable(tmp_path, monkeypatch):
+    import asyncio
+
+    from engine.pipeline.runner import Engine, create_run
+
+    seen = tmp_path / "seen.txt"
+    recorder = tmp_path / "python.sh"  # stands in for the job's python: records what it was given, fails
+    recorder.write_text(f'#!/bin/sh\necho "$PO_TUI_GPU_SAMPLE_S" >> "{seen}"\nexit 3\n')
+    recorder.chmod(0o755)
+    config = parse_config({"monitor": {"gpu_sample_s": 2.5}})
+    run_dir = create_run(tmp_path / "run", config)
+    monkeypatch.delenv(GPU_ENV, raising=False)
+    assert asyncio.run(Engine(run_dir, config, python=str(recorder)).run()) == "failed"
+    assert seen.read_text().split() == ["2.5"]
+    monkeypatch.setenv(GPU_ENV, "soon")
+    with pytest.raises(InputError) as err:
+        Engine(run_dir, config, resume=True, retry_failed=True)
+    assert err.value.field == GPU_ENV
