@@ -153,7 +153,13 @@ def test_stop_interrupts_the_wait_and_the_first_sample_is_taken_at_once(tmp_path
     assert _types(path) == ["gpu"]
 
 
-@pytest.mark.parametrize("nvml", [None, FakeNvml(init_error=True), FakeNvml(devices=0)], ids=["no-pynvml", "no-driver", "no-device"])
+class CountFails(FakeNvml):
+    def nvmlDeviceGetCount(self) -> int:
+        raise FakeNvmlError(999)  # NVML_ERROR_UNKNOWN
+
+
+@pytest.mark.parametrize("nvml", [None, FakeNvml(init_error=True), FakeNvml(devices=0), CountFails(), FakeNvml(fail_on_sample=1)],
+                         ids=["no-pynvml", "no-driver", "no-device", "count-fails", "first-read-fails"])
 def test_without_nvml_or_gpus_no_thread_no_event_no_exception(tmp_path, monkeypatch, nvml):
     import engine.runlog.gpu_sampler as gs
 
@@ -169,7 +175,7 @@ def test_without_nvml_or_gpus_no_thread_no_event_no_exception(tmp_path, monkeypa
             assert threading.active_count() == before
         writer.log("done")
     assert _types(path) == ["log"]
-    if isinstance(nvml, FakeNvml) and nvml.devices == 0:
+    if isinstance(nvml, FakeNvml) and not nvml.init_error:
         assert nvml.calls == ["init", "shutdown"] * 2  # opened for the check, closed again (twice: two checks)
 
 
@@ -297,19 +303,32 @@ def test_status_shows_an_old_sample_as_stale_not_as_live_numbers(tmp_path, capsy
     assert "stale" in gpu0 and "87%" not in gpu0 and "GiB" not in gpu0, out
 
 
+def test_status_shows_the_newest_sample_of_any_job_and_a_device_name_literally(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    t = time.time()
+    Log(run, "train", t - 300).start("train")("gpu", interval_s=5.0, devices=[_device(0, 99)]).finish()
+    hostile = "[bold red]GPU\x1b[31m\x07 name"
+    Log(run, "eval-student", t - 3).start("eval")("gpu", interval_s=5.0, devices=[_device(0, 12, name=hostile)])
+    out = _status(capsys, monkeypatch, run, columns=120)
+    gpu0 = [line for line in out.splitlines() if line.startswith("GPU0")]
+    assert len(gpu0) == 1 and "12%" in gpu0[0] and "99%" not in out, out
+    assert "[bold red]GPU" in gpu0[0] and "\x1b" not in out and "\x07" not in out
+
+
 def test_status_without_gpu_events_has_no_gpu_line(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     Log(run, "train", time.time() - 5).start("train")("progress", done=1, total=4, unit="steps")
     assert "GPU" not in _status(capsys, monkeypatch, run)
 
 
-async def test_the_cockpit_shows_the_gpu_strip_from_events_and_turns_it_stale(tmp_path):
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+async def test_the_cockpit_shows_the_gpu_strip_from_events_and_turns_it_stale(tmp_path, size):
     run = tmp_path / "run"
     t0 = 1_763_900_000.0
     _gpu_run(run, t0, [20, 87])
     now = [t0 + 4]
     app = CockpitApp(run, poll_s=0.05, clock=lambda: now[0])
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: "GPU0" in screen_text(app))
         text = screen_text(app)
         assert "87%  31.2/80.0 GiB  64C  250/350W" in text and "GPU1" in text, text

@@ -8,9 +8,9 @@ one writer, its file lock says so). The engine turns it on for its jobs by setti
 PO_TUI_GPU_SAMPLE_S (from `monitor.gpu_sample_s`); a stage command run by hand samples only when
 that variable is set.
 
-Absent NVML costs nothing: one check at start (import pynvml, nvmlInit, a device count); no
-module, no driver, no device or any NVML error there means no thread and no event, never an
-exception (a debug log line at most). An NVML call that fails later stops the sampling with one
+Absent NVML costs nothing: one check at start (import pynvml, nvmlInit, the devices, a first
+reading); no module, no driver, no device or any NVML error there means no thread and no event,
+never an exception (a debug log line at most). An NVML call that fails later stops the sampling with one
 `warning` event; the job goes on. The source is injectable (`nvml=`): tests use a fake module.
 """
 
@@ -125,7 +125,13 @@ class GpuSampler:
             log.debug("GPU health off: NVML sees no device")
             self._shutdown()
             return False
-        self._thread = threading.Thread(target=self._run, name="po-tui-gpu-sampler", daemon=True)
+        try:
+            first = self.sample()  # a device that cannot be read at all is part of the check at start
+        except Exception as exc:
+            log.debug("GPU health off: reading the devices failed (%s)", exc)
+            self._shutdown()
+            return False
+        self._thread = threading.Thread(target=self._run, args=(first,), name="po-tui-gpu-sampler", daemon=True)
         self._thread.start()
         return True
 
@@ -174,15 +180,17 @@ class GpuSampler:
             })
         return devices
 
-    def _run(self) -> None:
-        """Sample now, then after each interval until `wait` says stop (stop() makes the default
-        one say so at once); an error ends it with one warning."""
+    def _run(self, first: list[dict[str, Any]]) -> None:
+        """Write the sample taken at start, then one after each interval until `wait` says stop
+        (stop() makes the default one say so at once); an error ends it with one warning."""
         try:
+            devices = first
             while True:
-                self.writer.emit(GPU_EVENT, interval_s=self.interval_s, devices=self.sample())
+                self.writer.emit(GPU_EVENT, interval_s=self.interval_s, devices=devices)
                 self.samples += 1
                 if self._wait(self.interval_s):
                     break
+                devices = self.sample()
         except Exception as exc:
             self.stopped_by = f"{type(exc).__name__}: {exc}"
             with contextlib.suppress(Exception):  # the log itself failing: nothing left to tell
