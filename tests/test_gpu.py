@@ -401,3 +401,27 @@ def test_the_engine_starts_its_jobs_with_the_configured_interval_and_refuses_a_b
     with pytest.raises(InputError) as err:
         Engine(run_dir, config, resume=True, retry_failed=True)
     assert err.value.field == GPU_ENV
+
+
+@pytest.mark.parametrize("value", ["fast", "-5", "nan"])
+def test_po_tui_run_with_a_bad_variable_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, monkeypatch, value):
+    config = tmp_path / "po-tui.yaml"
+    config.write_text("monitor:\n  gpu_sample_s: 5\n")
+    monkeypatch.setenv(GPU_ENV, value)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["run", str(config), "--headless", "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and GPU_ENV in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run directory
+
+
+def test_starting_a_run_from_the_cockpit_refuses_a_bad_variable_before_creating_it(tmp_path, monkeypatch):
+    from engine.pipeline.launch import start_run
+
+    config = tmp_path / "po-tui.yaml"
+    config.write_text("monitor:\n  gpu_sample_s: 0\n")
+    monkeypatch.setenv(GPU_ENV, "often")
+    with pytest.raises(InputError):
+        start_run(config, runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
