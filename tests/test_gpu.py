@@ -425,3 +425,16 @@ def test_starting_a_run_from_the_cockpit_refuses_a_bad_variable_before_creating_
     with pytest.raises(InputError):
         start_run(config, runs_dir=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+def test_no_thread_to_be_had_costs_the_job_nothing(tmp_path, monkeypatch):
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    nvml = FakeNvml(devices=1)
+    path = events_path(tmp_path, "train")
+    with EventWriter(path, "train", fsync=False) as writer:
+        with gpu_sampling(writer, 5, nvml=nvml) as sampler:
+            assert sampler is None
+    assert _types(path) == [] and nvml.calls == ["init", "shutdown"]

@@ -131,8 +131,14 @@ class GpuSampler:
             log.debug("GPU health off: reading the devices failed (%s)", exc)
             self._shutdown()
             return False
-        self._thread = threading.Thread(target=self._run, args=(first,), name="po-tui-gpu-sampler", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, args=(first,), name="po-tui-gpu-sampler", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no thread to be had (a process at its limit): the job goes on
+            log.debug("GPU health off: no sampler thread (%s)", exc)
+            self._shutdown()
+            return False
+        self._thread = thread
         return True
 
     def stop(self) -> None:
