@@ -38,6 +38,7 @@ from po_tui.screens.help import HelpScreen
 from po_tui.screens.leave import CANCEL, DETACH, LeaveScreen
 from po_tui.screens.report import ReportScreen
 from po_tui.widgets.gate import GatePanel
+from po_tui.widgets.gpu import GpuStrip
 from po_tui.widgets.logs import LogsPanel
 from po_tui.widgets.pipeline import PipelinePanel
 from po_tui.widgets.tabs import CockpitTabs
@@ -118,6 +119,7 @@ class CockpitApp(App[str | None]):
         self.evaluation: Any = _evaluation_panel(self.run_dir)
         self.gate = GatePanel(id="gate-panel")
         self.logs = LogsPanel(id="logs-panel")
+        self.gpu = GpuStrip(id="gpu-strip")  # on the Pipeline tab, under its panel (hidden without GPU samples)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -126,6 +128,8 @@ class CockpitApp(App[str | None]):
             for (tab, title), panel in zip(TABS, panels, strict=True):
                 with TabPane(title, id=tab):
                     yield panel
+                    if tab == "pipeline":
+                        yield self.gpu
         yield Footer()
 
     @guarded
@@ -186,6 +190,8 @@ class CockpitApp(App[str | None]):
         if any(j.state == "running" for j in self.model.run.jobs.values()):
             self.model.run.check_liveness()  # a job of this host whose process is gone turns stale
             self._dirty = True
+        if self.gpu.live:
+            self._dirty = True  # live GPU numbers turn stale when samples stop coming
         self._check_controls()
 
     @work(thread=True, exclusive=True, group="controls")
@@ -225,7 +231,7 @@ class CockpitApp(App[str | None]):
         self.sub_title = f"{self.run_dir.name}  {(self.model.manifest or {}).get('state', '')}".rstrip()
         with barrier(self, "controls"):
             self.pipeline.show_controls(self.controls)
-        for panel in (self.pipeline, self.teacher, self.training, self.gate):
+        for panel in (self.pipeline, self.gpu, self.teacher, self.training, self.gate):
             with barrier(self, type(panel).__name__):  # one panel's bug must not stop the others
                 panel.show(self.model, now)
 

@@ -222,7 +222,7 @@ def test_json_document_schema(tmp_path, capsys):
     doc = _doc(capsys, run_dir)
     assert doc["format"] == "po-tui-status/1"
     assert set(doc) == {"format", "run_dir", "run_id", "created_at", "state", "state_source", "manifest",
-                        "current_stage", "gate", "engine", "last_event_at", "now", "jobs", "damaged_logs", "ignored_lines"}
+                        "current_stage", "gate", "engine", "last_event_at", "now", "jobs", "gpu", "damaged_logs", "ignored_lines"}
     job_keys = {"name", "stage", "state", "alive", "pid", "host", "attempts", "started_at", "started_ts", "finished_at",
                 "elapsed_s", "last_event_age_s", "progress", "rate_per_s", "eta_s", "exit_code", "headline", "counters",
                 "metrics", "error_count", "warning_count", "errors", "warnings", "stale_reason", "skipped_reason"}

@@ -52,6 +52,7 @@ def prepare(args: argparse.Namespace):
     from engine.pipeline.launch import check_resumable
     from engine.pipeline.manifest import new_run_id
     from engine.pipeline.runner import create_run
+    from engine.runlog.gpu_sampler import jobs_environment
     from engine.store.outpath import check_out_dir
 
     if args.resume:
@@ -59,12 +60,15 @@ def prepare(args: argparse.Namespace):
         check_resumable(run_dir)
         if args.config:
             raise InputError("resume uses the run's own config.yaml; edit it there to change settings", field="CONFIG")
-        return run_dir, load_config(run_dir / "config.yaml"), True
+        config = load_config(run_dir / "config.yaml")
+        jobs_environment(config.monitor.gpu_sample_s)  # a bad PO_TUI_GPU_SAMPLE_S: refused before anything starts
+        return run_dir, config, True
     if args.retry_failed:
         raise InputError("only with --resume RUN_DIR", field="--retry-failed")
     if not args.config:
         raise InputError("a pipeline config is required (or --resume RUN_DIR); `po-tui init` writes one", field="CONFIG")
     config = load_config(args.config)
+    jobs_environment(config.monitor.gpu_sample_s)  # ... and before a run directory is created
     run_dir = Path(args.run_dir) if args.run_dir else Path(args.runs_dir) / new_run_id()
     check_out_dir(run_dir, field="--run-dir" if args.run_dir else "--runs-dir")
     create_run(run_dir, config)

@@ -99,6 +99,11 @@ class ExportSection(_Section):
     dtype: Literal["float16", "bfloat16", "float32"] = "bfloat16"  # as `export merge`: what Qwen2 was trained in
 
 
+class MonitorSection(_Section):
+    # NVML samples of every GPU into the running job's event log, this often (0: off). docs/gpu.md
+    gpu_sample_s: float = Field(5.0, ge=0, le=3600)
+
+
 ENGINE_OWNED_TRAIN = ("data", "out", "resume", "run_dir", "job")
 
 
@@ -112,6 +117,7 @@ class PipelineConfig(_Section):
     gate: GateSection = Field(default_factory=GateSection)
     report: ReportSection = Field(default_factory=ReportSection)
     export: ExportSection = Field(default_factory=ExportSection)
+    monitor: MonitorSection = Field(default_factory=MonitorSection)
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as plain JSON data (what a job's fingerprint hashes)."""
@@ -140,7 +146,8 @@ def _check_input_file(file: str, path: str | Path | None, line: int | None, fiel
 
 def parse_config(doc: Any, *, path: str | Path | None = None, lines: dict | None = None) -> PipelineConfig:
     if doc is not None and not isinstance(doc, dict):
-        raise InputError("expected a mapping of sections (concepts, teacher, prep, train, eval, gate, report, export)", path=path, line=1)
+        raise InputError("expected a mapping of sections (concepts, teacher, prep, train, eval, gate, report, export, monitor)",
+                         path=path, line=1)
     _check_engine_owned(doc, path, lines or {})
     config = validate(PipelineConfig, doc or {}, path=path, lines=lines)
     if config.concepts.file and path is not None:

@@ -43,8 +43,10 @@ def start_run(config_path: str | Path, *, runs_dir: str | Path = "runs", run_dir
     from engine.pipeline.config import load_config
     from engine.pipeline.manifest import new_run_id
     from engine.pipeline.runner import create_run
+    from engine.runlog.gpu_sampler import jobs_environment
 
     config = load_config(config_path)
+    jobs_environment(config.monitor.gpu_sample_s)  # a bad PO_TUI_GPU_SAMPLE_S: refused before the run directory exists
     target = Path(run_dir) if run_dir else Path(runs_dir) / new_run_id()
     create_run(target, config)
     spawn_engine(target, grace_s=grace_s, mode=mode)

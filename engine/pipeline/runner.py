@@ -26,6 +26,7 @@ from engine.pipeline.config import PipelineConfig, dump_config
 from engine.pipeline.manifest import FORMAT, live_engine, new_run_id, read_manifest, remove_pidfile, write_manifest, write_pidfile
 from engine.pipeline.plan import CONFIG_NAME, Job, build_plan, fingerprint, outputs_present
 from engine.runlog.events import EventWriter, events_path
+from engine.runlog.gpu_sampler import jobs_environment
 from engine.runlog.tail import EventTail, follow
 from engine.store.atomic import atomic_write_text
 
@@ -118,6 +119,7 @@ class Engine:
         if manifest is None:
             raise InputError("no manifest.json: not a run directory (start one with `po-tui run CONFIG`)", path=self.run_dir)
         self.manifest = manifest
+        jobs_environment(config.monitor.gpu_sample_s)  # a bad PO_TUI_GPU_SAMPLE_S is refused before anything runs
         previous = {j["name"]: j for j in manifest.get("jobs", [])}
         self.previous = previous if resume else {}
         self.manifest["jobs"] = [{**_entry(job), **previous.get(job.name, {}), "inputs": list(job.inputs), "outputs": list(job.outputs)}
@@ -317,6 +319,8 @@ class Engine:
             self._proc = await asyncio.create_subprocess_exec(
                 self.python, "-m", "engine", *argv, "--run-dir", str(self.run_dir), "--job", job.name,
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                # the job samples GPU health into its own log at this interval (engine/runlog/gpu_sampler.py)
+                env=jobs_environment(self.config.monitor.gpu_sample_s),
             )
         self._set_job(entry, pgid=self._proc.pid)
         stop = asyncio.Event()

@@ -3,6 +3,7 @@
 Every stage command takes these options; without them it runs exactly the same and reports
 only on the terminal. `job_events(args, stage)` yields the writer (or a no-op stand-in with the
 same methods), records the start and the end state, and turns a bad-input failure into exit 2.
+While the job runs under the engine it also samples GPU health into its log (gpu_sampler.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from engine.runlog.events import EventWriter, events_path
+from engine.runlog.gpu_sampler import gpu_sampling
 from engine.store.outpath import check_out_dir
 
 
@@ -53,5 +55,5 @@ def job_events(args: argparse.Namespace, stage: str, *, resumed: bool = False) -
     check_out_dir(run_dir, field="--run-dir")
     job = getattr(args, "job", None) or stage
     with EventWriter(events_path(run_dir, job), job) as writer:
-        with writer.running(stage, argv=list(sys.argv), resumed=resumed):
+        with writer.running(stage, argv=list(sys.argv), resumed=resumed), gpu_sampling(writer):
             yield writer

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import engine.runlog.gpu  # noqa: F401  (registers the gpu event's fold: GPU health in status and the cockpit)
 from engine.core.numbers import finite
 from engine.runlog.state import JobState, register_reducer
 

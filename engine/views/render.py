@@ -18,6 +18,7 @@ from rich.text import Text
 from engine.core.inert import one_line
 from engine.core.timefmt import duration
 from engine.runlog.cause import error_text
+from engine.views.gpu import gpu_lines
 
 STATE_STYLES = {
     "running": "bold cyan", "succeeded": "green", "failed": "bold red", "cancelled": "yellow",
@@ -183,7 +184,7 @@ def problems(doc: dict[str, Any]) -> Text | None:
 
 
 def screen(doc: dict[str, Any]) -> RenderableType:
-    parts: list[RenderableType] = [header(doc), JobsView(doc)]
+    parts: list[RenderableType] = [header(doc), JobsView(doc), *gpu_lines(doc.get("gpu"))]
     extra = problems(doc)
     if extra is not None:
         parts.append(extra)

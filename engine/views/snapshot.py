@@ -17,6 +17,7 @@ from typing import Any
 from engine.core.inert import one_line
 from engine.core.timefmt import utc_stamp
 from engine.runlog.cause import cause_of
+from engine.runlog.gpu import latest_gpu
 from engine.runlog.state import JOB_STATES, JobState, RunState, pid_alive
 from engine.views.headline import headline
 from engine.views.rundir import EngineInfo
@@ -206,6 +207,7 @@ def build(
         "last_event_at": iso(run.last_event_ts),
         "now": iso(now),
         "jobs": rows,
+        "gpu": latest_gpu(run, now),
         "damaged_logs": damage or {},
         "ignored_lines": run.ignored,
     }

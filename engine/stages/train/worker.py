@@ -18,6 +18,7 @@ from torch.distributed.elastic.multiprocessing.errors import get_error_handler, 
 from engine.core.inert import one_line
 from engine.errors import InputError, StageFailed
 from engine.runlog.events import EventWriter, events_path
+from engine.runlog.gpu_sampler import gpu_sampling
 from engine.runlog.job import NullEvents
 from engine.stages.train.ranks import RankGuard
 from engine.stages.train.runner import prepare, train
@@ -33,7 +34,9 @@ def run_worker(settings: TrainSettings, *, echo: Any = None) -> dict[str, Any]:
     job = settings.job or "train"
     with EventWriter(events_path(run_dir, job), job) as writer:
         with writer.running("train", argv=list(sys.argv), resumed=settings.resume, world_size=settings.world_size):
-            with RankGuard(writer):  # torchrun's SIGTERM when another rank dies: a logged end
+            # RankGuard: torchrun's SIGTERM when another rank dies is a logged end. gpu_sampling: the
+            # GPUs sampled into the log once (here, on rank 0), not once per rank.
+            with RankGuard(writer), gpu_sampling(writer):
                 info = train(settings, writer, echo=echo, inputs=inputs)
             writer.summary.update(
                 steps=info.get("steps"),
