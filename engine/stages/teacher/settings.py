@@ -143,6 +143,14 @@ class TeacherSettings(BaseModel):
         None, ge=DYNAMIC_THINKING,
         description="gemini/vertex thinking tokens per answer (flash 0 = off, 0-24576; pro 128-32768; -1 dynamic)")
     retry_errors: bool = Field(False, description="on resume, retry samples rejected for provider errors")
+    # The Gemini Batch API: half the price, answers within 24 hours (docs/cli.md, "Batch mode").
+    # Not dataset-defining: the same requests, answered later and cheaper.
+    mode: Literal["interactive", "batch"] = Field(
+        "interactive", description="interactive calls, or Gemini Batch API jobs (gemini only; half the price, up to 24 h)")
+    batch_poll_s: Annotated[float, Flag("batch-poll", metavar="S")] = Field(
+        30.0, gt=0, description="batch mode: seconds between polls of an open batch job")
+    batch_max_requests: Annotated[int, Flag(metavar="N")] = Field(
+        1000, ge=1, description="batch mode: most requests in one batch job (each job also stays under the 20 MB inline limit)")
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
 
     @field_validator("thinking_budget")
@@ -159,6 +167,17 @@ class TeacherSettings(BaseModel):
         if problem:
             raise ValueError(problem)
         return budget
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_fits_provider(cls, mode: str, info: ValidationInfo) -> str:
+        """Batch jobs with inline requests exist only on the Gemini API: refuse the rest up front."""
+        provider = info.data.get("provider")
+        if mode != "batch" or provider is None or provider == "gemini":
+            return mode
+        if provider == "vertex":
+            raise ValueError("batch needs --provider gemini: Vertex AI batch jobs read only GCS or BigQuery sources, not inline requests")
+        raise ValueError(f"batch is for the Gemini Batch API (--provider gemini), not the {provider} provider")
 
     def thinking_budget_warning(self) -> str | None:
         """A budget for a model the range table does not know is passed through unchecked: say so."""
