@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,9 +28,11 @@ from engine.stages.concepts import generate_concepts
 from engine.stages.teacher.batch import BatchJobLog, request_key
 from engine.stages.teacher.pricing import DEFAULT_PRICES
 from engine.store.atomic import atomic_write_json, atomic_write_jsonl
+from po_tui.app import CockpitApp
 from tests.fakes.batch_server import BatchPlan, FakeGeminiBatch
 from tests.fakes.llm_servers import ok
 from tests.fakes.po_responder import po_responder
+from tests.test_tui import open_tab
 
 KEY = "AIzaFAKE-batch-do-not-leak-5d2e"
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,11 +76,17 @@ def sample_keys(rows: list[dict]) -> list[tuple[str, int]]:
     return [(r["concept_id"], r.get("variant", (r.get("metadata") or {}).get("variant"))) for r in rows]
 
 
-def test_a_batch_run_reaches_its_target_at_the_batch_price(tmp_path, concepts):
+@pytest.fixture
+def batch_run(tmp_path, concepts) -> tuple[Path, FakeGeminiBatch]:
+    """A batch run that reaches its target of 5 in one job."""
     out = tmp_path / "out"
     with FakeGeminiBatch(po_responder, default=ok(prompt_tokens=1000, output_tokens=400, thoughts_tokens=100)) as server:
-        code = main(teacher(concepts(6), out, server.url, "--max-records", "5", "--thinking-budget", "512"))
-    assert code == 0
+        assert main(teacher(concepts(6), out, server.url, "--max-records", "5", "--thinking-budget", "512")) == 0
+    return out, server
+
+
+def test_a_batch_run_reaches_its_target_at_the_batch_price(batch_run, capsys):
+    out, server = batch_run
     dataset = lines(out / "po_teacher_dataset.jsonl")
     assert len(dataset) == 5 and len(set(sample_keys(dataset))) == 5
     assert server.requests == [] and list(server.jobs) == ["batches/fake1"]  # no interactive call, one job
@@ -100,6 +109,17 @@ def test_a_batch_run_reaches_its_target_at_the_batch_price(tmp_path, concepts):
     rows = lines(out / "batch_jobs.jsonl")
     assert [r["event"] for r in rows] == ["submitting", "created", "state", "state", "state", "collected"]
     assert rows[1]["job"] == "batches/fake1" and len(rows[1]["requests"]) == 5 and rows[1]["worst_usd"] > 0
+    capsys.readouterr()
+    assert main(["status", str(out)]) == 0
+    assert "batch jobs: succeeded 1" in " ".join(capsys.readouterr().out.split())
+
+
+async def test_the_teacher_tab_shows_the_batch_jobs_states(batch_run):
+    out, _ = batch_run
+    app = CockpitApp(out, poll_s=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        text = await open_tab(pilot, "teacher", "5 / 5 target")
+        assert re.search(r"batch\s+succeeded 1", text), text
 
 
 def test_per_request_errors_are_retried_in_the_next_job_or_rejected(tmp_path, concepts):

@@ -56,8 +56,10 @@ register_event_type(
 BATCH_JOBS = "batch_jobs.jsonl"
 # Gemini 2.5 models answer at most this many tokens: the worst case when no --max-output-tokens is set.
 OUTPUT_LIMIT_TOKENS = 65536
-# After the first request of a round queues, wait this long for the round's other samples.
-LINGER_S = 0.05
+# After a request queues, wait until no other joined for LINGER_S (at most LINGER_MAX_S, and
+# never longer than a poll interval) before submitting the queue as a job.
+LINGER_S = 0.5
+LINGER_MAX_S = 5.0
 CANCEL_TIMEOUT_S = 20.0
 # A create that failed this way may still have created the job: look for it before creating again.
 MAYBE_CREATED = frozenset({CONNECTION, TIMEOUT, BAD_RESPONSE, SERVER_ERROR})
@@ -380,7 +382,7 @@ class BatchCaller:
         while not self._closing:
             await self._wake.wait()
             self._wake.clear()
-            await asyncio.sleep(LINGER_S)  # the round's other samples queue up meanwhile
+            await self._linger()
             self.queue = [w for w in self.queue if not w.future.done()]
             while self.queue and not self._closing:
                 chunk = self._next_chunk()
@@ -389,6 +391,16 @@ class BatchCaller:
                         self._stop_budget()
                     break
                 await self._create(chunk)
+
+    async def _linger(self) -> None:
+        """Wait while the queue still grows (the round's other samples, answers being recorded and
+        new samples starting), so that they go out as one job rather than many small ones."""
+        step = min(LINGER_S, self.s.batch_poll_s)
+        deadline = self.clock() + min(LINGER_MAX_S, self.s.batch_poll_s)
+        queued = -1
+        while len(self.queue) != queued and self.clock() < deadline:
+            queued = len(self.queue)
+            await asyncio.sleep(step)
 
     def _next_chunk(self) -> list[Waiter]:
         """The queue's head, within the job limits and what the budget leaves."""
