@@ -30,7 +30,7 @@ from engine.stages.teacher.pricing import DEFAULT_PRICES
 from engine.store.atomic import atomic_write_json, atomic_write_jsonl
 from po_tui.app import CockpitApp
 from tests.fakes.batch_server import BatchPlan, FakeGeminiBatch
-from tests.fakes.llm_servers import ok
+from tests.fakes.llm_servers import error, ok
 from tests.fakes.po_responder import po_responder
 from tests.test_tui import open_tab
 
@@ -124,7 +124,7 @@ async def test_the_teacher_tab_shows_the_batch_jobs_states(batch_run):
 
 def test_per_request_errors_are_retried_in_the_next_job_or_rejected(tmp_path, concepts):
     out = tmp_path / "out"
-    plan = BatchPlan(errors={0: (8, "Resource has been exhausted"), 1: (3, "Request contains an invalid argument")})
+    plan = BatchPlan(errors={0: (8, f"Resource has been exhausted (key {KEY})"), 1: (3, "Request contains an invalid argument")})
     with FakeGeminiBatch(po_responder, plans=[plan]) as server:
         code = main(teacher(concepts(3), out, server.url, "--api-retries", "2"))
     assert code == 0
@@ -138,6 +138,28 @@ def test_per_request_errors_are_retried_in_the_next_job_or_rejected(tmp_path, co
     collected = [r for r in lines(out / "batch_jobs.jsonl") if r["event"] == "collected"]
     assert collected[0]["errors"] == [{"concept_id": "POCON-0001", "variant": 0, "attempt": 1},
                                       {"concept_id": "POCON-0002", "variant": 0, "attempt": 1}]
+    assert all(KEY not in path.read_text() for path in out.iterdir())  # the error echoed the key: scrubbed
+
+
+def test_a_create_that_failed_with_503_is_sent_again_after_checking_no_job_was_made(tmp_path, concepts):
+    out = tmp_path / "out"
+    with FakeGeminiBatch(po_responder) as server:
+        server.create_errors.append(error(503))
+        code = main(teacher(concepts(3), out, server.url))
+    assert code == 0 and list(server.jobs) == ["batches/fake1"] and len(lines(out / "po_teacher_dataset.jsonl")) == 3
+    assert any(path.split("?")[0].endswith("/batches") for path in server.gets)  # looked for it by display name first
+    assert [e["kind"] for e in events(out, "provider_error")] == ["server_error"]
+
+
+def test_an_auth_error_on_create_stops_the_run_in_one_line(tmp_path, concepts, capsys):
+    out = tmp_path / "out"
+    with FakeGeminiBatch(po_responder) as server:
+        server.create_errors.append(error(403, message="Permission denied"))
+        code = main(teacher(concepts(3), out, server.url))
+    err = capsys.readouterr().err
+    assert code == 2 and server.jobs == {}
+    assert "po-tui teacher: error: provider: gemini: auth 403: PERMISSION_DENIED" in err and "Traceback" not in err
+    assert [r["event"] for r in lines(out / "batch_jobs.jsonl")] == ["submitting", "not_created"]
 
 
 def test_an_expired_job_is_submitted_again_once_and_the_run_reaches_its_target(tmp_path, concepts):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from tests.fakes.llm_servers import FakeGemini, Ok, _gemini_model, _Handler
+from tests.fakes.llm_servers import Error, FakeGemini, Ok, _gemini_model, _Handler
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ class FakeGeminiBatch(FakeGemini):
         self._jobs_lock = threading.Lock()
         self.job_created = threading.Event()
         self.drop_create_replies = 0  # this many creates make the job, then drop the connection (a lost reply)
+        self.create_errors: deque[Error] = deque()  # the next creates answer these errors (no job made)
 
     def created_keys(self) -> list[str]:
         """Every request key of every create, in order (a key twice: paid twice)."""
@@ -102,6 +103,10 @@ class FakeGeminiBatch(FakeGemini):
 
     def _create(self, handler: _Handler, path: str) -> None:
         body = self._body(handler) or {}
+        with self._jobs_lock:
+            refused = self.create_errors.popleft() if self.create_errors else None
+        if refused is not None:
+            return self._perform(handler, refused, path, {k.lower(): v for k, v in handler.headers.items()}, body)
         batch = body.get("batch") or {}
         items = (((batch.get("inputConfig") or {}).get("requests") or {}).get("requests")) or []
         with self._jobs_lock:

@@ -351,7 +351,8 @@ class BatchCaller:
     def _await_persisted(self, record: JobRecord, waiter: Waiter) -> None:
         job = self.jobs.get(record.name)
         if job is None:
-            job = OpenJob(record.name, list(record.requests), record.worst_usd, self.clock(), state=record.state)
+            # No state yet: the first poll reports it (a teacher_batch event for status and the cockpit).
+            job = OpenJob(record.name, list(record.requests), record.worst_usd, self.clock())
             self.jobs[record.name] = job
             self.reserved_usd += record.worst_usd
             self.events.log(f"resuming batch job {record.name} ({len(record.requests)} requests): polled, not submitted again")
@@ -398,7 +399,7 @@ class BatchCaller:
         step = min(LINGER_S, self.s.batch_poll_s)
         deadline = self.clock() + min(LINGER_MAX_S, self.s.batch_poll_s)
         queued = -1
-        while len(self.queue) != queued and self.clock() < deadline:
+        while len(self.queue) != queued and self.clock() < deadline and not self._closing:
             queued = len(self.queue)
             await asyncio.sleep(step)
 
@@ -594,6 +595,9 @@ class BatchCaller:
         self._closing = True
         self._wake.set()
         if cancel:
+            if self._submitter is not None and not self._submitter.done():
+                # A create in flight finishes first, so the job it makes is known and cancelled too.
+                await asyncio.wait({self._submitter}, timeout=CANCEL_TIMEOUT_S)
             for name in list(self.jobs):
                 await cancel_job(self.batch, self.log, name, self.events, io=self.io)
         tasks = [t for t in [self._submitter, *(j.task for j in self.jobs.values())] if t is not None and not t.done()]
@@ -656,6 +660,11 @@ def cancel_open_jobs(out_dir: str | Path, settings: Any, say: Callable[[str], No
                         continue
                     record = replace(record, name=found.name, confirmed=True)
                     log.adopted(record)
+                status = await batch.get(record.name)
+                if status.ended:  # nothing left to cancel; a --resume collects its answers
+                    say(f"batch job {record.name} already ended ({status.state}): left for --resume")
+                    done += 1
+                    continue
                 done += await cancel_job(batch, log, record.name, _Say(say))
             return done
         finally:
