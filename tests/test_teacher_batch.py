@@ -151,6 +151,17 @@ def test_a_create_that_failed_with_503_is_sent_again_after_checking_no_job_was_m
     assert [e["kind"] for e in events(out, "provider_error")] == ["server_error"]
 
 
+def test_a_failed_poll_is_tried_again_and_a_job_the_provider_lost_is_submitted_again(tmp_path, concepts):
+    out = tmp_path / "out"
+    with FakeGeminiBatch(po_responder) as server:
+        server.get_errors.extend([error(503), error(404, message="batch not found")])
+        code = main(teacher(concepts(3), out, server.url))
+    assert code == 0 and len(lines(out / "po_teacher_dataset.jsonl")) == 3
+    assert len(server.jobs) == 2 and Counter(server.created_keys()) == {key(n): 2 for n in range(1, 4)}
+    kinds = [(e["kind"], e.get("batch_job")) for e in events(out, "provider_error") if "batch_job" in e]
+    assert kinds == [("server_error", "batches/fake1"), ("not_found", "batches/fake1")]
+
+
 def test_an_auth_error_on_create_stops_the_run_in_one_line(tmp_path, concepts, capsys):
     out = tmp_path / "out"
     with FakeGeminiBatch(po_responder) as server:

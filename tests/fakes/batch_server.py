@@ -63,6 +63,7 @@ class FakeGeminiBatch(FakeGemini):
         self.job_created = threading.Event()
         self.drop_create_replies = 0  # this many creates make the job, then drop the connection (a lost reply)
         self.create_errors: deque[Error] = deque()  # the next creates answer these errors (no job made)
+        self.get_errors: deque[Error] = deque()  # the next polls of a job answer these errors
 
     def created_keys(self) -> list[str]:
         """Every request key of every create, in order (a key twice: paid twice)."""
@@ -88,6 +89,10 @@ class FakeGeminiBatch(FakeGemini):
                 jobs = list(self.jobs.values())[::-1]
             return self._send_json(handler, 200, {"operations": [self._operation(j, listing=True) for j in jobs]})
         name = "batches/" + path.rsplit("/batches/", 1)[-1] if "/batches/" in path else None
+        with self._jobs_lock:
+            refused = self.get_errors.popleft() if self.get_errors and name in self.jobs else None
+        if refused is not None:
+            return self._perform(handler, refused, path, {k.lower(): v for k, v in handler.headers.items()}, None)
         with self._jobs_lock:
             job = self.jobs.get(name) if name else None
             if job is not None:

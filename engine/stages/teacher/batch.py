@@ -32,10 +32,23 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from engine.core.timefmt import utc_stamp
-from engine.providers.base import BAD_RESPONSE, CONNECTION, SERVER_ERROR, TIMEOUT, Completion, Message, ProviderError
+from engine.providers.backoff import Backoff
+from engine.providers.base import (
+    AUTH,
+    BAD_RESPONSE,
+    CONNECTION,
+    INVALID_REQUEST,
+    NOT_FOUND,
+    SERVER_ERROR,
+    TIMEOUT,
+    Completion,
+    Message,
+    ProviderError,
+)
 from engine.providers.gemini_batch import (
     CANCELLED,
     EXPIRED,
+    FAILED,
     INLINE_BUDGET_BYTES,
     WITH_RESULTS,
     BatchRequest,
@@ -269,6 +282,7 @@ class BatchCaller:
         self._submitter: asyncio.Task | None = None
         self._closing = False
         self._confirming = asyncio.Lock()
+        self.backoff = Backoff(settings.backoff_base_s, settings.backoff_max_s)
 
     # ---- the runner's side
 
@@ -336,7 +350,7 @@ class BatchCaller:
         async with self._confirming:
             if self.persisted.get(intent.name) is not intent:  # another sample settled it meanwhile
                 return next((j for j in self.persisted.values() if j.display_name == intent.display_name and j.confirmed), None)
-            found = await self.batch.find(intent.display_name)
+            found = await self._find(intent.display_name)
             del self.persisted[intent.name]
             if found is None:
                 await self.io.run(self.log.not_created, intent.display_name)
@@ -358,6 +372,29 @@ class BatchCaller:
             self.events.log(f"resuming batch job {record.name} ({len(record.requests)} requests): polled, not submitted again")
             job.task = asyncio.create_task(self._poll(job, first_delay=0.0), name=f"batch-poll:{job.name}")
         job.waiters[waiter.key] = waiter
+
+    def _failed_try(self, exc: ProviderError, tries: int, **context: Any) -> float | None:
+        """Count and report one failed try (a `provider_error` event); the backoff before the next
+        one, or None when it is given up (fatal, not retryable, or --api-retries spent)."""
+        self.stats.provider_errors[exc.kind] += 1
+        give_up = exc.fatal or not exc.retryable or tries > self.s.api_retries
+        delay = None if give_up else self.backoff.delay(tries, exc.retry_after_s)
+        self.events.emit("provider_error", kind=exc.kind, status=exc.status, message=exc.message, **context,
+                         attempt=tries, retry_in_s=None if delay is None else round(delay, 3))
+        return delay
+
+    async def _find(self, display_name: str) -> JobStatus | None:
+        """`GeminiBatch.find`, retried like any call: a request is never sent again on a guess."""
+        tries = 0
+        while True:
+            try:
+                return await self.batch.find(display_name)
+            except ProviderError as exc:
+                tries += 1
+                delay = self._failed_try(exc, tries, batch_display_name=display_name)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
 
     # ---- submitting
 
@@ -454,17 +491,13 @@ class BatchCaller:
             except ProviderError as exc:
                 tries += 1
                 maybe_created = maybe_created or exc.kind in MAYBE_CREATED
-                give_up = exc.fatal or not exc.retryable or tries > self.s.api_retries
-                self.stats.provider_errors[exc.kind] += 1
-                delay = None if give_up else min(self.s.backoff_max_s, self.s.backoff_base_s * 2 ** (tries - 1))
-                self.events.emit("provider_error", kind=exc.kind, status=exc.status, message=exc.message,
-                                 batch_requests=len(chunk), attempt=tries, retry_in_s=delay)
+                delay = self._failed_try(exc, tries, batch_requests=len(chunk))
                 if delay is None:
                     if not maybe_created:  # else a resume asks the provider whether it exists
                         await self.io.run(self.log.not_created, display)
                     self._release(chunk, exc)
                     return
-                await asyncio.sleep(max(delay, exc.retry_after_s or 0.0))
+                await asyncio.sleep(delay)
         # Durable before anything else happens: a process killed from here on resumes by polling it.
         await self.io.run(self.log.created, status.name, display, self.batch.model, requests, worst)
         self.persisted[status.name] = JobRecord(
@@ -515,10 +548,17 @@ class BatchCaller:
             try:
                 status = await self.batch.get(job.name, job.keys)
             except ProviderError as exc:
+                # The job is paid for: a poll that failed is tried again at the next interval,
+                # however often; a job the provider no longer knows is treated as failed.
                 self.stats.provider_errors[exc.kind] += 1
+                gone = exc.kind in (NOT_FOUND, INVALID_REQUEST)
                 self.events.emit("provider_error", kind=exc.kind, status=exc.status, message=exc.message, batch_job=job.name,
-                                 attempt=1, retry_in_s=None if exc.fatal else self.s.batch_poll_s)
-                if exc.fatal:
+                                 attempt=1, retry_in_s=None if exc.kind == AUTH or gone else self.s.batch_poll_s)
+                if gone:
+                    status = JobStatus(job.name, FAILED, error=exc.message)
+                    self._state_changed(job, status.state, status)
+                    break
+                if exc.kind == AUTH:
                     self._finish_job(job)
                     for waiter in job.waiters.values():
                         if not waiter.future.done():
@@ -547,7 +587,8 @@ class BatchCaller:
                                      latency_s=round(self.clock() - job.created, 3))
                 waiter = job.waiters.get(key)
                 if waiter is None:
-                    self.results[key] = result  # a resumed job's answer the run has not asked for yet
+                    if isinstance(result, Completion):  # a resumed job's answer the run has not asked for yet
+                        self.results[key] = result  # (an error is recorded in `errors`: that request is sent again)
                 elif isinstance(result, ProviderError):
                     self._retry_or_fail(waiter, result)
                 elif not waiter.future.done():
@@ -576,11 +617,8 @@ class BatchCaller:
         if waiter.future.done():
             return
         waiter.tries += 1
-        self.stats.provider_errors[exc.kind] += 1
-        give_up = exc.fatal or not exc.retryable or waiter.tries > self.s.api_retries
-        self.events.emit("provider_error", kind=exc.kind, status=exc.status, message=exc.message, **waiter.context,
-                         attempt=waiter.tries, retry_in_s=None if give_up else 0.0)
-        if give_up:
+        # Sent again with the next job (no backoff of its own: jobs take minutes to hours).
+        if self._failed_try(exc, waiter.tries, **waiter.context) is None:
             waiter.future.set_exception(exc)
         else:
             self._enqueue(waiter)
