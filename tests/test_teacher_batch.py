@@ -151,6 +151,26 @@ def test_a_create_that_failed_with_503_is_sent_again_after_checking_no_job_was_m
     assert [e["kind"] for e in events(out, "provider_error")] == ["server_error"]
 
 
+def test_jobs_are_cut_at_batch_max_requests(tmp_path, concepts):
+    out = tmp_path / "out"
+    with FakeGeminiBatch(po_responder) as server:
+        assert main(teacher(concepts(5), out, server.url, "--batch-max-requests", "2")) == 0
+    assert [len(job.keys) for job in server.jobs.values()] == [2, 2, 1]
+    assert Counter(server.created_keys()) == {key(n): 1 for n in range(1, 6)}
+
+
+def test_jobs_are_cut_under_the_inline_size_limit(tmp_path, concepts, monkeypatch):
+    from engine.stages.teacher import batch
+
+    monkeypatch.setattr(batch, "INLINE_BUDGET_BYTES", 9_000)  # a prompt is 2-4 kB: two or three a job, not five
+    out = tmp_path / "out"
+    with FakeGeminiBatch(po_responder) as server:
+        assert main(teacher(concepts(5), out, server.url)) == 0
+    sizes = [sum(len(json.dumps(r)) for r in job.requests) for job in server.jobs.values()]
+    assert len(sizes) >= 2 and max(sizes) <= 9_000, sizes
+    assert Counter(server.created_keys()) == {key(n): 1 for n in range(1, 6)}
+
+
 def test_a_failed_poll_is_tried_again_and_a_job_the_provider_lost_is_submitted_again(tmp_path, concepts):
     out = tmp_path / "out"
     with FakeGeminiBatch(po_responder) as server:
