@@ -151,6 +151,14 @@ def test_a_create_that_failed_with_503_is_sent_again_after_checking_no_job_was_m
     assert [e["kind"] for e in events(out, "provider_error")] == ["server_error"]
 
 
+def test_batch_mode_fills_a_job_when_concurrency_is_not_set(tmp_path, concepts):
+    out = tmp_path / "out"
+    with FakeGeminiBatch(po_responder) as server:
+        assert main(["teacher", "--concepts", str(concepts(12)), "--out", str(out), "--base-url", server.url,
+                     "--mode", "batch", "--batch-poll", "0.02"]) == 0
+    assert [len(job.keys) for job in server.jobs.values()] == [12]  # not 8 (the interactive default), then 4
+
+
 def test_jobs_are_cut_at_batch_max_requests(tmp_path, concepts):
     out = tmp_path / "out"
     with FakeGeminiBatch(po_responder) as server:

@@ -14,7 +14,7 @@ import hashlib
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from engine.configfile import Seed
 from engine.core.prompts import student_template, teacher_system_prompt
@@ -37,6 +37,7 @@ THINKING_RANGES: dict[str, tuple[int, int, bool]] = {
     "gemini-2.5-flash-lite": (512, 24576, True),
 }
 THINKING_PROVIDERS = ("gemini", "vertex")
+MAX_CONCURRENCY = 1024
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -112,7 +113,8 @@ class TeacherSettings(BaseModel):
     max_records: Annotated[int | None, Flag(metavar="N", default_means="every concept")] = Field(
         None, ge=1, description="stop after N accepted records")
     samples_per_concept: Annotated[int, Flag(metavar="K")] = Field(1, ge=1, description="variants per concept")
-    concurrency: Annotated[int, Flag(metavar="C")] = Field(8, ge=1, le=1024, description="requests in flight")
+    concurrency: Annotated[int, Flag(metavar="C")] = Field(
+        8, ge=1, le=MAX_CONCURRENCY, description="requests in flight (batch mode: samples waiting in jobs; unset, up to 1000)")
     rpm: Annotated[float | None, Flag(metavar="R", default_means="no limit")] = Field(None, gt=0, description="requests per minute limit")
     tpm: Annotated[float | None, Flag(metavar="T", default_means="no limit")] = Field(None, gt=0, description="tokens per minute limit")
     max_retries: int = Field(2, ge=0, description="retries after a format error")
@@ -178,6 +180,14 @@ class TeacherSettings(BaseModel):
         if provider == "vertex":
             raise ValueError("batch needs --provider gemini: Vertex AI batch jobs read only GCS or BigQuery sources, not inline requests")
         raise ValueError(f"batch is for the Gemini Batch API (--provider gemini), not the {provider} provider")
+
+    @model_validator(mode="after")
+    def _batch_concurrency(self) -> "TeacherSettings":
+        """Batch mode: samples in flight are requests waiting in jobs, so an unset --concurrency
+        fills a whole job (`batch_max_requests`) instead of 8; a value the user set is kept."""
+        if self.mode == "batch" and "concurrency" not in self.model_fields_set:
+            self.concurrency = min(MAX_CONCURRENCY, self.batch_max_requests)
+        return self
 
     def thinking_budget_warning(self) -> str | None:
         """A budget for a model the range table does not know is passed through unchecked: say so."""
