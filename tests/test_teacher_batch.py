@@ -347,6 +347,8 @@ def test_the_budget_admits_only_jobs_whose_worst_case_fits(tmp_path, concepts):
     created = [r for r in lines(out / "batch_jobs.jsonl") if r["event"] == "created"]
     assert all(0.25 < r["worst_usd"] <= 0.3 for r in created)
     assert len(lines(out / "po_teacher_dataset.jsonl")) == 6
+    pending = [e["eta_s"] for e in events(out, "teacher_batch") if e["state"] == "JOB_STATE_PENDING"]
+    assert pending[0] is None and all(eta is not None and eta >= 0 for eta in pending[1:])  # judged by job 1's time
 
 
 def test_when_no_job_fits_the_budget_the_run_stops_without_submitting(tmp_path, concepts, capsys):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -62,7 +63,7 @@ from engine.store.jsonl import JsonlAppender, Warn, iter_jsonl
 register_event_type(
     "teacher_batch",
     "A teacher batch job changed state: job, state, requests, done/succeeded/failed (once known), "
-    "waiting_s (since it was created), eta_s (null: the provider gives no progress counts).",
+    "waiting_s (since it was created), eta_s (from this run's finished jobs; null before one finished).",
     required=("job", "state"),
 )
 
@@ -244,6 +245,7 @@ class OpenJob:
     waiters: dict[str, Waiter] = field(default_factory=dict)
     state: str | None = None
     task: asyncio.Task | None = None
+    resumed: bool = False  # created by an earlier process: `created` is when this one took it up
 
 
 class BatchCaller:
@@ -278,6 +280,7 @@ class BatchCaller:
         self.queue: list[Waiter] = []
         self.results: dict[str, Completion | ProviderError] = {}  # answers no one awaited yet (resume)
         self.reserved_usd = 0.0
+        self.durations: list[float] = []  # seconds from create to answers, of this process's jobs (the ETA)
         self._wake = asyncio.Event()
         self._submitter: asyncio.Task | None = None
         self._closing = False
@@ -366,7 +369,7 @@ class BatchCaller:
         job = self.jobs.get(record.name)
         if job is None:
             # No state yet: the first poll reports it (a teacher_batch event for status and the cockpit).
-            job = OpenJob(record.name, list(record.requests), record.worst_usd, self.clock())
+            job = OpenJob(record.name, list(record.requests), record.worst_usd, self.clock(), resumed=True)
             self.jobs[record.name] = job
             self.reserved_usd += record.worst_usd
             self.events.log(f"resuming batch job {record.name} ({len(record.requests)} requests): polled, not submitted again")
@@ -533,13 +536,20 @@ class BatchCaller:
         if job.name in self.persisted:
             self.persisted[job.name].state = state
         self.io.submit(self.log.state, job.name, state)
+        waiting = self.clock() - job.created
         counts: dict[str, Any] = {}
+        eta: float | None = None
         if status is not None and status.ended:
             failed = sum(isinstance(r, ProviderError) for r in status.results.values())
             counts = {"done": len(job.keys), "succeeded": len(status.results) - failed, "failed": failed}
+            eta = 0.0
+            if not job.resumed and state in WITH_RESULTS:
+                self.durations.append(waiting)
+        elif self.durations:  # the SDK gives no progress counts: judge by this run's finished jobs
+            eta = max(0.0, statistics.median(self.durations) - waiting)
         self.events.emit(
             "teacher_batch", job=job.name, state=state, requests=len(job.keys), **counts,
-            waiting_s=round(self.clock() - job.created, 3), eta_s=None,
+            waiting_s=round(waiting, 3), eta_s=None if eta is None else round(eta, 3),
         )
 
     async def _poll(self, job: OpenJob, *, first_delay: float) -> None:
