@@ -635,9 +635,6 @@ class BatchCaller:
 
     # ---- the end
 
-    def open_jobs(self) -> list[str]:
-        return [name for name, job in self.jobs.items() if job.state not in (CANCELLED,)]
-
     async def aclose(self, *, cancel: bool) -> None:
         """Stop submitting and polling; with `cancel`, cancel the open remote jobs first."""
         self._closing = True
