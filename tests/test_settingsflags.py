@@ -34,7 +34,8 @@ MODELS = {"teacher": TeacherSettings, "train": TrainSettings, "eval": EvalSettin
 
 # Options of the commands that are not settings (modes, inputs the command alone reads, the event log).
 COMMAND_OPTIONS = {
-    "teacher": {"--rescore", "--stats", "--concepts", "--out", "--resume", "--allow-change", "--json", "--run-dir", "--job"},
+    "teacher": {"--rescore", "--stats", "--cancel-batches", "--concepts", "--out", "--resume", "--allow-change", "--json", "--run-dir",
+                "--job"},
     "train": set(),
     "eval": {"--run-dir", "--job"},
 }
@@ -48,9 +49,10 @@ CONFIG_ONLY_KEYS = {
 # The flags these commands offered before the models declared them: names kept exactly
 # (eval gained only --config, the settings file the pipeline hands each eval job).
 FLAGS_BEFORE = {
-    "teacher": "--allow-change --api-key-env --api-retries --backoff-base --base-url --budget-usd --concepts --concurrency --config "
+    "teacher": "--allow-change --api-key-env --api-retries --backoff-base --base-url --batch-max-requests --batch-poll --budget-usd "
+               "--cancel-batches --concepts --concurrency --config "
                "--debug --help --job --json --location --low-score-retries --max-output-tokens --max-records --max-retries --metric "
-               "--min-score --model --out --prices --project --provider --rescore --resume --retry-errors --rpm --run-dir "
+               "--min-score --mode --model --out --prices --project --provider --rescore --resume --retry-errors --rpm --run-dir "
                "--samples-per-concept --seed --stats --synthetic-defect-rate --synthetic-fix-rate --synthetic-latency "
                "--synthetic-low-quality-rate --synthetic-style --temperature --thinking-budget --timeout --tpm -h",
     "train": "--base-model --batch-size --chat-template --compute-dtype --config --cpu-processes --data --debug --deepspeed --epochs "

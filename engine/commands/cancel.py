@@ -62,6 +62,23 @@ def _cancel_jobs(run_dir: Path, grace: float) -> int:
     return len(jobs)
 
 
+def _cancel_batches(run_dir: Path) -> None:
+    """The teacher is gone but left open Gemini batch jobs: cancel them too (the key from the
+    environment), as the teacher does itself when it is stopped alive."""
+    from engine.commands.settingsflags import resolve_settings
+    from engine.commands.teacher import cancel_batches
+    from engine.pipeline.plan import CONFIG_NAME
+    from engine.stages.teacher.batch import BATCH_JOBS
+    from engine.stages.teacher.settings import TeacherSettings
+
+    out, config = run_dir / "teacher", run_dir / CONFIG_NAME
+    if not (out / BATCH_JOBS).exists() or not config.exists():
+        return
+    settings = resolve_settings(TeacherSettings, argparse.Namespace(config=str(config)), section="teacher")
+    if settings.provider == "gemini":
+        cancel_batches(str(out), settings)
+
+
 def run(args: argparse.Namespace) -> int:
     from engine.pipeline.manifest import live_engine, pid_alive, read_manifest
 
@@ -72,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if engine is None:
         count = _cancel_jobs(run_dir, args.grace)
         print(f"po-tui cancel: no live engine; {count} running job(s) cancelled in {run_dir}")
+        _cancel_batches(run_dir)
         return 0
     os.kill(engine["pid"], signal.SIGTERM)
     print(f"po-tui cancel: SIGTERM sent to the engine (pid {engine['pid']})", flush=True)

@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -42,6 +43,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--rescore", action="store_true", help="rebuild DIR's dataset from responses.jsonl, no API call")
     mode.add_argument("--stats", metavar="FILE", help="summarise a teacher dataset and exit")
+    mode.add_argument(
+        "--cancel-batches", action="store_true",
+        help="cancel the open Gemini batch jobs DIR's batch_jobs.jsonl records (a teacher killed before it could) and exit",
+    )
     p.add_argument("--concepts", metavar="FILE", help="concepts JSONL (any layout carrying concepts)")
     p.add_argument("--out", metavar="DIR", help="output directory")
     p.add_argument("--resume", action="store_true", help="continue the run in DIR")
@@ -216,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise InputError("required", field="--out")
+    if args.cancel_batches:
+        return cancel_batches(args.out, _settings(args))
     if args.rescore:
         from engine.stages.teacher.rescore import rescore
 
@@ -240,6 +247,25 @@ def run(args: argparse.Namespace) -> int:
     # written; taken before the event log is opened, so a refused second run writes nothing.
     with output_lock(args.out, stage="teacher"):
         return _generate_locked(args, settings, concepts, prices)
+
+
+def cancel_batches(out: str, settings: TeacherSettings) -> int:
+    """`--cancel-batches` (and `po-tui cancel` of a run whose teacher is gone): cancel the open
+    remote jobs a killed teacher left, under the output lock (a live teacher cancels its own)."""
+    from engine.stages.teacher.batch import BATCH_JOBS, cancel_open_jobs
+
+    if settings.provider != "gemini":
+        raise InputError("batch jobs exist only with --provider gemini", field="--provider")
+    if not (Path(out) / BATCH_JOBS).exists():
+        raise InputError(f"no {BATCH_JOBS}: no batch job was created here", path=out)
+
+    def say(message: str) -> None:
+        sys.stderr.write(f"po-tui teacher: {message}\n")
+
+    with output_lock(out, stage="teacher --cancel-batches"):
+        done, total = cancel_open_jobs(out, settings, say, warn=_warn)
+    say(f"{done} of {total} open batch job(s) cancelled")
+    return 0 if done == total else 1
 
 
 def _generate_locked(args: argparse.Namespace, settings: TeacherSettings, concepts, prices: PriceTable) -> int:

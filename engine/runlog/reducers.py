@@ -24,6 +24,14 @@ def _teacher_stats(job: JobState, event: dict[str, Any]) -> None:
     job.extra["teacher"] = {k: data.get(k) for k in TEACHER_KEYS if k in data}
 
 
+def _teacher_batch(job: JobState, event: dict[str, Any]) -> None:
+    """Batch mode: each Gemini batch job's latest state, by job name (engine.views.headline counts them)."""
+    data = event.get("data") or {}
+    name, state = data.get("job"), data.get("state")
+    if isinstance(name, str) and isinstance(state, str):
+        job.extra.setdefault("batch_jobs", {})[name] = state
+
+
 def _train_step(job: JobState, event: dict[str, Any]) -> None:
     data = event.get("data") or {}
     train = job.extra.setdefault("train", {})
@@ -60,6 +68,6 @@ def _eval_case(job: JobState, event: dict[str, Any]) -> None:
         ev["score_sum"] += score
 
 
-for _type, _fn in (("teacher_stats", _teacher_stats), ("train_step", _train_step),
+for _type, _fn in (("teacher_stats", _teacher_stats), ("teacher_batch", _teacher_batch), ("train_step", _train_step),
                    ("train_eval", _train_eval), ("train_probe", _train_probe), ("eval_case", _eval_case)):
     register_reducer(_type, _fn)

@@ -28,6 +28,21 @@ def _pick(source: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: source[k] for k in keys if source.get(k) is not None}
 
 
+def batch_states(job: JobState) -> dict[str, int]:
+    """Batch mode: how many of the teacher's batch jobs are in each state (`running 2`, `succeeded 5`)."""
+    counts: dict[str, int] = {}
+    for state in (job.extra.get("batch_jobs") or {}).values():
+        short = str(state).removeprefix("JOB_STATE_").lower()
+        counts[short] = counts.get(short, 0) + 1
+    return counts
+
+
+def batch_text(job: JobState) -> str | None:
+    """`batch jobs: running 2, succeeded 5`, or None when the teacher made no batch job."""
+    counts = batch_states(job)
+    return "batch jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if counts else None
+
+
 def _teacher(job: JobState) -> dict[str, Any]:
     src = job.summary if job.finished and job.summary else job.extra.get("teacher", {})
     nums = _pick(src, ("accepted", "target", "rejected", "acceptance_rate", "records_per_min", "cost_usd", "retries", "stop_reason"))
@@ -44,6 +59,10 @@ def _teacher(job: JobState) -> dict[str, Any]:
         parts.append(f"${nums['cost_usd']:.4f}")
     if job.finished and nums.get("stop_reason"):
         parts.append(f"stop {nums['stop_reason']}")
+    batch = batch_text(job)
+    if batch:
+        nums["batch_jobs"] = batch_states(job)
+        parts.append(batch)
     return {"numbers": nums, "text": ", ".join(parts)}
 
 

@@ -11,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from engine.core.timefmt import duration
+from engine.views.headline import batch_text
 from po_tui.model import CockpitModel
 from po_tui.samples import HIST_BINS, SampleTally
 from po_tui.widgets.chart import histogram, score_bins
@@ -88,6 +89,9 @@ class TeacherPanel(VerticalScroll):
         if stats.get("thinking_tokens"):  # Gemini's thoughts: billed as output, the largest cost lever
             top.add_row("tokens", Text(f"output {num(stats.get('output_tokens'), '{:,.0f}')}   "
                                        f"of it thinking {num(stats.get('thinking_tokens'), '{:,.0f}')}"))
+        batch = batch_text(job)
+        if batch:  # --mode batch: the Gemini batch jobs' states
+            top.add_row("batch", inert(batch.removeprefix("batch jobs: "), limit=100))
         parts: list[Any] = [top, Text("")]
         phases = self._phases(stats)
         if phases is not None:

@@ -119,6 +119,8 @@ class TeacherRun:
         self.caller = ProviderCaller(
             provider, RateLimiter(settings.rpm, settings.tpm), policy, self.events, check=self._check_stop, stats=self.tally
         )
+        if settings.mode == "batch":
+            self.caller = self._batch_caller()
         if not shared:  # a shared tally was set from the stored state once, by its owner
             self.tally.accepted = len(self.resume.accepted)
             # Rejects that --retry-errors asks again are not counted twice.
@@ -134,6 +136,19 @@ class TeacherRun:
         self.stop_reason = self.stop_reason or "cancelled"
         for task in self._tasks:
             task.cancel()
+
+    def _batch_caller(self) -> Any:
+        """Batch mode: the same role as ProviderCaller.call, through Gemini Batch API jobs."""
+        from engine.providers.gemini_batch import GeminiBatch
+        from engine.stages.teacher.batch import BatchCaller, BatchJobLog
+
+        return BatchCaller(
+            GeminiBatch(self.provider), self.s, BatchJobLog(self.store.dir, warn=self.store.warn), self.prices, self.events, self.io,
+            check=self._check_stop, stop=self._stop_for, stats=self.tally,
+        )
+
+    def _stop_for(self, reason: str) -> None:
+        self.stop_reason = self.stop_reason or reason
 
     def _budget_reached(self) -> bool:
         return self.s.budget_usd is not None and self.tally.cost_usd >= self.s.budget_usd
@@ -185,6 +200,8 @@ class TeacherRun:
             self._emit_stats()
         if self.stop_reason is None:
             self.stop_reason = "target" if self._target_reached() else "exhausted"
+        if hasattr(self.caller, "aclose"):  # batch mode: cancel the open remote jobs when cancelled
+            await self.caller.aclose(cancel=self.stop_reason == "cancelled")
         self._emit_stats(force=True)
         await self.io.drain()
         self.io.close()
@@ -305,7 +322,7 @@ class TeacherRun:
         self, item: WorkItem, attempt: int, c: Completion, conversation: list[Message], reasons: list[str]
     ) -> dict[str, Any]:
         model = c.model or self.model
-        cost = self.prices.cost(model, c.input_tokens, c.output_tokens)
+        cost = self.prices.cost(model, c.input_tokens, c.output_tokens, batch=self.s.mode == "batch")
         if cost is None:
             self.tally.unpriced_requests += 1
             cost = 0.0

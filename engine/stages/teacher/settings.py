@@ -42,6 +42,7 @@ THINKING_RANGES: dict[str, tuple[int, int, bool]] = {
     "gemini-2.5-flash-lite": (512, 24576, True),
 }
 THINKING_PROVIDERS = ("gemini", "vertex")
+MAX_CONCURRENCY = 1024
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -86,6 +87,16 @@ def _range_text(family: str) -> str:
     if can_off and low <= 1:
         return f"{family} 0-{high} (0: off)"
     return f"{family} {'0 (off) or ' if can_off else ''}{low}-{high}"
+
+
+def batch_problem(provider: str | None) -> str | None:
+    """Why batch mode cannot run on `provider` (None: it can). Batch jobs with inline requests
+    exist only on the Gemini API."""
+    if provider is None or provider == "gemini":
+        return None
+    if provider == "vertex":
+        return "batch needs --provider gemini: Vertex AI batch jobs read only GCS or BigQuery sources, not inline requests"
+    return f"batch is for the Gemini Batch API (--provider gemini), not the {provider} provider"
 
 
 def thinking_budget_problem(model: str, budget: int) -> str | None:
@@ -141,7 +152,8 @@ class TeacherSettings(BaseModel):
     max_records: Annotated[int | None, Flag(metavar="N", default_means="every concept")] = Field(
         None, ge=1, description="stop after N accepted records")
     samples_per_concept: Annotated[int, Flag(metavar="K")] = Field(1, ge=1, description="variants per concept")
-    concurrency: Annotated[int, Flag(metavar="C")] = Field(8, ge=1, le=1024, description="requests in flight")
+    concurrency: Annotated[int, Flag(metavar="C")] = Field(
+        8, ge=1, le=MAX_CONCURRENCY, description="requests in flight (batch mode: samples waiting in jobs; unset, up to 1000)")
     rpm: Annotated[float | None, Flag(metavar="R", default_means="no limit")] = Field(None, gt=0, description="requests per minute limit")
     tpm: Annotated[float | None, Flag(metavar="T", default_means="no limit")] = Field(None, gt=0, description="tokens per minute limit")
     max_retries: int = Field(2, ge=0, description="retries after a format error")
@@ -172,6 +184,14 @@ class TeacherSettings(BaseModel):
         None, ge=DYNAMIC_THINKING,
         description="gemini/vertex thinking tokens per answer (flash 0 = off, 0-24576; pro 128-32768; -1 dynamic)")
     retry_errors: bool = Field(False, description="on resume, retry samples rejected for provider errors")
+    # The Gemini Batch API: half the price, answers within 24 hours (docs/cli.md, "Batch mode").
+    # Not dataset-defining: the same requests, answered later and cheaper.
+    mode: Literal["interactive", "batch"] = Field(
+        "interactive", description="interactive calls, or Gemini Batch API jobs (gemini only; half the price, up to 24 h)")
+    batch_poll_s: Annotated[float, Flag("batch-poll", metavar="S")] = Field(
+        30.0, gt=0, description="batch mode: seconds between polls of an open batch job")
+    batch_max_requests: Annotated[int, Flag(metavar="N")] = Field(
+        1000, ge=1, description="batch mode: most requests in one batch job (each job also stays under the 20 MB inline limit)")
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
     # Last, so that its check sees every run-level value a phase inherits.
     phases: Annotated[list[PhaseSettings] | None, CONFIG_ONLY] = Field(
@@ -197,8 +217,9 @@ class TeacherSettings(BaseModel):
                 problem = thinking_budget_problem(phase.model, budget)
                 if problem:
                     raise ValueError(f"phase {n} (thinking_budget {budget} of the run): {problem}")
-            if phase.mode is not None and phase.mode != "interactive" and "mode" not in cls.model_fields:
-                raise ValueError(f"phase {n}: mode {phase.mode!r} is not available in this build (interactive only)")
+            problem = batch_problem(provider) if phase.mode == "batch" else None
+            if problem:
+                raise ValueError(f"phase {n}: {problem}")
         return phases
 
     @model_validator(mode="after")
@@ -210,11 +231,13 @@ class TeacherSettings(BaseModel):
     def phase_settings(self, phase: PhaseSettings) -> "TeacherSettings":
         """The settings one phase runs with: the run's, with what the phase sets (its target is the
         phase runner's to set, counted over the whole run)."""
-        data = self.model_dump(exclude={"phases"})
+        # Only what was set is carried over, so defaults that depend on the phase's own settings
+        # (batch mode's concurrency) are worked out for the phase.
+        data = self.model_dump(include=self.model_fields_set - {"phases"})
         data.update(model=phase.model, max_records=None)
         for name in ("mode", "thinking_budget", "temperature"):
             value = getattr(phase, name)
-            if value is not None and name in type(self).model_fields:
+            if value is not None:
                 data[name] = value
         return type(self).model_validate(data)
 
@@ -232,6 +255,23 @@ class TeacherSettings(BaseModel):
         if problem:
             raise ValueError(problem)
         return budget
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_fits_provider(cls, mode: str, info: ValidationInfo) -> str:
+        """Batch jobs with inline requests exist only on the Gemini API: refuse the rest up front."""
+        problem = batch_problem(info.data.get("provider")) if mode == "batch" else None
+        if problem:
+            raise ValueError(problem)
+        return mode
+
+    @model_validator(mode="after")
+    def _batch_concurrency(self) -> "TeacherSettings":
+        """Batch mode: samples in flight are requests waiting in jobs, so an unset --concurrency
+        fills a whole job (`batch_max_requests`) instead of 8; a value the user set is kept."""
+        if self.mode == "batch" and "concurrency" not in self.model_fields_set:
+            self.concurrency = min(MAX_CONCURRENCY, self.batch_max_requests)
+        return self
 
     def thinking_budget_warning(self) -> str | None:
         """A budget for a model the range table does not know is passed through unchecked: say so."""
