@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import Static
 
 from engine.stages.grounding import CLEAR_MARGIN
@@ -88,6 +89,9 @@ def grounding_margin(verdict: dict[str, Any]) -> float | None:
 class GatePanel(VerticalScroll):
     """Shows the gate summary and, once computed, the verdict of each criterion."""
 
+    class Formed(Message):
+        """The criteria or their verdicts were (re)computed: the overview shows them too."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._key: tuple[Any, ...] | None = None
@@ -139,11 +143,25 @@ class GatePanel(VerticalScroll):
             self._spec = spec
         if not live(self):
             return  # the app is closing
+        self.post_message(self.Formed())
         if error:
             self.app.notify(f"gate: {error}", severity="warning", markup=False)
         model = getattr(self.app, "model", None)
         if model is not None:
             self._draw(model)
+
+    def criteria_so_far(self) -> list[tuple[str, str, str]]:
+        """(criterion, condition or value, pass | FAIL | pending): the verdict as it forms, for the overview.
+
+        Pending while baseline and student results are not both there; judged once they are."""
+        if self._verdict is not None:
+            return [(str(c.get("label") or c.get("metric")), f"{num(c.get('value'), '{:.4g}')} {c.get('op', '')} "
+                     f"{num(c.get('threshold'), '{:g}')}", "pass" if c.get("passed") else "FAIL")
+                    for c in self._verdict.get("criteria", [])]
+        if self._spec is not None:
+            return [(str(c.get("label") or c.get("metric")), str(c.get("condition") or ""), "pending")
+                    for c in self._spec.get("criteria", [])]
+        return []
 
     def _draw(self, model: CockpitModel) -> None:
         parts: list[Any] = []
