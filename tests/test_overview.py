@@ -4,7 +4,12 @@ sparkline, the gate as it forms, the cause of a failure above the fold, two colu
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,17 +34,19 @@ def _manifest(run: Path, states: dict[str, str], jobs: tuple[str, ...], state: s
     (run / "manifest.json").write_text(json.dumps(doc), encoding="utf-8")
 
 
-def live_run(run: Path) -> Path:
-    """The teacher done; train and a long eval running, each with an ETA in hours (the widest value)."""
+def live_run(run: Path, t0: float = T0) -> Path:
+    """The teacher done; train and a long eval running, each with an ETA in hours (the widest value).
+
+    `t0`: when the run started (the real cockpit's clock is the wall clock: a run of now)."""
     run.mkdir(parents=True)
     teacher_events(run)
-    ev = Recorder(events_path(run, "train"), "train", T0 + 100)
+    ev = Recorder(events_path(run, "train"), "train", t0 + 100)
     ev.started("train")
     for step in range(1, 7):
         ev.emit("train_step", step=step, max_steps=80, loss=2.0 - step * 0.1, tokens_per_s=5120.0)
     ev.emit("train_eval", step=6, eval_loss=1.7)
     ev.emit("progress", done=70, total=80, unit="records", rate_per_s=0.004, eta_s=3725.0)
-    ev = Recorder(events_path(run, "eval-baseline"), "eval-baseline", T0 + 120)
+    ev = Recorder(events_path(run, "eval-baseline"), "eval-baseline", t0 + 120)
     ev.started("eval")
     ev.emit("eval_case", concept_id="POCON-0001", status="ok", score=0.8)
     ev.emit("progress", done=12345, total=20000, unit="cases", rate_per_s=0.21, eta_s=36447.0)
@@ -193,3 +200,86 @@ def test_overview_snapshot_80x24(tmp_path, snap_compare):
 def test_overview_snapshot_200x50(tmp_path, snap_compare):
     app = app_at(live_run(tmp_path / "run"), TRAIN_NOW)
     assert snap_compare(app, terminal_size=(200, 50), run_before=_settled("12345/20000", "accepted 3/8", "gate forming"))
+
+
+# -- the real CLI in tmux at 80x24 ----------------------------------------------------------------
+
+# A duration as engine.core.timefmt.duration writes it: 12.3s, 4m05s, 1h02m.
+DURATION = re.compile(r"(?:\d+\.\ds|\d+m\d\ds|\d+h\d\dm)$")
+QUICK_FAILING = """\
+concepts: {count: 8, seed: 3}
+teacher: {provider: synthetic, max_records: 6, concurrency: 2, seed: 3, synthetic: {latency_s: 0.1}}
+prep: {val_fraction: 0.25, seed: 3}
+train: {base_model: no/such-model, max_steps: 2}
+report: {plots: false}
+"""
+
+
+class Tmux:
+    """One tmux server of the test's own, a session at a fixed size running `po-tui attach RUN`."""
+
+    def __init__(self, name: str, size: tuple[int, int]) -> None:
+        self.cmd, self.session, self.size = ["tmux", "-L", f"po-tui-overview-{os.getpid()}-{name}"], name, size
+
+    def attach(self, run: Path) -> None:
+        command = f"{sys.executable} -m po_tui attach {run}; echo EXITED=$?; sleep 30"
+        subprocess.run([*self.cmd, "new-session", "-d", "-s", self.session, "-x", str(self.size[0]), "-y", str(self.size[1]),
+                        command], check=True, env={**os.environ, "TERM": "xterm-256color"})
+
+    def pane(self) -> str:
+        return subprocess.run([*self.cmd, "capture-pane", "-p", "-t", self.session], capture_output=True, text=True).stdout
+
+    def wait(self, *words: str, timeout: float = 30.0) -> str:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            text = self.pane()
+            if all(w in text for w in words):
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"{words} not on screen:\n{self.pane()}")
+
+    def close(self) -> None:
+        subprocess.run([*self.cmd, "kill-server"], capture_output=True)
+
+
+def _rows(text: str, jobs: tuple[str, ...]) -> dict[str, str]:
+    return {job: _line_of(text, job).strip() for job in jobs}
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
+def test_tmux_80x24_overview_of_a_live_and_of_a_failed_pipeline(tmp_path):
+    """What a user sees in tmux at 80x24: every stage's ETA value (or `done`) and headline numbers,
+    and the cause of a failed stage, on the Pipeline tab without scrolling or pressing a key."""
+    # 1. A live run (recorded, stamped now): each running stage ends its row with its whole ETA.
+    live = live_run(tmp_path / "live", t0=time.time() - 150)
+    tmux = Tmux("live", (80, 24))
+    try:
+        tmux.attach(live)
+        text = tmux.wait("12345/20000", "accepted 3/8", "gate forming")
+        rows = _rows(text, ("teacher", "train", "eval-baseline"))
+        assert rows["teacher"].endswith("done")
+        for job in ("train", "eval-baseline"):
+            assert "running" in rows[job] and DURATION.search(rows[job]), (job, text)
+        assert "step 6/80" in text and "acceptance 75%" in text and "n 1, valid 100%" in text
+    finally:
+        tmux.close()
+    # 2. The quickest real pipeline, synthetic teacher, failing in train on a model name that does not exist.
+    config = tmp_path / "quick.yaml"
+    config.write_text(QUICK_FAILING)
+    done = subprocess.run([sys.executable, "-m", "engine", "run", str(config), "--runs-dir", str(tmp_path / "runs")],
+                          cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    tmux = Tmux("failed", (80, 24))
+    try:
+        tmux.attach(run)
+        text = tmux.wait("unknown model 'no/such-model'", "prep ", "report")
+        rows = _rows(text, ("concepts", "teacher", "prep", "train"))
+        for job in ("concepts", "teacher", "prep"):
+            assert "succeeded" in rows[job] and rows[job].endswith("done"), (job, text)
+        assert "failed" in rows["train"]
+        flat = re.sub(r"\s+", " ", text)
+        assert "train: --base-model: unknown model 'no/such-model': not a local directory" in flat
+        assert "accepted 6/6" in text and "acceptance 100%" in text and "train 4, val 2" in text and "count 8" in text
+    finally:
+        tmux.close()
