@@ -178,15 +178,36 @@ def failed_run(run: Path) -> Path:
 async def test_a_failed_stage_shows_its_cause_above_the_fold_at_80x24(tmp_path):
     app = app_at(failed_run(tmp_path / "run"), T0 + 500)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: "unknown model 'no/such-model'" in screen_text(app))
+        await until(pilot, lambda: "unknown model 'no/such-model'" in screen_text(app) and "report" in screen_text(app))
         text = screen_text(app)
         assert "train: unknown model 'no/such-model': not a local directory" in text
         assert "report" in text and "accepted 3/8" in text  # all ten stages and the numbers still fit
 
 
+async def test_a_retry_that_succeeds_clears_the_cause_from_the_overview(tmp_path):
+    run = failed_run(tmp_path / "run")
+    ev = Recorder(events_path(run, "train"), "train", T0 + 200)
+    ev.seq = 3  # the same log goes on after the failed attempt's three events
+    ev.started("train")
+    ev.emit("train_step", step=1, max_steps=1, loss=1.25)
+    ev.finished("succeeded", exit_code=0, summary={"steps": 1, "final_loss": 1.25})
+    _manifest(run, {"concepts": "succeeded", "teacher": "succeeded", "prep": "succeeded", "tiny-model": "skipped",
+                    "train": "succeeded"}, PLAN, "running")
+    app = app_at(run, T0 + 500)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "loss 1.2500" in screen_text(app) and "report" in screen_text(app))
+        text = screen_text(app)
+        assert "unknown model" not in text and "failed" not in text
+        assert _line_of(text, "train").strip().endswith("done")
+
+
 def _settled(*expected: str):
+    """The events, the manifest (its run id and planned jobs), the controls and the gate's criteria all in."""
+    expected = (*expected, "20251123-090000-live  running", "eval-student")
+
     async def settle(pilot):
-        await until(pilot, lambda: all(e in screen_text(pilot.app) for e in expected))
+        await until(pilot, lambda: all(e in screen_text(pilot.app) for e in expected)
+                    and "config.yaml" in pilot.app.controls.resume.why and len(pilot.app.gate.criteria_so_far()) == 3)
         await pilot.pause(0.2)
 
     return settle

@@ -76,7 +76,7 @@ class StagesView:
             if name == "bar":
                 table.add_column("progress", no_wrap=True)
             elif name == "job":
-                table.add_column("job", no_wrap=not squeeze, overflow="fold", max_width=NAME_LIMIT)
+                table.add_column("job", no_wrap=not squeeze, overflow="fold" if squeeze else "ellipsis", max_width=NAME_LIMIT)
             else:
                 table.add_column("done" if name == "amount" else name, no_wrap=not (squeeze and name == "amount"),
                                  overflow="fold", justify="right" if name in ("%", "elapsed", "ETA") else "left")
