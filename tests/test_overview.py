@@ -304,3 +304,19 @@ def test_tmux_80x24_overview_of_a_live_and_of_a_failed_pipeline(tmp_path):
         assert "accepted 6/6" in text and "acceptance 100%" in text and "train 4, val 2" in text and "count 8" in text
     finally:
         tmux.close()
+
+
+def test_a_finished_teachers_headline_keeps_its_live_numbers_its_summary_does_not_repeat(tmp_path):
+    """`status` and the overview: a summary of `records` only still shows accepted/target, acceptance and cost."""
+    from engine.runlog.state import RunState
+    from engine.views.headline import headline
+
+    run = tmp_path / "run"
+    run.mkdir()
+    teacher_events(run)  # teacher_stats (accepted 3 of target 8, $0.04), then job_finished with summary {"records": 3}
+    job = RunState.from_run_dir(run).jobs["teacher"]
+    assert job.finished and job.summary == {"records": 3}
+    said = headline("teacher", job)
+    assert said["text"] == "accepted 3/8, rejected 1, acceptance 75%, $0.0400"
+    job.summary = {"accepted": 5, "target": 8, "rejected": 0, "stop_reason": "target"}  # what the summary says wins
+    assert headline("teacher", job)["text"] == "accepted 5/8, rejected 0, acceptance 75%, $0.0400, stop target"
