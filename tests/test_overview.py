@@ -19,6 +19,7 @@ from engine.core.timefmt import duration
 from engine.runlog.events import events_path
 from po_tui.app import CockpitApp
 from po_tui.widgets.overview import LossLine, StagesView
+from tests.eval_files import scored_cases, write_results
 from tests.test_tui import screen_text, until
 from tests.tui_run import T0, Recorder, eval_and_gate, teacher_events, train_events, write_manifest
 
@@ -146,6 +147,17 @@ async def test_the_gate_forms_pending_then_judged_then_its_verdict(tmp_path):
     async with app.run_test(size=(200, 50)) as pilot:
         await until(pilot, lambda: "gate forming: 3 pending" in screen_text(app))
         assert "pending student valid rate" in re.sub(r"\s+", " ", screen_text(app))
+    # the baseline evaluated, the student not yet: the criteria on the baseline alone are judged already
+    path = write_results(run / "eval", "baseline", "20251123_100000", scored_cases([0.8, 0.85, 0.9, 0.75]))
+    ev = Recorder(events_path(run, "eval-baseline"), "eval-baseline", T0 + 200)
+    ev.started("eval")
+    ev.artifact(path, "eval_results")
+    ev.finished("succeeded", exit_code=0, summary={"n": 4, "results": str(path)})
+    app = app_at(run, T0 + 500)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(pilot, lambda: "gate forming: 1 pass, 2 pending" in screen_text(app))
+        text = re.sub(r"\s+", " ", screen_text(app))
+        assert "pass baseline mean 0.825 >= 0.75" in text and "pending student valid rate >= 0.90" in text
     train_events(run)
     eval_and_gate(run)
     (run / "gate.events.jsonl").unlink()  # both evals done, the gate job not run yet
