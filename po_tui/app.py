@@ -184,6 +184,10 @@ class CockpitApp(App[str | None]):
         self._dirty = True
 
     @guarded
+    def on_gate_panel_formed(self, message: GatePanel.Formed) -> None:
+        self._dirty = True  # the overview shows the criteria the gate panel computed
+
+    @guarded
     def _tick(self) -> None:
         if not live(self.pipeline):
             return  # closing: no controls to check for nobody
@@ -231,9 +235,11 @@ class CockpitApp(App[str | None]):
         self.sub_title = f"{self.run_dir.name}  {(self.model.manifest or {}).get('state', '')}".rstrip()
         with barrier(self, "controls"):
             self.pipeline.show_controls(self.controls)
-        for panel in (self.pipeline, self.gpu, self.teacher, self.training, self.gate):
+        for panel in (self.gpu, self.teacher, self.training, self.gate):
             with barrier(self, type(panel).__name__):  # one panel's bug must not stop the others
                 panel.show(self.model, now)
+        with barrier(self, "PipelinePanel"):  # drawn after the gate panel: the criteria it knows so far
+            self.pipeline.show(self.model, now, self.gate.criteria_so_far())
 
     # -- actions -------------------------------------------------------------------------------
 

@@ -323,7 +323,10 @@ def test_attach_is_a_command_and_refuses_a_missing_run_dir(tmp_path, capsys):
 
 def test_pipeline_snapshot_80x24(run, snap_compare):
     async def settle(pilot):
-        await until(pilot, lambda: all(s in screen_text(pilot.app) for s in ("gate PASS", "8/8 steps", "config.yaml")))
+        # the controls and the gate's criteria are computed by workers; the controls line may sit below the fold
+        await until(pilot, lambda: all(s in screen_text(pilot.app) for s in ("gate PASS", "8/8 steps"))
+                    and "config.yaml" in pilot.app.controls.resume.why and len(pilot.app.gate.criteria_so_far()) == 3)
+        await pilot.pause(0.2)
 
     assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=settle)
 

@@ -44,7 +44,10 @@ def batch_text(job: JobState) -> str | None:
 
 
 def _teacher(job: JobState) -> dict[str, Any]:
-    src = job.summary if job.finished and job.summary else job.extra.get("teacher", {})
+    live = job.extra.get("teacher", {})
+    # A finished job's summary wins; the last live stats fill what it does not say (a summary of
+    # `records` only still shows accepted/target, acceptance and cost).
+    src = {**live, **job.summary} if job.finished else live
     nums = _pick(src, ("accepted", "target", "rejected", "acceptance_rate", "records_per_min", "cost_usd", "retries", "stop_reason"))
     parts = []
     if "accepted" in nums:

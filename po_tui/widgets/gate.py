@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import Static
 
 from engine.stages.grounding import CLEAR_MARGIN
@@ -133,8 +134,36 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def judge_known(criteria: Any, shown: list[dict[str, Any]], sides: dict[str, Path | None]) -> None:
+    """Before baseline and student are both evaluated: judge the criteria on one side's own summary
+    (`baseline.mean`, `student.valid_rate` ...) from the results already there, adding `value` and
+    `passed` to their entries in `shown`; the others stay pending. A file that cannot be read yet
+    leaves its criteria pending (the whole verdict, computed later, says why)."""
+    from engine.stages.results import SUMMARY_FIELDS, load_results, summarize_run
+
+    values: dict[str, float] = {}
+    for side, path in sides.items():
+        if path is None:
+            continue
+        try:
+            summary = summarize_run(load_results(path))
+        except Exception:  # half-written or foreign: pending, not a notice every second
+            continue
+        for name in SUMMARY_FIELDS:
+            value = getattr(summary, name, None)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values[f"{side}.{name}"] = float(value)
+    for criterion, entry in zip(criteria, shown, strict=True):
+        if criterion.metric in values:
+            entry["value"] = values[criterion.metric]
+            entry["passed"] = criterion.holds(values[criterion.metric])
+
+
 class GatePanel(VerticalScroll):
     """Shows the gate summary and, once computed, the verdict of each criterion."""
+
+    class Formed(Message):
+        """The criteria or their verdicts were (re)computed: the overview shows them too."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -174,6 +203,8 @@ class GatePanel(VerticalScroll):
                     "criteria": [{**c.as_dict(), "condition": c.condition} for c in gates.criteria]}
             if baseline is not None and student is not None:
                 verdict = run_gate(baseline, student, **opts).as_dict()
+            else:
+                judge_known(gates.criteria, spec["criteria"], {"baseline": baseline, "student": student, "teacher": teacher})
         except InputError as exc:  # e.g. a gate on the teacher without its results: the one line says so
             error = str(exc)
         except Exception as exc:  # a half-written or foreign results file: say so, keep going
@@ -187,11 +218,27 @@ class GatePanel(VerticalScroll):
             self._spec = spec
         if not live(self):
             return  # the app is closing
+        self.post_message(self.Formed())
         if error:
             self.app.notify(f"gate: {error}", severity="warning", markup=False)
         model = getattr(self.app, "model", None)
         if model is not None:
             self._draw(model)
+
+    def criteria_so_far(self) -> list[tuple[str, str, str]]:
+        """(criterion, condition or value, pass | FAIL | pending): the verdict as it forms, for the overview.
+
+        Pending while baseline and student results are not both there; judged once they are."""
+        if self._verdict is not None:
+            return [(str(c.get("label") or c.get("metric")), f"{num(c.get('value'), '{:.4g}')} {c.get('op', '')} "
+                     f"{num(c.get('threshold'), '{:g}')}", "pass" if c.get("passed") else "FAIL")
+                    for c in self._verdict.get("criteria", [])]
+        if self._spec is not None:
+            return [(str(c.get("label") or c.get("metric")),
+                     f"{num(c['value'], '{:.4g}')} {c.get('condition') or ''}" if "passed" in c else str(c.get("condition") or ""),
+                     ("pass" if c["passed"] else "FAIL") if "passed" in c else "pending")
+                    for c in self._spec.get("criteria", [])]
+        return []
 
     def _draw(self, model: CockpitModel) -> None:
         parts: list[Any] = []

@@ -1,63 +1,52 @@
-"""Pipeline panel: one row per job with its state, a progress bar, elapsed time and ETA."""
+"""Pipeline panel, the cockpit's overview: every stage's state, progress, rate, elapsed time, ETA
+and headline numbers, the loss curve, the gate as it forms and why a stage failed.
+
+From about 120 columns wide it uses two columns (stages left; numbers, loss and gate right);
+below, one. The cause of a failure comes right under the run's line, above the stages, so it is
+on screen at 80x24 without scrolling.
+"""
 
 from __future__ import annotations
 
+import socket
+
+from rich.console import Group, RenderableType
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Label, ProgressBar, Static
+from textual.containers import Container, Vertical, VerticalScroll
+from textual.widgets import Static
 
-from engine.core.timefmt import duration
 from engine.runlog.cause import error_text
-from engine.runlog.state import JobState
 from engine.views.controls import Controls
-from po_tui.guard import guarded
+from engine.views.snapshot import job_row
 from po_tui.model import CockpitModel
-from po_tui.widgets.text import STATE_STYLE, inert
+from po_tui.widgets.overview import LossLine, StagesView, gate_lines, numbers_table
+from po_tui.widgets.text import inert
 
-
-class JobRow(Horizontal):
-    """One job: name and state, progress bar, done/total, elapsed, ETA."""
-
-    def __init__(self, job: str) -> None:
-        super().__init__(classes="job-row")
-        self.job = job
-
-    def compose(self) -> ComposeResult:
-        yield Label(inert(self.job, limit=18), classes="job-name")
-        yield Label("", classes="job-state")
-        yield ProgressBar(total=None, show_eta=False, show_percentage=True, classes="job-bar")
-        yield Label("", classes="job-times")
-
-    @guarded  # also runs as a call_after_refresh callback, when the row may already be gone
-    def show(self, job: JobState, manifest_state: str | None, now: float) -> None:
-        state = job.state if job.state != "pending" or not manifest_state else manifest_state
-        self.query_one(".job-state", Label).update(Text(state, style=STATE_STYLE.get(state, "")))
-        bar = self.query_one(ProgressBar)
-        if job.progress_total:
-            bar.update(total=job.progress_total, progress=job.progress_done or 0)
-        elif state in ("succeeded", "skipped"):
-            bar.update(total=1, progress=1)
-        elif state == "running":
-            bar.update(total=None)  # busy, amount unknown: the bar pulses
-        else:
-            bar.update(total=1, progress=0)  # pending, failed, cancelled: still, not busy
-        done = ""
-        if job.progress_done is not None:
-            total = f"/{job.progress_total:g}" if job.progress_total else ""
-            done = f"{job.progress_done:g}{total} {job.progress_unit or ''} ".rstrip() + "  "
-        eta = job.eta_at(now) if job.state == "running" else None
-        times = f"{done}{duration(job.elapsed_at(now))}" + (f"  ETA {duration(eta)}" if eta is not None else "")
-        self.query_one(".job-times", Label).update(inert(times))
+WIDE = 120  # terminal columns from which the overview uses two columns
 
 
 class PipelinePanel(VerticalScroll):
-    """All jobs of the run in the manifest's order; rows are added as jobs appear."""
+    """All jobs of the run in the manifest's order, with the run's numbers beside or under them."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._host = socket.gethostname()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="pipeline-headline")
         yield Static("", id="pipeline-errors")
+        with Container(id="pipeline-columns"):
+            yield Static("", id="pipeline-stages")
+            with Vertical(id="pipeline-side"):
+                yield Static("", id="pipeline-numbers")
+                yield Static("", id="pipeline-loss")
+                yield Static("", id="pipeline-gate")
         yield Static("", id="pipeline-controls")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(self.app.size.width >= WIDE, "wide")
 
     def show_controls(self, found: Controls) -> None:
         """Which of cancel (c), resume (R) and retry (F) can work here; the others, grouped by why not."""
@@ -73,7 +62,7 @@ class PipelinePanel(VerticalScroll):
             line.append(inert(why, "dim", limit=100))
         self.query_one("#pipeline-controls", Static).update(line)
 
-    def show(self, model: CockpitModel, now: float) -> None:
+    def show(self, model: CockpitModel, now: float, gate_criteria: list[tuple[str, str, str]] | None = None) -> None:
         manifest = model.manifest or {}
         head = Text("run ")
         head.append(inert(manifest.get("run_id") or model.run_dir.name, "bold"))
@@ -81,18 +70,22 @@ class PipelinePanel(VerticalScroll):
         counts = model.run.counts()
         head.append("  ".join(f"{k} {v}" for k, v in counts.items() if v))
         gate = manifest.get("gate")
-        if isinstance(gate, dict) and gate.get("verdict"):
-            head.append(f"  gate {str(gate['verdict']).upper()}", style="bold")
+        verdict = str(gate["verdict"]) if isinstance(gate, dict) and gate.get("verdict") else None
+        if verdict:
+            head.append(f"  gate {verdict.upper()}", style="bold")
         self.query_one("#pipeline-headline", Static).update(head)
-        rows = {row.job: row for row in self.query(JobRow)}
-        for job in model.jobs():
-            row = rows.get(job.job)
-            if row is None:
-                row = JobRow(job.job)
-                self.mount(row, before="#pipeline-errors")
-                row.call_after_refresh(row.show, job, model.manifest_job(job.job).get("state"), now)
-                continue
-            row.show(job, model.manifest_job(job.job).get("state"), now)
+        rows = [job_row(job, model.manifest_job(job.job), now, self._host) for job in model.jobs()]
+        self.query_one("#pipeline-stages", Static).update(StagesView(rows))
+        numbers = numbers_table(rows)
+        self.query_one("#pipeline-numbers", Static).update(numbers if numbers is not None else Text("no numbers yet", style="dim"))
+        loss: list[RenderableType] = [LossLine("train loss", list(model.loss))]
+        if model.eval_loss:
+            loss.append(LossLine("eval loss", list(model.eval_loss)))
+        self.query_one("#pipeline-loss", Static).update(Group(*loss))
+        gate_job = model.gate_job()
+        if verdict is None and gate_job is not None and isinstance(gate_job.summary.get("verdict"), str):
+            verdict = gate_job.summary["verdict"]
+        self.query_one("#pipeline-gate", Static).update(gate_lines(verdict, gate_criteria or []))
         errors = self._errors(model)
         box = self.query_one("#pipeline-errors", Static)
         box.display = bool(errors)
