@@ -138,6 +138,10 @@ async def test_a_one_point_loss_series_renders_on_the_overview(tmp_path):
         assert spark is not None and spark.group(1) == "▁", screen_text(app)
 
 
+def flat(app: CockpitApp) -> str:
+    return re.sub(r"\s+", " ", screen_text(app))
+
+
 async def test_the_gate_forms_pending_then_judged_then_its_verdict(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -145,8 +149,8 @@ async def test_the_gate_forms_pending_then_judged_then_its_verdict(tmp_path):
     write_manifest(run, {"teacher": "succeeded", "train": "running"}, state="running")
     app = app_at(run, T0 + 500)
     async with app.run_test(size=(200, 50)) as pilot:
-        await until(pilot, lambda: "gate forming: 3 pending" in screen_text(app))
-        assert "pending student valid rate" in re.sub(r"\s+", " ", screen_text(app))
+        # The summary line and the criteria are drawn by separate refreshes: wait for both.
+        await until(pilot, lambda: "gate forming: 3 pending" in flat(app) and "pending student valid rate" in flat(app))
     # the baseline evaluated, the student not yet: the criteria on the baseline alone are judged already
     path = write_results(run / "eval", "baseline", "20251123_100000", scored_cases([0.8, 0.85, 0.9, 0.75]))
     ev = Recorder(events_path(run, "eval-baseline"), "eval-baseline", T0 + 200)
@@ -155,18 +159,15 @@ async def test_the_gate_forms_pending_then_judged_then_its_verdict(tmp_path):
     ev.finished("succeeded", exit_code=0, summary={"n": 4, "results": str(path)})
     app = app_at(run, T0 + 500)
     async with app.run_test(size=(200, 50)) as pilot:
-        await until(pilot, lambda: "gate forming: 1 pass, 2 pending" in screen_text(app))
-        text = re.sub(r"\s+", " ", screen_text(app))
-        assert "pass baseline mean 0.825 >= 0.75" in text and "pending student valid rate >= 0.90" in text
+        await until(pilot, lambda: all(part in flat(app) for part in (
+            "gate forming: 1 pass, 2 pending", "pass baseline mean 0.825 >= 0.75", "pending student valid rate >= 0.90")))
     train_events(run)
     eval_and_gate(run)
     (run / "gate.events.jsonl").unlink()  # both evals done, the gate job not run yet
     write_manifest(run, {j: "succeeded" for j in ("teacher", "train", "eval-baseline", "eval-student")}, state="running")
     app = app_at(run, T0 + 500)
     async with app.run_test(size=(200, 50)) as pilot:
-        await until(pilot, lambda: "gate forming: 3 pass" in screen_text(app))
-        text = re.sub(r"\s+", " ", screen_text(app))
-        assert "pass baseline mean 0.825 >= 0.75" in text
+        await until(pilot, lambda: "gate forming: 3 pass" in flat(app) and "pass baseline mean 0.825 >= 0.75" in flat(app))
     eval_and_gate(run)
     app = app_at(run, T0 + 500)
     async with app.run_test(size=(200, 50)) as pilot:

@@ -336,3 +336,28 @@ def test_a_phase_budget_for_a_model_without_a_known_range_is_sent_with_a_warning
     err = capsys.readouterr().err
     assert "phase 2: --thinking-budget 99999: gemini-3-future has no known range here; sent unchecked" in err
     assert "phase 1:" not in err and budgets[0] is None and budgets[-1] == 99999
+
+
+def test_a_batch_phase_then_an_interactive_phase_through_the_real_gemini_client(tmp_path, concepts, monkeypatch):
+    """The seeds' hybrid run as a plan: pro through the Batch API at the batch price, then flash
+    called interactively, in one run; each record tagged and priced by its own phase."""
+    from tests.fakes.batch_server import FakeGeminiBatch
+
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    with FakeGeminiBatch(po_responder, default=ok(prompt_tokens=100, output_tokens=50)) as server:
+        cfg = config(tmp_path, f"teacher:\n  provider: gemini\n  base_url: {server.url}\n  batch_poll_s: 0.02\n"
+                               "  phases:\n    - {model: gemini-2.5-pro, max_records: 3, mode: batch}\n"
+                               "    - {model: gemini-2.5-flash, max_records: 2}\n")
+        out = tmp_path / "out"
+        assert main(["teacher", "--config", str(cfg), "--concepts", str(concepts), "--out", str(out)]) == 0
+        jobs = list(server.jobs.values())
+        interactive = [r.path.split("?")[0].rsplit("/", 1)[-1] for r in server.requests]
+    assert [job.model for job in jobs] == ["gemini-2.5-pro"] and len(jobs[0].keys) >= 3
+    assert interactive and all(path.startswith("gemini-2.5-flash:generateContent") for path in interactive)
+    assert per_phase_models(out) == {(1, "gemini-2.5-pro"): 3, (2, "gemini-2.5-flash"): 2}
+    for row in lines(out / "responses.jsonl"):
+        price = DEFAULT_PRICES[row["model"]]
+        rate_in, rate_out = price.rates(batch=row["phase"] == 1)
+        assert row["cost_usd"] == pytest.approx((100 * rate_in + 50 * rate_out) / 1e6)
+    stats = json.loads((out / "teacher_run.json").read_text())["summary"]["per_phase"]
+    assert [(r["phase"], r["mode"], r["accepted"]) for r in stats] == [(1, "batch", 3), (2, "interactive", 2)]
