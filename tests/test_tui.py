@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
 import sys
 import threading
@@ -148,7 +149,7 @@ async def test_logs_panel_tails_stdout_and_stderr(run):
     app = app_for(run)
     async with app.run_test(size=(80, 24)) as pilot:
         text = await open_tab(pilot, "logs", "teacher says hello", "step 8/8 loss 0.4")
-        assert "train:err" in text
+        assert "train   ┆ step 8/8 loss 0.4" in text and "teacher │ teacher says hello" in text  # stderr's marker, stdout's
 
 
 async def test_hostile_text_renders_literally_and_inert(run):
@@ -358,8 +359,31 @@ def test_gate_snapshot_80x24(run, snap_compare):
     assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=shot)
 
 
+def _logs_run(run: Path) -> Path:
+    """The run with stderr progress, a traceback and a long line from other jobs, at fixed file
+    times (the Logs tab orders lines by them), so both snapshots show the merged, marked view."""
+    logs = {
+        "teacher.stdout.log": (None, 10),
+        "train.stderr.log": ("Map: 100%|##########| 8/8 [00:00<00:00, 880.10 examples/s]\nstep 8/8 loss 0.41\n"
+                             'Traceback (most recent call last):\n  File "train.py", line 3, in <module>\n'
+                             "ValueError: unknown model 'nope'\n", 20),
+        "gate.stdout.log": ("verdict PASS " + "ratio 0.990 " * 12 + "end\n", 30),
+    }
+    for name, (text, offset) in logs.items():
+        if text is not None:
+            (run / name).write_text(text, encoding="utf-8")
+        os.utime(run / name, (T0 + offset, T0 + offset))
+    return run
+
+
 def test_logs_snapshot_80x24(run, snap_compare):
-    assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=_tab_snapshot("logs", "teacher says hello"))
+    shot = _tab_snapshot("logs", "teacher says hello", "ValueError")
+    assert snap_compare(app_for(_logs_run(run)), terminal_size=(80, 24), run_before=shot)
+
+
+def test_logs_snapshot_200x50(run, snap_compare):
+    shot = _tab_snapshot("logs", "teacher says hello", "ValueError")
+    assert snap_compare(app_for(_logs_run(run)), terminal_size=(200, 50), run_before=shot)
 
 
 def test_diff_snapshot_200x50(run, snap_compare):
