@@ -18,7 +18,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Input, Static
+from textual.widget import Widget
+from textual.widgets import Input
 
 from engine.core.inert import one_line
 from po_tui.feed import LogLine
@@ -26,6 +27,22 @@ from po_tui.guard import guarded
 from po_tui.widgets.logview import MAX_LINES, STDERR_MARK, STDOUT_MARK, LogView
 
 __all__ = ["MAX_LINES", "LogsPanel"]
+
+
+class LogsHeader(Widget):
+    """The one-line state header. Not a Static: updating one lays the screen out again, and the
+    header changes with every batch of lines (their count), where a repaint of one row is enough."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.text = Text()
+
+    def show(self, text: str) -> None:
+        self.text = Text(text, no_wrap=True, overflow="ellipsis")
+        self.refresh()
+
+    def render(self) -> Text:
+        return self.text
 
 
 class LogsPanel(Vertical):
@@ -52,7 +69,7 @@ class LogsPanel(Vertical):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.header = Static("", id="logs-header", markup=False)
+        self.header = LogsHeader(id="logs-header")
         self.view = LogView(id="logs-view")
         self.search_input = Input(placeholder="search the lines (enter: next match, esc: end)", id="logs-search",
                                   disabled=True)
@@ -156,5 +173,5 @@ class LogsPanel(Vertical):
         text = " · ".join(parts) + f"   {STDOUT_MARK} stdout {STDERR_MARK} stderr"
         if text != self._header_text:
             self._header_text = text
-            self.header.update(Text(text, no_wrap=True, overflow="ellipsis"))
+            self.header.show(text)
 
