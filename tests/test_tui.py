@@ -386,16 +386,29 @@ def test_logs_snapshot_200x50(run, snap_compare):
     assert snap_compare(app_for(_logs_run(run)), terminal_size=(200, 50), run_before=shot)
 
 
-def test_diff_snapshot_200x50(run, snap_compare):
+def _diff_snapshot(run: Path, size: tuple[int, int], snap_compare) -> bool:
+    """POCON-0002's diff with a teacher answer and a student that differs from both others."""
     from po_tui.screens.diff import DiffScreen
+    from tests.eval_files import scored_cases, write_results
+
+    write_results(run / "eval", "teacher", "20251123_090000", scored_cases([0.95, 0.93, 0.9, 0.92]))
+    write_results(run / "eval", "student", "20251123_120000", scored_cases([0.82, 0.4, 0.88, 0.79], product="Student Scheduler"))
 
     async def settle(pilot):
         await _tab_snapshot("evaluation", "POCON-0001", "tier means")(pilot)
         pilot.app.open_case("POCON-0002")
-        await until(pilot, lambda: isinstance(pilot.app.screen, DiffScreen))
+        await until(pilot, lambda: isinstance(pilot.app.screen, DiffScreen) and "score 0.400" in screen_text(pilot.app))
         await pilot.pause(0.2)
 
-    assert snap_compare(app_for(run), terminal_size=(200, 50), run_before=settle)
+    return snap_compare(app_for(run), terminal_size=size, run_before=settle)
+
+
+def test_diff_snapshot_80x24(run, snap_compare):
+    assert _diff_snapshot(run, (80, 24), snap_compare)
+
+
+def test_diff_snapshot_200x50(run, snap_compare):
+    assert _diff_snapshot(run, (200, 50), snap_compare)
 
 
 def demo_gate_run(run: Path, *, evals: bool = True, preset: str = "grounded", copy: bool = False) -> Path:

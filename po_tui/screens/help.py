@@ -23,7 +23,7 @@ Keys
   host, an engine already driving it, nothing running, no config.yaml to resume from.
 
 Evaluation tab
-  enter      side-by-side diff of the case (n/p next/previous, u unified, esc back)
+  enter      side-by-side diff of the case (n/p next/previous, u unified, t teacher pane, esc back)
   s / o      sort column / order         t / f   filter by tier / by status (ok, error)
 
 Logs tab (all jobs' stdout/stderr in time order; │ stdout, ┆ stderr, errors in the error colour)
