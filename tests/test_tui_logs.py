@@ -4,6 +4,7 @@ a per-job filter, `/` search, wrap; and the feed stamping each log line with its
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -66,10 +67,11 @@ async def test_lines_appended_live_keep_their_order_across_jobs(tmp_path):
     app = app_for(run)
     async with app.run_test(size=(120, 40)) as pilot:
         await open_tab(pilot, "logs", "teacher says hello")
+        now = time.time()
         for i, job in enumerate(("train", "teacher", "train")):
             with open(run / f"{job}.stderr.log", "a", encoding="utf-8") as fh:
                 fh.write(f"live {i} from {job}\n")
-            os.utime(run / f"{job}.stderr.log", (T0 + 10_000 + i, T0 + 10_000 + i))
+            os.utime(run / f"{job}.stderr.log", (now + i, now + i))
             await until(pilot, lambda i=i: f"live {i} from" in screen_text(app))
         assert [r.split("live ")[1][:1] for r in rows(screen_text(app)) if "live " in r] == ["0", "1", "2"]
 
@@ -83,7 +85,8 @@ def _style_of(app, needle: str):
     raise AssertionError(f"{needle!r} is not on screen")
 
 
-async def test_stderr_progress_is_not_an_error_but_a_traceback_is(run):
+async def test_stderr_progress_is_not_an_error_but_a_traceback_is(run, monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
     app = app_for(run)
     async with app.run_test(size=(120, 40)) as pilot:
         text = await open_tab(pilot, "logs", "ValueError", "Map: 100%")
@@ -99,6 +102,16 @@ async def test_stderr_progress_is_not_an_error_but_a_traceback_is(run):
         progress_line = next(line for line in text.split("\n") if "Map: 100%" in line)
         stdout_line = next(line for line in text.split("\n") if "line b from train" in line)
         assert "┆" in progress_line and "│" in stdout_line and "┆" not in stdout_line
+
+
+async def test_without_colour_errors_stay_bold_and_stderr_keeps_its_marker(run, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = app_for(run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        text = await open_tab(pilot, "logs", "ValueError", "Map: 100%")
+        assert _style_of(app, "ValueError: unknown").bold and _style_of(app, "Traceback (most").bold
+        assert not _style_of(app, "Map: 100%").bold and not _style_of(app, "line b from train").bold
+        assert "┆ Map: 100%" in text and "│ line b from train" in text
 
 
 async def test_the_job_filter_shows_one_job_then_all_again(run):
