@@ -192,6 +192,15 @@ async def test_markup_and_escapes_in_log_lines_stay_inert(run):
         assert not _style_of(app, "boom").bold
 
 
+def test_a_progress_bar_redrawn_with_carriage_returns_shows_its_last_state():
+    from po_tui.feed import LogLine
+
+    view = LogView()
+    view.add([LogLine("train", "stderr", "Map:  10%|#   | 1/8\rMap:  50%|##  | 4/8\rMap: 100%|####| 8/8\r", 1.0),
+              LogLine("train", "stdout", "done\r", 2.0)])
+    assert [e.text for e in view.entries] == ["Map: 100%|####| 8/8", "done"]
+
+
 def test_the_view_keeps_at_most_max_lines_in_time_order():
     from po_tui.feed import LogLine
 

@@ -138,7 +138,11 @@ class LogView(ScrollView, can_focus=True):
         if job not in self.jobs:
             self.jobs.append(job)
         stderr = line.stream == "stderr"
-        text = clean(line.text).replace("\n", " ").expandtabs(8)
+        raw = line.text
+        if "\r" in raw:  # a progress bar redrawn in place: the terminal would show its last state
+            states = [part for part in raw.split("\r") if part.strip()]
+            raw = states[-1] if states else ""
+        text = clean(raw).replace("\n", " ").expandtabs(8)
         key = (job, stderr)
         error = _ERROR_HINT_RE.search(text) is not None and _ERROR_RE.search(text) is not None
         if error and "Traceback" in text:
