@@ -30,7 +30,7 @@ from textual.worker import get_current_worker
 from engine.errors import InputError
 from engine.views.controls import Control, Controls, controls
 from po_tui.commands import CockpitCommands
-from po_tui.feed import Batch, RunFeed
+from po_tui.feed import Batch, LogLine, RunFeed
 from po_tui.guard import barrier, deliver, guarded, live, report
 from po_tui.model import CockpitModel
 from po_tui.screens.confirm import ConfirmScreen
@@ -107,7 +107,7 @@ class CockpitApp(App[str | None]):
         self.poll_s = poll_s
         self.clock = clock
         self._dirty = True
-        self._pending_logs: list[tuple[str, str, str]] = []
+        self._pending_logs: list[LogLine] = []
         self._folded = threading.Event()
         self._folded.set()
         self.sub_title = self.run_dir.name  # the full path rarely fits in the header
@@ -178,8 +178,8 @@ class CockpitApp(App[str | None]):
             self._check_controls()
         for event in batch.events:
             self.model.apply(event)
-        for job, stream, line in batch.log_lines:
-            self.model.add_log(job, stream, line)
+        for line in batch.log_lines:
+            self.model.add_log(line.job, line.stream, line.text)
         self._pending_logs.extend(batch.log_lines)
         self._dirty = True
 

@@ -8,9 +8,10 @@ poll costs only what was appended (never a re-read). It owns no folded state: it
 from __future__ import annotations
 
 import heapq
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.runlog.events import job_of_path
 from engine.runlog.tail import EventTail
@@ -28,13 +29,28 @@ MAX_BATCH_EVENTS = 5_000
 TAIL_POLL_BYTES = 512 << 10
 
 
+class LogLine(NamedTuple):
+    """One line of a job's stdout/stderr log and when it was written, as near as the feed can tell.
+
+    Plain logs carry no times of their own: `ts` is the log file's modification time when the
+    line was read, i.e. the time by which it had been written (within one poll, 0.2 s live). It is
+    what lets the Logs tab merge the jobs' lines in the order they happened, not grouped by job:
+    on attaching to a finished run, a stage that ended earlier has the older file.
+    """
+
+    job: str
+    stream: str  # "stdout" or "stderr"
+    text: str
+    ts: float
+
+
 @dataclass
 class Batch:
     """What one poll found: events in (ts, seq) order, jobs whose file was replaced, log lines."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
     resets: list[str] = field(default_factory=list)
-    log_lines: list[tuple[str, str, str]] = field(default_factory=list)  # (job, stream, line)
+    log_lines: list[LogLine] = field(default_factory=list)  # in ts order (stable: a file's lines keep theirs)
     manifest: dict[str, Any] | None = None
     more: bool = False  # a slice of a long backlog: poll again at once
 
@@ -50,9 +66,11 @@ class _LogTail:
         self.offset: int | None = None
         self.partial = b""
 
-    def poll(self) -> list[str]:
+    def poll(self) -> tuple[list[str], float]:
+        """The new complete lines and the file's modification time when they were read."""
         try:
             with open(self.path, "rb") as fh:
+                mtime = os.fstat(fh.fileno()).st_mtime
                 size = fh.seek(0, 2)
                 if self.offset is None:
                     self.offset = max(0, size - LOG_FIRST_READ)
@@ -64,13 +82,17 @@ class _LogTail:
                 fh.seek(self.offset)
                 chunk = fh.read(LOG_POLL_BYTES)
         except OSError:
-            return []
+            return [], 0.0
         self.offset += len(chunk)
         data = self.partial + chunk
         cut = data.rfind(b"\n") + 1
         self.partial = data[cut:]
         lines = data[:cut].decode("utf-8", errors="replace").split("\n")[:-1]
-        return lines[1:] if skip_first else lines
+        return (lines[1:] if skip_first else lines), mtime
+
+
+def _ts(line: LogLine) -> float:
+    return line.ts
 
 
 class RunFeed:
@@ -113,7 +135,9 @@ class RunFeed:
                 key = (job, stream)
                 if key not in self.logs:
                     self.logs[key] = _LogTail(self.run_dir / f"{job}.{stream}.log")
-                batch.log_lines.extend((job, stream, line) for line in self.logs[key].poll())
+                lines, mtime = self.logs[key].poll()
+                batch.log_lines.extend(LogLine(job, stream, line, mtime) for line in lines)
+        batch.log_lines.sort(key=_ts)  # stable: one file's lines share a time and keep their order
         batch.manifest = self._manifest_if_changed()
         return batch
 

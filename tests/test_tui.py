@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
 import sys
 import threading
@@ -148,7 +149,7 @@ async def test_logs_panel_tails_stdout_and_stderr(run):
     app = app_for(run)
     async with app.run_test(size=(80, 24)) as pilot:
         text = await open_tab(pilot, "logs", "teacher says hello", "step 8/8 loss 0.4")
-        assert "train:err" in text
+        assert "train   ┆ step 8/8 loss 0.4" in text and "teacher │ teacher says hello" in text  # stderr's marker, stdout's
 
 
 async def test_hostile_text_renders_literally_and_inert(run):
@@ -361,20 +362,56 @@ def test_gate_snapshot_80x24(run, snap_compare):
     assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=shot)
 
 
+def _logs_run(run: Path) -> Path:
+    """The run with stderr progress, a traceback and a long line from other jobs, at fixed file
+    times (the Logs tab orders lines by them), so both snapshots show the merged, marked view."""
+    logs = {
+        "teacher.stdout.log": (None, 10),
+        "train.stderr.log": ("Map: 100%|##########| 8/8 [00:00<00:00, 880.10 examples/s]\nstep 8/8 loss 0.41\n"
+                             'Traceback (most recent call last):\n  File "train.py", line 3, in <module>\n'
+                             "ValueError: unknown model 'nope'\n", 20),
+        "gate.stdout.log": ("verdict PASS " + "ratio 0.990 " * 12 + "end\n", 30),
+    }
+    for name, (text, offset) in logs.items():
+        if text is not None:
+            (run / name).write_text(text, encoding="utf-8")
+        os.utime(run / name, (T0 + offset, T0 + offset))
+    return run
+
+
 def test_logs_snapshot_80x24(run, snap_compare):
-    assert snap_compare(app_for(run), terminal_size=(80, 24), run_before=_tab_snapshot("logs", "teacher says hello"))
+    shot = _tab_snapshot("logs", "teacher says hello", "ValueError")
+    assert snap_compare(app_for(_logs_run(run)), terminal_size=(80, 24), run_before=shot)
 
 
-def test_diff_snapshot_200x50(run, snap_compare):
+def test_logs_snapshot_200x50(run, snap_compare):
+    shot = _tab_snapshot("logs", "teacher says hello", "ValueError")
+    assert snap_compare(app_for(_logs_run(run)), terminal_size=(200, 50), run_before=shot)
+
+
+def _diff_snapshot(run: Path, size: tuple[int, int], snap_compare) -> bool:
+    """POCON-0002's diff with a teacher answer and a student that differs from both others."""
     from po_tui.screens.diff import DiffScreen
+    from tests.eval_files import scored_cases, write_results
+
+    write_results(run / "eval", "teacher", "20251123_090000", scored_cases([0.95, 0.93, 0.9, 0.92]))
+    write_results(run / "eval", "student", "20251123_120000", scored_cases([0.82, 0.4, 0.88, 0.79], product="Student Scheduler"))
 
     async def settle(pilot):
         await _tab_snapshot("evaluation", "POCON-0001", "tier means")(pilot)
         pilot.app.open_case("POCON-0002")
-        await until(pilot, lambda: isinstance(pilot.app.screen, DiffScreen))
+        await until(pilot, lambda: isinstance(pilot.app.screen, DiffScreen) and "score 0.400" in screen_text(pilot.app))
         await pilot.pause(0.2)
 
-    assert snap_compare(app_for(run), terminal_size=(200, 50), run_before=settle)
+    return snap_compare(app_for(run), terminal_size=size, run_before=settle)
+
+
+def test_diff_snapshot_80x24(run, snap_compare):
+    assert _diff_snapshot(run, (80, 24), snap_compare)
+
+
+def test_diff_snapshot_200x50(run, snap_compare):
+    assert _diff_snapshot(run, (200, 50), snap_compare)
 
 
 def demo_gate_run(run: Path, *, evals: bool = True, preset: str = "grounded", copy: bool = False) -> Path:

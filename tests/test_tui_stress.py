@@ -22,6 +22,7 @@ from textual.command import CommandPalette
 import po_tui.app as cockpit
 import po_tui.picker as picker
 from po_tui.app import CockpitApp
+from po_tui.feed import LogLine
 from po_tui.guard import FAULT_TITLE, deliver, faults, guarded
 from po_tui.picker import RunsApp
 from po_tui.screens.confirm import ConfirmScreen
@@ -221,7 +222,7 @@ async def test_callbacks_that_land_after_the_app_closed_do_nothing(tmp_path):
     app = CockpitApp(run, poll_s=0.01)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.model.events > 0 and len(app.cases()) == 4, timeout=WAIT)
-    app._pending_logs.append(("teacher", "stdout", "a line read as the app closed"))
+    app._pending_logs.append(LogLine("teacher", "stdout", "a line read as the app closed", time.time()))
     app._dirty = True
     app._redraw()
     app._tick()

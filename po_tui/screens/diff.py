@@ -4,16 +4,26 @@ Lines that differ between baseline and student are highlighted (difflib, via
 engine.stages.sidebyside.changed_lines); the teacher/reference column is highlighted against the
 student. Each column heads with its score, the metric breakdown and the format-error reason. All
 model text is cleaned and shown as rich Text, so markup or escapes in an answer stay literal.
+
+Fitted to the terminal: from WIDE columns on, three panes; below, two (baseline | student), and
+`t` puts the teacher/reference answer in the baseline's place (or, wide, hides it); `u` one
+unified diff. Each pane is bordered over the full height and scrolls on its own axis, the panes
+kept at the same line; long YAML lines wrap under their own indentation (`wrap_hanging`),
+not at column 0.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
+from rich.cells import get_character_cell_size
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -23,6 +33,7 @@ from engine.stages.sidebyside import changed_lines, yaml_diff
 from engine.views.evaltable import EvalRow
 from po_tui.guard import guarded, live
 
+WIDE = 120  # from this many columns on the three panes fit; below, two and the teacher on `t`
 ADDED = "on #1f4a2a"  # visible with and without colour themes; NO_COLOR drops it, the marker stays
 REMOVED = "on #5a1f1f"
 
@@ -135,22 +146,99 @@ def render_unified(cols: list[Column]) -> Text:
     return out
 
 
+def _break_points(plain: str, start: int, first: int, rest: int) -> list[int]:
+    """Where to cut `plain[start:]` into pieces of at most `first`, then `rest`, cells: after the
+    last space that leaves a piece at least a third full, else (one long word) at the width."""
+    cuts: list[int] = []
+    limit, at = first, start
+    while True:
+        cells, end, last_space = 0, at, -1
+        while end < len(plain):
+            size = get_character_cell_size(plain[end])
+            if cells + size > limit:
+                break
+            cells += size
+            if plain[end] == " ":
+                last_space = end
+            end += 1
+        if end >= len(plain):
+            return cuts
+        if last_space > at + limit // 3:
+            end = last_space + 1
+        cuts.append(end)
+        limit, at = rest, end
+
+
+def wrap_hanging(text: Text, width: int) -> Text:
+    """`text` with each line longer than `width` cells wrapped under its own indentation.
+
+    A YAML line keeps its change marker (`+ `/`- `) and its nesting visible: the continuation
+    starts under the value (`key: ` or `- ` included), so a wrapped description reads as one
+    block instead of text running back to column 0. Styles (the change highlight) carry over.
+    """
+    if width < 8:
+        return text
+    out: list[Text] = []
+    for line in text.split("\n"):
+        plain = line.plain
+        if len(plain) <= width and line.cell_len <= width:
+            out.append(line)
+            continue
+        body = len(plain) - len(plain.lstrip(" +-"))  # marker and indentation ("- " items too)
+        key = plain.find(": ", body)
+        indent = min(key + 2 if 0 <= key and key + 2 <= width // 2 else body + 4, width // 2)
+        cuts = _break_points(plain, 0, width, width - indent)
+        if not cuts:
+            out.append(line)
+            continue
+        pieces = line.divide(cuts)
+        out.append(pieces[0])
+        pad_style = next((span.style for span in line.spans if span.start == 0 and span.end >= len(plain)), "")
+        for piece in pieces[1:]:
+            cont = Text(" " * indent, style=pad_style)
+            cont.append_text(piece)
+            out.append(cont)
+    return Text("\n", no_wrap=True).join(out)
+
+
+class Answer(Static):
+    """A pane's text, wrapped (`wrap_hanging`) to the pane's width whenever it is drawn; its
+    `content` stays the whole Text, unwrapped."""
+
+    def render(self) -> Text:
+        content = self.content
+        if not isinstance(content, Text):
+            return super().render()  # type: ignore[return-value]
+        return wrap_hanging(content, self.size.width)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        content = self.content
+        if not isinstance(content, Text):
+            return super().get_content_height(container, viewport, width)
+        return len(wrap_hanging(content, width).plain.split("\n"))
+
+
 class DiffScreen(Screen):
     """Side-by-side answers of one concept; n/p move through the panel's rows in its order."""
 
     DEFAULT_CSS = """
     DiffScreen { layout: vertical; }
     DiffScreen > #diff-head { height: auto; max-height: 4; padding: 0 1; background: $boost; }
-    DiffScreen > #diff-body { height: 1fr; }
-    DiffScreen #diff-cols { height: auto; }
-    DiffScreen .diff-col { width: 1fr; height: auto; padding: 0 1; border-right: vkey $panel-lighten-2; }
+    DiffScreen > #diff-cols { height: 1fr; }
+    DiffScreen .diff-pane {
+        width: 1fr; height: 100%; border: round $panel-lighten-2; padding: 0 1;
+        overflow-x: hidden; scrollbar-size-vertical: 1;
+    }
+    DiffScreen .diff-pane:focus { border: round $accent; }
+    DiffScreen .diff-col { width: 100%; height: auto; }
     """
 
     BINDINGS = [
         Binding("escape", "close", "Close"),
-        Binding("n,right_square_bracket", "move(1)", "Next case"),
-        Binding("p,left_square_bracket", "move(-1)", "Previous case"),
-        Binding("u", "toggle_unified", "Unified/side by side"),
+        Binding("n,right_square_bracket", "move(1)", "Next"),
+        Binding("p,left_square_bracket", "move(-1)", "Previous"),
+        Binding("u", "toggle_unified", "Unified"),
+        Binding("t", "toggle_teacher", "Teacher"),
     ]
 
     def __init__(self, rows: list[EvalRow], index: int, runs: dict[str, RunResults] | None = None) -> None:
@@ -161,6 +249,8 @@ class DiffScreen(Screen):
         self.index = max(0, min(index, len(rows) - 1))
         self.runs = runs or {}
         self.unified = False
+        self.teacher: bool | None = None  # shown? None: as the width says (WIDE)
+        self._shown_wide: bool | None = None
 
     @property
     def row(self) -> EvalRow:
@@ -168,8 +258,7 @@ class DiffScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="diff-head")
-        with VerticalScroll(id="diff-body"):
-            yield Horizontal(id="diff-cols")
+        yield Horizontal(id="diff-cols")
         yield Footer()
 
     @guarded
@@ -188,20 +277,69 @@ class DiffScreen(Screen):
             text.append("\n" + one_line(row.side.concept, 300), style="italic")
         return text
 
+    def _wide(self) -> bool:
+        return self.app.size.width >= WIDE
+
+    def teacher_shown(self) -> bool:
+        return self._wide() if self.teacher is None else self.teacher
+
+    def _visible_columns(self, cols: list[Column]) -> list[tuple[Column, Text]]:
+        """The columns on screen, highlighted among themselves: baseline and student, and the
+        teacher/reference when shown; narrow, it takes the baseline's place (two panes stay
+        readable in 80 columns) and is highlighted against the student."""
+        pair = [c for c in cols if c.title in ("baseline", "student")]
+        if not self.teacher_shown() or len(pair) == len(cols):
+            shown = pair or cols
+        elif self._wide():
+            shown = cols
+        else:
+            shown = [c for c in cols if c.title != "baseline"]
+        return list(zip(shown, render_columns(shown), strict=True))
+
     def _show(self) -> None:
         if not live(self):
             return  # pushed as the app closed: its parts are already gone
+        self._shown_wide = self._wide()
         self.query_one("#diff-head", Static).update(self._head())
         box = self.query_one("#diff-cols", Horizontal)
         box.remove_children()
         cols = columns_for(self.row)
         if not cols:
-            box.mount(Static(Text("no answers recorded for this concept", style="dim")))
+            panes = [("answers", Static(Text("no answers recorded for this concept", style="dim")))]
         elif self.unified:
-            box.mount(Static(render_unified(cols), classes="diff-col diff-unified"))
+            panes = [("baseline → student", Answer(render_unified(cols), classes="diff-col diff-unified"))]
         else:
-            box.mount_all(Static(text, classes="diff-col") for text in render_columns(cols))
-        self.query_one("#diff-body", VerticalScroll).scroll_home(animate=False)
+            panes = [(col.title, Answer(text, classes="diff-col")) for col, text in self._visible_columns(cols)]
+        scrolls = []
+        for title, body in panes:
+            pane = VerticalScroll(body, classes="diff-pane")
+            pane.border_title = title
+            scrolls.append(pane)
+        box.mount_all(scrolls)
+        for pane in scrolls:
+            self.watch(pane, "scroll_y", partial(self._scrolled, pane, scrolls), init=False)
+
+    def _scrolled(self, pane: VerticalScroll, panes: list[VerticalScroll], y: float) -> None:
+        """Keep the panes at the same line: the answers are read across."""
+        for other in panes:
+            if other is not pane and live(other) and round(other.scroll_y) != round(y):
+                other.scroll_to(y=y, animate=False, immediate=True)
+
+    @guarded
+    def on_resize(self, event: events.Resize) -> None:
+        if self._shown_wide is not None and self._wide() != self._shown_wide and self.teacher is None:
+            self._show()  # crossed WIDE: three panes or two
+
+    @guarded
+    def action_toggle_teacher(self) -> None:
+        cols = columns_for(self.row)
+        if not any(c.title not in ("baseline", "student") for c in cols):
+            self.notify("no teacher or reference answer for this case", severity="warning", markup=False)
+            return
+        self.teacher = not self.teacher_shown()
+        if self.unified:
+            self.unified = False
+        self._show()
 
     @guarded
     def action_move(self, step: int) -> None:

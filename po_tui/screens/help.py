@@ -23,8 +23,12 @@ Keys
   host, an engine already driving it, nothing running, no config.yaml to resume from.
 
 Evaluation tab
-  enter      side-by-side diff of the case (n/p next/previous, u unified, esc back)
+  enter      side-by-side diff of the case (n/p next/previous, u unified, t teacher pane, esc back)
   s / o      sort column / order         t / f   filter by tier / by status (ok, error)
+
+Logs tab (all jobs' stdout/stderr in time order; │ stdout, ┆ stderr, errors in the error colour)
+  j / a      next job / all jobs         /       search (enter: next match, n/N next/previous, esc: end)
+  w          wrap long lines             t       time column
 
 Tabs
   Pipeline   each job: state, progress, elapsed, ETA
@@ -32,7 +36,7 @@ Tabs
   Training   train and eval loss against step, learning rate, epoch, tokens/s, GPU memory
   Evaluation per-case scores (teacher, baseline, student), delta, status; per-tier means; diffs
   Gate       each criterion: value, threshold, pass/fail; the ratio interval
-  Logs       the tail of each job's stdout/stderr
+  Logs       every job's stdout/stderr, newest last, filtered by job or by a search
 """
 
 
