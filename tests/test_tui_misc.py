@@ -1,0 +1,91 @@
+"""Cockpit keys and screens (issue 19): resume on a finished run, help at 80 columns, `b` going back,
+the report as Markdown, the runs picker's directory and per-run progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.errors import InputError
+from engine.pipeline.config import parse_config
+from engine.pipeline.launch import resume_run
+from engine.pipeline.manifest import read_manifest
+from engine.pipeline.manifest import write_manifest as save_manifest
+from engine.pipeline.plan import build_plan, fingerprint, resolve
+from engine.pipeline.runner import Engine, create_run
+from po_tui.app import CockpitApp
+from tests.test_tui import FIXED_NOW, notifications, screen_text, until
+from tests.tui_run import finished_run
+
+
+def app_for(run: Path, **kw) -> CockpitApp:
+    return CockpitApp(run, poll_s=0.05, clock=lambda: FIXED_NOW, **kw)
+
+
+# -- 1. resume is not offered on a succeeded run, and refuses to touch it --------------------------
+
+
+def succeeded_engine_run(tmp_path: Path) -> Path:
+    """A run the engine finished: every job succeeded, fingerprints recorded, outputs present."""
+    config = parse_config({"concepts": {"count": 4, "seed": 1}, "report": {"plots": False}})
+    run = create_run(tmp_path / "runs" / "r1", config)
+    jobs = build_plan(config, run)
+    for job in jobs:  # outputs first: a later job's fingerprint hashes an earlier one's outputs
+        for pattern in job.outputs:
+            path = Path(pattern) if Path(pattern).is_absolute() else run / pattern
+            path = path.with_name(path.name.replace("*", "x"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{job.name} output\n")
+    manifest = read_manifest(run)
+    for entry, job in zip(manifest["jobs"], jobs, strict=True):
+        assert all(resolve(run, p) is not None for p in job.outputs)
+        entry.update(state="succeeded", exit_code=0, fingerprint=fingerprint(run, job))
+    manifest["state"] = "succeeded"
+    save_manifest(run, manifest)
+    return run
+
+
+def job_states(run: Path) -> dict[str, str]:
+    return {j["name"]: j["state"] for j in read_manifest(run)["jobs"]}
+
+
+def test_resuming_a_succeeded_run_with_nothing_changed_is_refused_and_rewrites_nothing(tmp_path, capsys):
+    run = succeeded_engine_run(tmp_path)
+    before = job_states(run)
+    assert set(before.values()) == {"succeeded"}
+    with pytest.raises(InputError, match="succeeded and nothing changed"):
+        Engine(run, parse_config({"concepts": {"count": 4, "seed": 1}, "report": {"plots": False}}), resume=True).decisions()
+    with pytest.raises(InputError, match="nothing to resume"):
+        resume_run(run)  # the cockpit's path
+    assert not (run / "engine.log").exists() and not (run / "engine.pid").exists()
+    assert main(["run", "--resume", str(run), "--headless"]) == 2  # the command line's path
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing to resume" in err
+    assert job_states(run) == before and read_manifest(run)["state"] == "succeeded"
+
+
+def test_a_succeeded_run_whose_outputs_went_missing_may_still_be_resumed(tmp_path):
+    run = succeeded_engine_run(tmp_path)
+    (run / "report.md").unlink()
+    config = parse_config({"concepts": {"count": 4, "seed": 1}, "report": {"plots": False}})
+    decisions = {d.job: d.action for d in Engine(run, config, resume=True).decisions()}
+    assert decisions["report"] == "redo" and decisions["concepts"] == "skip"
+
+
+async def test_R_on_a_succeeded_run_is_not_offered_and_touches_nothing(tmp_path):
+    run = finished_run(tmp_path / "run")
+    (run / "config.yaml").write_text("{}\n")  # a run po-tui run started: only its success stops a resume
+    manifest = (run / "manifest.json").read_text()
+    app = app_for(run)
+    said = notifications(app)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "gate PASS" in screen_text(app))
+        await until(pilot, lambda: not app.controls.resume.ok and app.controls.resume.why != "")
+        await pilot.press("R")
+        await pilot.pause(0.3)
+        assert any("cannot resume: the run succeeded" in n.message for n in said)
+        assert "R resume" not in screen_text(app)
+    assert (run / "manifest.json").read_text() == manifest
+    assert not (run / "engine.log").exists()
