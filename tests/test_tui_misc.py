@@ -3,6 +3,10 @@ the report as Markdown, the runs picker's directory and per-run progress."""
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +20,9 @@ from engine.pipeline.manifest import write_manifest as save_manifest
 from engine.pipeline.plan import build_plan, fingerprint, resolve
 from engine.pipeline.runner import Engine, create_run
 from po_tui.app import CockpitApp
+from po_tui.screens.leave import LeaveScreen
 from tests.test_tui import FIXED_NOW, notifications, screen_text, until
-from tests.tui_run import finished_run
+from tests.tui_run import T0, Recorder, finished_run, write_manifest
 
 
 def app_for(run: Path, **kw) -> CockpitApp:
@@ -89,3 +94,47 @@ async def test_R_on_a_succeeded_run_is_not_offered_and_touches_nothing(tmp_path)
         assert "R resume" not in screen_text(app)
     assert (run / "manifest.json").read_text() == manifest
     assert not (run / "engine.log").exists()
+
+
+# -- 3. `b` goes back to the runs picker without asking: nothing is stopped -------------------------
+
+
+@pytest.fixture
+def sleeper():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def live_owned_run(tmp_path: Path, engine_pid: int) -> Path:
+    run = tmp_path / "owned"
+    run.mkdir()
+    write_manifest(run, {"teacher": "running"}, state="running")
+    Recorder(run / "teacher.events.jsonl", "teacher", T0).started("teacher")
+    (run / "engine.pid").write_text(json.dumps({"pid": engine_pid, "pgid": engine_pid, "host": socket.gethostname(),
+                                                "started_at": "x", "mode": "detached"}))
+    return run
+
+
+async def test_b_goes_back_to_the_picker_without_the_leave_question(tmp_path, sleeper):
+    run = live_owned_run(tmp_path, sleeper.pid)
+    app = CockpitApp(run, poll_s=0.05, owned=True, back=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.controls.cancel.ok)
+        await pilot.press("b")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, LeaveScreen)
+    assert app.return_value == "back"
+    assert sleeper.poll() is None  # the run goes on: the picker lists it
+
+
+async def test_quitting_the_same_run_still_asks(tmp_path, sleeper):
+    run = live_owned_run(tmp_path, sleeper.pid)
+    app = CockpitApp(run, poll_s=0.05, owned=True, back=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.controls.cancel.ok)
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, LeaveScreen))
+        await pilot.press("d")
+    assert app.return_value == "detach"
