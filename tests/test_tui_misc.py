@@ -138,3 +138,54 @@ async def test_quitting_the_same_run_still_asks(tmp_path, sleeper):
         await until(pilot, lambda: isinstance(app.screen, LeaveScreen))
         await pilot.press("d")
     assert app.return_value == "detach"
+
+
+# -- 2. help at 80 columns: each key's description stays on its own row(s), whole ---------------------
+
+
+async def help_lines(app: CockpitApp, pilot) -> list[str]:
+    """Every line of the help box's content, scrolled through page by page at the app's size."""
+    box = app.screen.query_one("#help-box")
+    region = box.scrollable_content_region
+    lines: dict[int, str] = {}
+    y = 0
+    while True:
+        box.scroll_to(y=y, animate=False)
+        await pilot.pause(0.1)
+        top = round(box.scroll_y)
+        shown = screen_text(app).splitlines()[region.y:region.y + region.height]
+        for i, line in enumerate(shown):
+            lines[top + i] = line[region.x:region.x + region.width].rstrip()
+        if top >= box.max_scroll_y:
+            return [lines[i] for i in sorted(lines)]
+        y += region.height
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 24)])
+async def test_help_rows_are_never_broken_mid_phrase(tmp_path, size):
+    from po_tui.screens.help import KEY_WIDTH, SECTIONS
+
+    app = app_for(finished_run(tmp_path / "run"))
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: app.model.manifest is not None)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: "Keys" in screen_text(app))
+        lines = await help_lines(app, pilot)
+    # Each row: the key alone in the first column, its description in the second; a wrapped
+    # description continues under itself (blank key column) and nowhere else.
+    rows: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        key, rest = line[:KEY_WIDTH].strip(), line[KEY_WIDTH:]
+        if key:
+            current = rows.setdefault(key, []) if rest.startswith("  ") and rest.strip() else None
+            if current is not None:
+                current.append(rest.strip())
+        elif current is not None and rest.strip():
+            assert rest.startswith("  "), f"a wrapped description left its column: {line!r}"
+            current.append(rest.strip())
+        else:
+            current = None
+    for _, section in SECTIONS:
+        for key, description in section:
+            assert " ".join(rows.get(key, [])) == description, (key, rows.get(key), lines)
