@@ -21,6 +21,7 @@ from engine.pipeline.plan import build_plan, fingerprint, resolve
 from engine.pipeline.runner import Engine, create_run
 from po_tui.app import CockpitApp
 from po_tui.screens.leave import LeaveScreen
+from po_tui.screens.report import ReportScreen
 from tests.test_tui import FIXED_NOW, notifications, screen_text, until
 from tests.tui_run import T0, Recorder, finished_run, write_manifest
 
@@ -189,3 +190,81 @@ async def test_help_rows_are_never_broken_mid_phrase(tmp_path, size):
     for _, section in SECTIONS:
         for key, description in section:
             assert " ".join(rows.get(key, [])) == description, (key, rows.get(key), lines)
+
+
+# -- 4. `r`: the report rendered as Markdown, model output inert -------------------------------------
+
+
+async def box_lines(app, pilot, selector: str) -> list[str]:
+    """Every line of a scrolling box's content at the app's size, scrolled through page by page."""
+    box = app.screen.query_one(selector)
+    region = box.scrollable_content_region
+    lines: dict[int, str] = {}
+    y = 0
+    while True:
+        box.scroll_to(y=y, animate=False)
+        await pilot.pause(0.1)
+        top = round(box.scroll_y)
+        shown = screen_text(app).splitlines()[region.y:region.y + region.height]
+        for i, line in enumerate(shown):
+            lines[top + i] = line[region.x:region.x + region.width].rstrip()
+        if top >= box.max_scroll_y:
+            return [lines[i] for i in sorted(lines)]
+        y += region.height
+
+
+async def open_report(app, pilot) -> str:
+    await until(pilot, lambda: "r Report" in screen_text(app))
+    await pilot.press("r")
+    await until(pilot, lambda: isinstance(app.screen, ReportScreen))
+    await until(pilot, lambda: len(app.screen.query("MarkdownBlock")) > 0)
+    await pilot.pause(0.2)
+    return "\n".join(await box_lines(app, pilot, "#report-box"))
+
+
+async def test_report_is_rendered_as_markdown_and_model_output_stays_literal(tmp_path, capsys):
+    from tests.test_report import finished_run as report_run
+
+    run = report_run(tmp_path)
+    assert main(["report", str(run), "--no-plots"]) == 0
+    capsys.readouterr()
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert "## 1. Context" in md and "missing\\_review\\_block" in md  # what the raw view showed
+    app = app_for(run)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await until(pilot, lambda: "r Report" in screen_text(app))
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ReportScreen) and "1. Context" in screen_text(app))
+        first = screen_text(app)
+        assert "## 1. Context" not in first  # headings, not their syntax
+        assert "│ teacher" in first or "┃ teacher" in first  # the context table drawn as a table
+        # the format errors section (reached through the document's own table of contents)
+        document = app.screen.query_one("#report-markdown")
+        block = next(block_id for _, label, block_id in document.table_of_contents if "Format errors" in str(label))
+        app.screen.query_one("#report-box").scroll_to_widget(app.screen.query_one(f"#{block}"), top=True, animate=False)
+        await pilot.pause(0.2)
+        shown = screen_text(app)
+    assert "missing\\_review\\_block" not in shown and "missing_review_block" in shown  # escapes resolved
+    # the student's raw answer: shown as typed, inside its code block
+    assert "<script>alert(1)</script> [x](http://evil)" in shown
+    assert "# not a heading" in shown and "`````" in shown
+
+
+async def test_a_hand_edited_report_cannot_inject_markup_escapes_html_or_act_on_links(tmp_path):
+    run = finished_run(tmp_path / "run")  # its report.md holds raw hostile text (Rich markup, ANSI, controls)
+    text = (run / "report.md").read_text(encoding="utf-8")
+    text += "\nSee [click here](http://example.invalid/x) or http://bare.invalid now.\n\n<b>html</b>\n\n[bold]loud[/bold]\n"
+    (run / "report.md").write_text(text, encoding="utf-8")
+    app = app_for(run)
+    opened: list[str] = []
+    app.open_url = lambda url, **kw: opened.append(url)  # type: ignore[method-assign]
+    async with app.run_test(size=(100, 30)) as pilot:
+        shown = await open_report(app, pilot)
+        assert "[bold red]boom[/] [link=http://x]click[/link] red bell nul end" in shown
+        assert "[bold]loud[/bold]" in shown and "<b>html</b>" in shown and "http://bare.invalid" in shown
+        assert "\x1b" not in shown and "\x07" not in shown
+        row, line = next((i, line) for i, line in enumerate(screen_text(app).splitlines()) if "click here" in line)
+        await pilot.click(offset=(line.index("click here") + 3, row))
+        await pilot.pause(0.3)
+        assert opened == [] and isinstance(app.screen, ReportScreen)
+        assert "click here" in screen_text(app)  # still this report: nothing navigated
