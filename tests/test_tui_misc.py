@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,127 @@ async def test_a_hand_edited_report_cannot_inject_markup_escapes_html_or_act_on_
         await pilot.pause(0.3)
         assert opened == [] and isinstance(app.screen, ReportScreen)
         assert "click here" in screen_text(app)  # still this report: nothing navigated
+
+
+# -- 5. the runs picker: a runs directory from the command line, the environment or the project config;
+#       progress and ETA per run ----------------------------------------------------------------------
+
+
+def live_run(root: Path, engine_pid: int) -> Path:
+    """A run its engine (here a sleeping process of this host) is driving: teacher half way, ETA 5 h."""
+    run = root / "20261130-120000-live"
+    run.mkdir(parents=True)
+    write_manifest(run, {"teacher": "running"}, state="running")
+    rec = Recorder(run / "teacher.events.jsonl", "teacher", time.time() - 5)
+    rec.started("teacher")
+    rec.emit("progress", done=4, total=8, unit="records", eta_s=5 * 3600.0)
+    (run / "engine.pid").write_text(json.dumps({"pid": engine_pid, "pgid": engine_pid, "host": socket.gethostname(),
+                                                "started_at": "x", "mode": "detached"}))
+    return run
+
+
+def test_live_runs_show_the_running_stage_progress_and_eta_and_follow_new_events(tmp_path, sleeper):
+    from engine.views.runlist import LiveRuns
+
+    root = tmp_path / "runs"
+    run = live_run(root, sleeper.pid)
+    finished_run(root / "20251122-090000-done")
+    live = LiveRuns()
+    rows, problems = live.gather([root, tmp_path / "absent"])
+    assert problems == []
+    by_name = {Path(r["path"]).name: r for r in rows}
+    running, done = by_name[run.name], by_name["20251122-090000-done"]
+    assert (running["state"], running["stage"], running["jobs_done"], running["jobs"]) == ("running", "teacher", 0, 5)
+    assert running["stage_percent"] == 50.0 and 5 * 3600 - 60 < running["eta_s"] <= 5 * 3600
+    assert (done["state"], done["jobs_done"], done["stage_percent"], done["eta_s"]) == ("succeeded", 5, None, None)
+    # the next refresh reads what was appended since (the same watcher), not the run again
+    more = Recorder(run / "teacher.events.jsonl", "teacher", time.time())
+    more.seq = 2  # after the started and progress events live_run wrote
+    more.emit("progress", done=6, total=8, unit="records", eta_s=60.0)
+    rows, _ = live.gather([root])
+    assert next(r for r in rows if r["path"] == str(run))["stage_percent"] == 75.0
+    assert list(live.watchers) == [str(run)]  # finished runs stay manifest-only
+
+
+async def test_picker_shows_progress_and_eta_per_run(tmp_path, sleeper):
+    from po_tui.picker import RunsApp
+
+    root = tmp_path / "runs"
+    live_run(root, sleeper.pid)
+    finished_run(root / "20251122-090000-done")
+    app = RunsApp([root])
+    async with app.run_test(size=(160, 20)) as pilot:
+        await until(pilot, lambda: len(app.rows) == 2)
+        await until(pilot, lambda: "0/5 · 50%" in screen_text(app))
+        text = screen_text(app)
+    assert "5h00m" in text and "5/5" in text and "progress" in text and "ETA" in text
+
+
+class FakeCockpit:
+    def __init__(self) -> None:
+        self.picked: list[Path] = []
+
+    def attach(self, run_dir: Path, *, owned: bool = False) -> str | None:
+        raise AssertionError("not expected")
+
+    def pick(self, runs_dir: Path) -> int:
+        self.picked.append(runs_dir)
+        return 0
+
+
+@pytest.fixture
+def terminal(monkeypatch, tmp_path):
+    """`po-tui` alone as on a terminal, in an empty project directory, with no runs dir in the environment."""
+    import engine.cli
+
+    monkeypatch.setattr(engine.cli, "can_show_cockpit", lambda: True)
+    monkeypatch.delenv("PO_TUI_RUNS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return FakeCockpit()
+
+
+def test_po_tui_alone_picks_from_the_flag_the_environment_the_project_config_or_runs(terminal, tmp_path, monkeypatch, capsys):
+    assert main([], cockpit=terminal) == 0 and terminal.picked[-1] == Path("runs")
+    (tmp_path / "po-tui.yaml").write_text("runs_dir: project-runs\nconcepts:\n  count: 4\n")
+    assert main([], cockpit=terminal) == 0 and terminal.picked[-1] == tmp_path / "project-runs"  # relative to the file
+    monkeypatch.setenv("PO_TUI_RUNS_DIR", str(tmp_path / "env-runs"))
+    assert main([], cockpit=terminal) == 0 and terminal.picked[-1] == tmp_path / "env-runs"
+    assert main(["--runs-dir", "flag-runs"], cockpit=terminal) == 0 and terminal.picked[-1] == Path("flag-runs")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("how", ["flag", "env", "config"])
+def test_a_runs_dir_that_is_a_file_or_a_bad_project_config_is_one_line_exit_2(terminal, tmp_path, monkeypatch, capsys, how):
+    (tmp_path / "afile").write_text("x")
+    if how == "flag":
+        argv, expect = ["--runs-dir", "afile"], "po-tui: error: afile: --runs-dir: not a directory"
+    elif how == "env":
+        monkeypatch.setenv("PO_TUI_RUNS_DIR", "afile")
+        argv, expect = [], "po-tui: error: afile: PO_TUI_RUNS_DIR: not a directory"
+    else:
+        (tmp_path / "po-tui.yaml").write_text("concepts:\n  count: 4\nrun_dir: x\n")
+        argv, expect = [], "po-tui: error: po-tui.yaml:3: run_dir: unknown key"
+    assert main(argv, cockpit=terminal) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expect) and err.count("\n") == 1, err
+    assert terminal.picked == []
+
+
+def test_runs_and_run_use_the_same_runs_dir(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from engine.commands.run import prepare
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PO_TUI_RUNS_DIR", raising=False)
+    (tmp_path / "po-tui.yaml").write_text("runs_dir: project-runs\nconcepts:\n  count: 4\n")
+    args = argparse.Namespace(resume=None, retry_failed=False, config="po-tui.yaml", run_dir=None, runs_dir=None)
+    run_dir, config, resuming = prepare(args)
+    assert run_dir.parent == tmp_path / "project-runs" and (run_dir / "manifest.json").is_file()
+    assert main(["runs", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["dir"] == str(tmp_path / "project-runs") and [r["path"] for r in listed["runs"]] == [str(run_dir)]
+    assert listed["runs"][0]["jobs_done"] == 0 and "eta_s" in listed["runs"][0]
+    monkeypatch.setenv("PO_TUI_RUNS_DIR", "env-runs")  # the environment before the config
+    assert prepare(args)[0].parent == Path("env-runs")
+    assert prepare(argparse.Namespace(**{**vars(args), "runs_dir": "flag-runs"}))[0].parent == Path("flag-runs")
