@@ -29,7 +29,9 @@ from po_tui.widgets.text import STATE_STYLE, inert
 DEMO_ROOT = Path("artifacts/demo")
 DEFAULT_ROOTS = ("runs", str(DEMO_ROOT))
 REFRESH_S = 2.0
-COLUMNS = ("run", "created", "state", "stage", "progress", "ETA", "gate", "path")
+# What tells runs apart first, so at 80 columns state, progress, ETA and verdict are all in view
+# (created and path follow, reached by scrolling the table sideways).
+COLUMNS = ("run", "state", "stage", "progress", "ETA", "gate", "created", "path")
 
 
 def roots_for(runs_dir: Path) -> list[Path]:
@@ -108,10 +110,10 @@ class RunsApp(App[tuple[str, Path] | None]):
             for r in rows:
                 state = str(r["state"])
                 gate = str(r["gate"]).upper() if r["gate"] else "–"
-                table.add_row(inert(r["run_id"] or Path(r["path"]).name, limit=28), inert(r["created_at"] or "–", limit=20),
+                table.add_row(inert(r["run_id"] or Path(r["path"]).name, limit=28),
                               Text(state, style=STATE_STYLE.get(state, "")), inert(r["stage"] or "–", limit=16),
-                              Text(progress_cell(r)), Text(eta_cell(r)),
-                              Text(gate, style="bold"), inert(r["path"], limit=80), key=r["path"])
+                              Text(progress_cell(r)), Text(eta_cell(r)), Text(gate, style="bold"),
+                              inert(r["created_at"] or "–", limit=20), inert(r["path"], limit=80), key=r["path"])
             for i, r in enumerate(rows):
                 if r["path"] == keep:
                     table.move_cursor(row=i)

@@ -319,11 +319,16 @@ async def test_picker_shows_progress_and_eta_per_run(tmp_path, sleeper):
     live_run(root, sleeper.pid)
     finished_run(root / "20251122-090000-done")
     app = RunsApp([root])
-    async with app.run_test(size=(160, 20)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: len(app.rows) == 2)
         await until(pilot, lambda: "0/5 · 50%" in screen_text(app))
         text = screen_text(app)
-    assert re.search(r"\b5h[23]\dm\b", text) and "5/5" in text and "progress" in text and "ETA" in text  # 5h30m, counting down
+    # all in view at 80 columns: state, progress, the ETA whole (5h30m, counting down), the verdict
+    running = next(line for line in text.splitlines() if "running" in line)
+    assert re.search(r"\b5h[23]\dm\b", running) and "teacher" in running, text
+    done = next(line for line in text.splitlines() if "succeeded" in line)
+    assert "5/5" in done and "PASS" in done, text
+    assert all(name in text for name in ("progress", "ETA", "gate"))
 
 
 class FakeCockpit:
