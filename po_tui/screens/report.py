@@ -22,6 +22,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
 from engine.core.inert import clean
+from po_tui.guard import guarded
 
 MAX_CHARS = 400_000  # a report is tens of KiB; far beyond that, the rest is left to a text editor
 
@@ -50,10 +51,12 @@ class ReportScreen(ModalScreen[None]):
         with VerticalScroll(id="report-box"):
             yield Markdown(self.text, id="report-markdown", parser_factory=inert_parser, open_links=False)
 
+    @guarded
     def on_mount(self) -> None:
         self.query_one("#report-box").focus()  # arrows, page up/down scroll the report at once
 
     @on(Markdown.LinkClicked)
+    @guarded
     def _link_clicked(self, event: Markdown.LinkClicked) -> None:
         """A link in a report leads nowhere from here: nothing is opened, nothing navigated."""
         event.stop()
