@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Distil a premium LLM into a small LoRA student for the Product Owner task.",
         parents=[common],
     )
+    parser.add_argument("--runs-dir", metavar="DIR", dest="picker_runs_dir",
+                        help="`po-tui` alone: the runs picker lists DIR (default: $PO_TUI_RUNS_DIR, else runs_dir in "
+                             "./po-tui.yaml, else ./runs) and starts new runs there")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         module = importlib.import_module(f"engine.commands.{MODULES.get(name, name)}")
@@ -89,6 +92,16 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _picker_dir(args: argparse.Namespace):
+    from engine.pipeline.runsdir import runs_dir
+
+    return runs_dir(args.picker_runs_dir)
+
+
+def _prog(args: argparse.Namespace) -> str:
+    return f"po-tui {args.command}" if args.command else "po-tui"
+
+
 def main(argv: Sequence[str] | None = None, *, cockpit: Cockpit | None = None) -> int:
     """Run one sub-command; `cockpit` is what opens the UI (None: headless, as `python -m engine`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -100,25 +113,25 @@ def main(argv: Sequence[str] | None = None, *, cockpit: Cockpit | None = None) -
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get("PO_TUI_DEBUG") == "1"
     if not getattr(args, "func", None):
-        if argv or cockpit is None or not can_show_cockpit():
+        if args.command is not None or cockpit is None or not can_show_cockpit():
             parser.print_help()
             return EXIT_USAGE
-        return int(cockpit.pick() or 0)  # `po-tui` alone: the runs picker
+        args.func, args.command = lambda a: cockpit.pick(_picker_dir(a)), ""  # `po-tui` alone: the runs picker
     args.cockpit = cockpit
     try:
         return int(args.func(args) or 0)
     except InputError as exc:
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"po-tui {args.command}: error: {one_line(exc)}\n")
+        sys.stderr.write(f"{_prog(args)}: error: {one_line(exc)}\n")
         return EXIT_USAGE
     except StageFailed as exc:
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"po-tui {args.command}: failed: {one_line(exc)}\n")
+        sys.stderr.write(f"{_prog(args)}: failed: {one_line(exc)}\n")
         return EXIT_FAIL
     except KeyboardInterrupt:
-        sys.stderr.write(f"po-tui {args.command}: interrupted\n")
+        sys.stderr.write(f"{_prog(args)}: interrupted\n")
         return 130
     except BrokenPipeError:
         # `po-tui score ... | head` closed the pipe: not an error worth a traceback.
@@ -135,7 +148,7 @@ def main(argv: Sequence[str] | None = None, *, cockpit: Cockpit | None = None) -
             raise
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"po-tui {args.command}: error: {line}\n")
+        sys.stderr.write(f"{_prog(args)}: error: {line}\n")
         return EXIT_USAGE if not isinstance(exc, OSError) or exc.errno in USER_ERRNOS else EXIT_FAIL
 
 

@@ -344,29 +344,31 @@ class CockpitApp(App[str | None]):
 
     @guarded
     def action_back(self) -> None:
+        """Back to the runs picker, without asking: the engine runs detached, so going back stops
+        nothing, and the picker lists the run (open it again, or cancel it from its cockpit)."""
         if self.back:
-            self._leave("back")
+            self.exit("back")
         else:
             self.notify("no runs list: this cockpit was opened on one run", markup=False)
 
     @guarded
     async def action_quit(self) -> None:
-        self._leave(None)
+        self._leave()
 
     @guarded
-    def _leave(self, result: str | None) -> None:
-        """Quit (or go back to the runs); a run this cockpit started and that still goes asks first."""
+    def _leave(self) -> None:
+        """Quit; a run this cockpit started and that still goes asks first: leave it running, or cancel it."""
         state = (self.model.manifest or {}).get("state")
         if not (self.owned and state in ("running", "pending") and self.controls.cancel.ok):
-            self.exit(result)
+            self.exit(None)
             return
 
         def answered(choice: str | None) -> None:
             with barrier(self, "leave the run"):
                 if choice == DETACH:
-                    self.exit(result or DETACH)
+                    self.exit(DETACH)
                 elif choice == CANCEL:
-                    self._cancel(then_exit=result or CANCEL)
+                    self._cancel(then_exit=CANCEL)
 
         self.push_screen(LeaveScreen(str(self.run_dir)), answered)
 

@@ -31,12 +31,13 @@ def attach(run_dir: str | Path, *, owned: bool = False, back: bool = False) -> s
     return result
 
 
-def pick(roots: list[Path] | None = None) -> int:
-    """`po-tui`: the runs picker, then the cockpit on the chosen run; `b` there comes back."""
-    from po_tui.picker import RunsApp
+def pick(runs_dir: Path = Path("runs")) -> int:
+    """`po-tui`: the runs picker over RUNS_DIR (and the demo's runs), then the cockpit on the chosen
+    run; `b` there comes back. New runs (`n`) go into RUNS_DIR."""
+    from po_tui.picker import RunsApp, roots_for
 
     while True:
-        choice = RunsApp(roots).run()
+        choice = RunsApp(roots_for(runs_dir), runs_dir=runs_dir).run()
         if choice is None:
             return 0
         what, run_dir = choice
@@ -51,8 +52,8 @@ class _Cockpit:
     def attach(self, run_dir: Path, *, owned: bool = False) -> str | None:
         return attach(run_dir, owned=owned)
 
-    def pick(self) -> int:
-        return pick()
+    def pick(self, runs_dir: Path) -> int:
+        return pick(runs_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

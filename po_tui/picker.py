@@ -1,7 +1,10 @@
-"""`po-tui` with no sub-command: the runs under ./runs (and the demo's), newest first; open one or start one.
+"""`po-tui` with no sub-command: the runs under the runs directory (and the demo's), newest first,
+with each live run's stage progress and ETA; open one or start one.
 
-The picker only chooses; it returns what was chosen and po_tui/cli.py opens the cockpit on it,
-then comes back here when the cockpit's `b` asks for the list again.
+The runs directory is `po-tui --runs-dir DIR`, else $PO_TUI_RUNS_DIR, else `runs_dir:` in
+./po-tui.yaml, else ./runs (engine/pipeline/runsdir.py). The picker only chooses; it returns
+what was chosen and po_tui/cli.py opens the cockpit on it, then comes back here when the
+cockpit's `b` asks for the list again.
 """
 
 from __future__ import annotations
@@ -16,31 +19,39 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.core.inert import one_line
+from engine.core.timefmt import duration
 from engine.errors import InputError
-from engine.views.runlist import list_runs, newest_first
+from engine.views.runlist import LiveRuns
 from po_tui.guard import barrier, deliver, guarded, live
 from po_tui.screens.newrun import NewRunScreen
 from po_tui.widgets.text import STATE_STYLE, inert
 
-DEFAULT_ROOTS = ("runs", "artifacts/demo")
+DEMO_ROOT = Path("artifacts/demo")
+DEFAULT_ROOTS = ("runs", str(DEMO_ROOT))
 REFRESH_S = 2.0
-COLUMNS = ("run", "created", "state", "stage", "gate", "path")
+# What tells runs apart first, so at 80 columns state, progress, ETA and verdict are all in view
+# (created and path follow, reached by scrolling the table sideways).
+COLUMNS = ("run", "state", "stage", "progress", "ETA", "gate", "created", "path")
 
 
-def gather(roots: list[Path]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every run under the roots that exist, newest first; and one line per root that could not be read."""
-    rows: list[dict[str, Any]] = []
-    problems: list[str] = []
-    for root in roots:
-        if not root.is_dir():
-            continue
-        try:
-            rows.extend(list_runs(root))
-        except InputError as exc:
-            problems.append(str(exc))
-        except OSError as exc:  # a root unreadable or gone mid-listing: a line, not a fault
-            problems.append(f"{root}: {exc.strerror or exc}")
-    return newest_first(rows), problems
+def roots_for(runs_dir: Path) -> list[Path]:
+    """The runs directory, then the demo's runs (`po-tui demo` writes them there) unless it is the same."""
+    roots = [runs_dir]
+    if Path(runs_dir).resolve() != DEMO_ROOT.resolve():
+        roots.append(DEMO_ROOT)
+    return roots
+
+
+def progress_cell(row: dict[str, Any]) -> str:
+    """Jobs done of planned, and the running stage's own percent: `4/11 · 42%`."""
+    text = f"{row['jobs_done']}/{row['jobs']}" if row.get("jobs") else "–"
+    if row.get("stage_percent") is not None:
+        text += f" · {row['stage_percent']:.0f}%"
+    return text
+
+
+def eta_cell(row: dict[str, Any]) -> str:
+    return duration(row["eta_s"]) if row.get("eta_s") is not None else "–"
 
 
 class RunsApp(App[tuple[str, Path] | None]):
@@ -62,6 +73,7 @@ class RunsApp(App[tuple[str, Path] | None]):
         self.config = config
         self.runs_dir = runs_dir
         self.rows: list[dict[str, Any]] = []
+        self.live = LiveRuns()  # read only by the one "runs" worker at a time (exclusive)
         # Held by reference: the refresh lands while a modal is up or the app is closing.
         self.head = Static("", id="runs-head")
         self.table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
@@ -83,7 +95,7 @@ class RunsApp(App[tuple[str, Path] | None]):
     @work(thread=True, exclusive=True, group="runs")
     @guarded
     def action_reload(self) -> None:
-        rows, problems = gather(self.roots)
+        rows, problems = self.live.gather(self.roots)
         deliver(self, self._show, rows, problems)
 
     @guarded
@@ -98,9 +110,10 @@ class RunsApp(App[tuple[str, Path] | None]):
             for r in rows:
                 state = str(r["state"])
                 gate = str(r["gate"]).upper() if r["gate"] else "–"
-                table.add_row(inert(r["run_id"] or Path(r["path"]).name, limit=28), inert(r["created_at"] or "–", limit=20),
+                table.add_row(inert(r["run_id"] or Path(r["path"]).name, limit=28),
                               Text(state, style=STATE_STYLE.get(state, "")), inert(r["stage"] or "–", limit=16),
-                              Text(gate, style="bold"), inert(r["path"], limit=80), key=r["path"])
+                              Text(progress_cell(r)), Text(eta_cell(r)), Text(gate, style="bold"),
+                              inert(r["created_at"] or "–", limit=20), inert(r["path"], limit=80), key=r["path"])
             for i, r in enumerate(rows):
                 if r["path"] == keep:
                     table.move_cursor(row=i)

@@ -369,7 +369,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("demo-out-under-a-file", ["demo", "--out", "{afile}/d", "--headless"], ["--out: cannot create it"]),
     ("run-run-dir-is-a-file", ["run", "{good_config}", "--headless", "--run-dir", "{afile}"],
      ["afile.dat: --run-dir: exists and is not a directory"]),
-    ("run-runs-dir-is-a-file", ["run", "{good_config}", "--headless", "--runs-dir", "{afile}"], ["--runs-dir: cannot create it"]),
+    ("run-runs-dir-is-a-file", ["run", "{good_config}", "--headless", "--runs-dir", "{afile}"], ["afile.dat: --runs-dir: not a directory"]),
     # 7. Concepts not fit to send to a model: refused before the first (paid) request.
     ("teacher-requirements-not-yaml", ["teacher", "--provider", "synthetic", "--concepts", "{unclosed_req}", "--out", "{tmp}/t"],
      ["unclosed_req.dat:2: requirements_yaml: invalid YAML (line 2, column 1)"]),

@@ -39,7 +39,7 @@ def opened(monkeypatch) -> list[tuple]:
         return "detach"
 
     monkeypatch.setattr(po_tui.cli, "attach", attach)
-    monkeypatch.setattr(po_tui.cli, "pick", lambda: calls.append(("pick",)) or 0)
+    monkeypatch.setattr(po_tui.cli, "pick", lambda *runs_dir: calls.append(("pick",)) or 0)
     return calls
 
 

@@ -58,7 +58,7 @@ FLAGS_BEFORE = {
     "train": "--base-model --batch-size --chat-template --compute-dtype --config --cpu-processes --data --debug --deepspeed --epochs "
              "--eval-steps --fsdp --gpus --grad-accum --gradient-checkpointing --help --job --load-4bit --load-8bit --logging-steps "
              "--lora-alpha --lora-dropout --lora-r --lr --max-seq-len --max-steps --modules-to-save --out --probe-every "
-             "--probe-max-new-tokens --probe-prompts --resume --run-dir --save-steps --save-total-limit --scheduler --seed "
+             "--probe-max-new-tokens --probe-prompts --report-to --resume --run-dir --save-steps --save-total-limit --scheduler --seed "
              "--target-modules --warmup-ratio --weight-decay -h",
     "eval": "--adapter --api-key-env --api-retries --backoff-base --base-model --base-url --batch-size --chat-template --concurrency "
             "--config --dataset --debug --dtype --help --job --load-4bit --location --max-new-tokens --max-samples --metric --model --out "

@@ -63,6 +63,9 @@ def test_controls_say_why_for_each_kind_of_run(tmp_path, sleeper):
 
     (run / "config.yaml").write_text("{}\n")
     found = controls(run, read_manifest(run))
+    assert not found.resume.ok and "succeeded: nothing to resume" in found.resume.why  # it would only rewrite states
+    write_manifest(run, {"teacher": "succeeded", "train": "cancelled"}, state="cancelled")
+    found = controls(run, read_manifest(run))
     assert found.resume.ok and not found.retry.ok and "no failed stage" in found.retry.why
 
     live = tmp_path / "live"

@@ -20,8 +20,8 @@ class Cockpit(Protocol):
     def attach(self, run_dir: Path, *, owned: bool = False) -> str | None:
         """Follow RUN_DIR until the cockpit quits; how it ended ("detach", "cancel", None, ...)."""
 
-    def pick(self) -> int:
-        """The runs picker (`po-tui` alone), then the cockpit on the chosen run; an exit code."""
+    def pick(self, runs_dir: Path) -> int:
+        """The runs picker (`po-tui` alone) over RUNS_DIR, then the cockpit on the chosen run; an exit code."""
 
 
 def can_show_cockpit() -> bool:

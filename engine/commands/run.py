@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--detach", action="store_true", help="with --headless: run in the background, print the run directory, exit")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR: unchanged finished jobs are skipped")
     p.add_argument("--retry-failed", action="store_true", help="with --resume: run the failed stage again and continue")
-    p.add_argument("--runs-dir", metavar="DIR", default="runs", help="where new run directories go (default: ./runs)")
+    p.add_argument("--runs-dir", metavar="DIR",
+                   help="where new run directories go (default: $PO_TUI_RUNS_DIR, else the config's runs_dir, else ./runs)")
     p.add_argument("--run-dir", metavar="DIR", help="the new run's directory (default: RUNS_DIR/<run id>)")
     p.add_argument("--grace", type=argtypes.seconds, default=10.0, metavar="S",
                    help="seconds between SIGTERM and SIGKILL on cancel (default: 10)")
@@ -52,6 +53,7 @@ def prepare(args: argparse.Namespace):
     from engine.pipeline.launch import check_resumable
     from engine.pipeline.manifest import new_run_id
     from engine.pipeline.runner import create_run
+    from engine.pipeline.runsdir import runs_dir
     from engine.runlog.gpu_sampler import jobs_environment
     from engine.store.outpath import check_out_dir
 
@@ -69,7 +71,7 @@ def prepare(args: argparse.Namespace):
         raise InputError("a pipeline config is required (or --resume RUN_DIR); `po-tui init` writes one", field="CONFIG")
     config = load_config(args.config)
     jobs_environment(config.monitor.gpu_sample_s)  # ... and before a run directory is created
-    run_dir = Path(args.run_dir) if args.run_dir else Path(args.runs_dir) / new_run_id()
+    run_dir = Path(args.run_dir) if args.run_dir else runs_dir(args.runs_dir, configured=config.runs_dir, project=None) / new_run_id()
     check_out_dir(run_dir, field="--run-dir" if args.run_dir else "--runs-dir")
     create_run(run_dir, config)
     return run_dir, config, False

@@ -10,13 +10,13 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from engine.core.inert import one_line
+from engine.pipeline.runsdir import runs_dir
 from engine.views import render
 from engine.views.runlist import list_runs
 
@@ -28,15 +28,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "runs",
         parents=[common],
         help="list run directories (newest first) with state, stage and gate verdict",
-        description="List the run directories under DIR (default ./runs), newest first.",
+        description="List the run directories under DIR, newest first.",
     )
-    p.add_argument("dir", metavar="DIR", nargs="?", default="runs", help="where the runs are (default: %(default)s)")
+    p.add_argument("dir", metavar="DIR", nargs="?",
+                   help="where the runs are (default: $PO_TUI_RUNS_DIR, else runs_dir in ./po-tui.yaml, else ./runs)")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    root = Path(args.dir)
+    root = runs_dir(args.dir, flag_name="DIR")
     rows = list_runs(root)
     if args.json:
         sys.stdout.write(json.dumps({"format": FORMAT, "dir": str(root), "runs": rows}, indent=2, ensure_ascii=False) + "\n")

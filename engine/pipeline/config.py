@@ -108,6 +108,9 @@ ENGINE_OWNED_TRAIN = ("data", "out", "resume", "run_dir", "job")
 
 
 class PipelineConfig(_Section):
+    # Not a stage's setting: where this project's runs live (engine/pipeline/runsdir.py).
+    runs_dir: str | None = Field(None, description="where `po-tui run` puts new run directories and `po-tui` looks for runs, "
+                                                   "relative to this file; --runs-dir and $PO_TUI_RUNS_DIR come first (null: ./runs)")
     concepts: ConceptsSection = Field(default_factory=ConceptsSection)
     teacher: TeacherSettings = Field(default_factory=TeacherSettings)
     prep: PrepSection = Field(default_factory=PrepSection)
@@ -157,6 +160,11 @@ def parse_config(doc: Any, *, path: str | Path | None = None, lines: dict | None
             config.concepts.file = str((Path(path).parent / file).resolve())
     if config.concepts.file:
         _check_input_file(config.concepts.file, path, (lines or {}).get(("concepts", "file")), "concepts.file")
+    if config.runs_dir is not None and not config.runs_dir.strip():
+        raise InputError("empty: give a directory, or null for the default", path=path,
+                         line=(lines or {}).get(("runs_dir",)), field="runs_dir")
+    if config.runs_dir and path is not None and not Path(config.runs_dir).is_absolute():
+        config.runs_dir = str((Path(path).parent / config.runs_dir).resolve())
     gates = config.gate.gates
     if gates and path is not None and not Path(gates).is_absolute():
         config.gate.gates = str((Path(path).parent / gates).resolve())

@@ -88,7 +88,11 @@ def example_config() -> str:
         "# Every setting is listed at its default (the seeds' values). Secrets never go here:",
         "# providers read their keys from environment variables.",
     ]
-    for section in type(config).model_fields:
+    for section, field in type(config).model_fields.items():
+        value = getattr(config, section)
+        if not isinstance(value, BaseModel):  # a top-level setting (runs_dir), not a section
+            lines += ["", f"# {field.description}", f"{section}: {_value(value)}"]
+            continue
         lines += ["", f"# {SECTION_HELP.get(section, section)}", f"{section}:"]
-        lines += _lines(getattr(config, section), (section,), helps, 1)
+        lines += _lines(value, (section,), helps, 1)
     return "\n".join(lines) + "\n"

@@ -109,6 +109,13 @@ def _flag(argv: list[str], name: str, value: Any) -> None:
         argv += [name, str(value)]
 
 
+def _computing(train: dict[str, Any]) -> dict[str, Any]:
+    """The training settings that decide what it computes (not where it is reported): its fingerprint."""
+    from engine.stages.train.settings import REPORTING_ONLY
+
+    return {k: v for k, v in train.items() if k not in REPORTING_ONLY}
+
+
 def build_plan(config: PipelineConfig, run_dir: str | Path) -> list[Job]:
     """The jobs of one run, in the order they run."""
     r = Path(run_dir).resolve()  # jobs get absolute paths: they never depend on the engine's cwd
@@ -167,7 +174,7 @@ def build_plan(config: PipelineConfig, run_dir: str | Path) -> list[Job]:
 
     adapter = ["student/adapter_model.safetensors", "student/adapter_config.json"]
     jobs.append(Job("train", "train", train_argv, inputs=["data/train.jsonl", "data/val.jsonl", *base_inputs], outputs=list(adapter),
-                    settings={"train": config.section("train"), "base_model": base}, reset_dirs=["student"]))
+                    settings={"train": _computing(config.section("train")), "base_model": base}, reset_dirs=["student"]))
 
     if config.export.merge:
         merge = ["export", "merge", "--adapter", str(r / "student"), "--base-model", base, "--out", str(r / "student-merged"),

@@ -196,6 +196,10 @@ class Engine:
                 out[job.name] = Decision(job.name, "redo", "outputs missing")
             else:
                 out[job.name] = Decision(job.name, "redo", "settings or inputs changed")
+        if self.manifest.get("state") == "succeeded" and all(d.action == "skip" for d in out.values()):
+            # Nothing would run: resuming would only rewrite every finished job as "skipped".
+            raise InputError("the run succeeded and nothing changed since: nothing to resume "
+                             "(edit its config.yaml to run stages again)", path=self.run_dir)
         self._decisions = out
         return list(out.values())
 

@@ -65,4 +65,9 @@ def controls(run_dir: str | Path, manifest: dict[str, Any] | None) -> Controls:
         return Controls(cancel, no, no)
     failed = state == "failed" or any(j.get("state") == "failed" for j in manifest.get("jobs", []))
     retry = Control(True) if failed else Control(False, "no failed stage to retry")
+    if state == "succeeded":
+        # Resuming a finished run would only rewrite its jobs as skipped; a changed config.yaml is
+        # resumed from the command line, where the engine says what it will run again.
+        done = Control(False, f"the run succeeded: nothing to resume (after editing its config.yaml: po-tui run --resume {run_dir})")
+        return Controls(cancel, done, retry)
     return Controls(cancel, Control(True), retry)

@@ -18,7 +18,7 @@ from typing import Any
 from engine.core.timefmt import utc_stamp
 from engine.errors import InputError
 from engine.stages.train.device import auto_dtype, cuda_count, shards_weights, use_checkpointing
-from engine.stages.train.settings import TrainSettings
+from engine.stages.train.settings import TRACKERS, TrainSettings
 from engine.store.atomic import atomic_write_json
 from engine.store.inputfile import read_json
 from engine.store.outpath import check_out_dir
@@ -75,6 +75,7 @@ def check_inputs(s: TrainSettings) -> Plan:
         except ImportError as exc:
             flag = "--load-4bit" if s.load_4bit else "--load-8bit"
             raise InputError("needs bitsandbytes (pip install bitsandbytes)", field=flag) from exc
+    check_trackers(s)
     cuda = cuda_count()
     if s.gpus is not None and s.gpus > cuda:
         raise InputError(f"{s.gpus} GPUs asked for, {cuda} present", field="--gpus")
@@ -96,6 +97,42 @@ def check_inputs(s: TrainSettings) -> Plan:
                          field="--load-8bit")
     return Plan(train_file, val_file, base_is_local, device, dtype,
                 checkpointing=use_checkpointing(s.gradient_checkpointing, device), sharded=sharded)
+
+
+def check_trackers(s: TrainSettings) -> None:
+    """Each tracker asked for has its package here: said before any model is loaded, not as a
+    transformers traceback once the Trainer is built."""
+    import importlib.util
+
+    for name in s.trackers():
+        packages = TRACKERS[name]
+        if not any(_importable(p, importlib.util.find_spec) for p in packages):
+            raise InputError(f"{name} needs the {packages[0]} package (pip install {packages[0]})", field="--report-to")
+
+
+def _importable(package: str, find_spec: Any) -> bool:
+    try:
+        return find_spec(package) is not None
+    except (ImportError, ValueError):  # a broken or half-installed package
+        return False
+
+
+def tensorboard_dir(s: TrainSettings) -> Path:
+    """Where TensorBoard's event files go: OUT/tb, beside the adapter (not under the checkpoints,
+    which are rotated and left out of fingerprints)."""
+    return Path(s.out) / "tb"
+
+
+def point_trackers(trainer: Any, s: TrainSettings) -> None:
+    """Send the TensorBoard callback's files to OUT/tb (transformers 5 has no logging_dir argument;
+    its default is a dated folder under the checkpoints)."""
+    if "tensorboard" not in s.trackers():
+        return
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            callback.logging_dir = str(tensorboard_dir(s))
 
 
 def _torch_dtype(name: str):
@@ -217,7 +254,9 @@ def training_arguments(s: TrainSettings, plan: Plan, *, has_eval: bool, **overri
         eval_strategy=("steps" if s.eval_steps else "epoch") if has_eval else "no",
         bf16=cuda and plan.dtype == "bfloat16",
         fp16=cuda and plan.dtype == "float16",
-        report_to="none",
+        report_to=s.trackers() or "none",
+        # The trackers' run name: the run directory's (a pipeline run's id), else the output folder's.
+        run_name=Path(s.run_dir or s.out).resolve().name,
         seed=s.seed,
         data_seed=s.seed,
         use_cpu=not cuda,
@@ -227,6 +266,8 @@ def training_arguments(s: TrainSettings, plan: Plan, *, has_eval: bool, **overri
         dataloader_num_workers=0,
         optim="adamw_torch",
     )
+    if "logging_dir" in TrainingArguments.__dataclass_fields__:  # transformers 4.x
+        kwargs["logging_dir"] = str(tensorboard_dir(s))
     if s.save_steps:
         kwargs["save_steps"] = s.save_steps
     if s.eval_steps and has_eval:
@@ -365,6 +406,7 @@ def train(s: TrainSettings, events: Any, *, echo: Any = None, inputs: Inputs | N
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # its raw dicts would duplicate our step lines
+    point_trackers(trainer, s)
     resume_from = last_checkpoint(s.out) if s.resume else None
     if resume_from:
         events.log(f"resuming from {resume_from}")

@@ -15,6 +15,13 @@ from engine.flagmeta import Flag
 # The seeds' recipe: r32 / alpha 64 / dropout 0.05, 3 epochs, lr 1e-4, max length 2048.
 DEFAULT_BASE_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 
+# Experiment trackers the Trainer can report to (transformers' report_to), and the package each
+# needs; tensorboard is served by either of two.
+TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",), "trackio": ("trackio",)}
+# Settings that say where a training is reported, not what it computes: left out of the
+# pipeline's resume fingerprint, so adding a tracker to a run never trains it again.
+REPORTING_ONLY = ("report_to",)
+
 
 class TrainSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -70,6 +77,10 @@ class TrainSettings(BaseModel):
         4, ge=1, le=64, description="held-out prompts per probe, the first K of val.jsonl")
     probe_max_new_tokens: Annotated[int | None, Flag(metavar="N", default_means="1.25 x the longest training answer")] = Field(
         None, ge=1, description="answer limit of a probe")
+    # A list in a config file (`report_to: [tensorboard, wandb]`), comma-separated as a flag.
+    report_to: Annotated[str, Flag(metavar="NAMES", default_means="none")] = Field(
+        "", description="experiment trackers the Trainer reports to: tensorboard, wandb, mlflow, trackio, comma-separated "
+                        "(tensorboard logs in OUT/tb)")
     resume: bool = Field(False, description="continue from the newest complete checkpoint in --out")
     run_dir: Annotated[str | None, Flag(metavar="DIR", default_means="--out")] = Field(None, description="event log directory")
     job: Annotated[str | None, Flag(metavar="NAME", default_means="train")] = Field(None, description="job name in the run directory")
@@ -79,6 +90,25 @@ class TrainSettings(BaseModel):
     def _switch(cls, value: object) -> object:
         return ("on" if value else "off") if isinstance(value, bool) else value
 
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _trackers(cls, value: object) -> object:
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            items: list[object] = value.split(",")
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            return value  # pydantic says what is wrong with it
+        names = [str(item).strip() for item in items if str(item).strip()]
+        if names == ["none"]:
+            return ""
+        unknown = [n for n in names if n not in TRACKERS]
+        if unknown:
+            raise ValueError(f"unknown tracker {unknown[0]!r} (one of: {', '.join(TRACKERS)})")
+        return ",".join(dict.fromkeys(names))
+
     @model_validator(mode="after")
     def _one_quantisation(self) -> "TrainSettings":
         if self.load_4bit and self.load_8bit:
@@ -87,6 +117,9 @@ class TrainSettings(BaseModel):
             # Sharded weights: one rank cannot decode alone (probes run on rank 0 only).
             raise ValueError("probe_every cannot be used with fsdp or deepspeed")
         return self
+
+    def trackers(self) -> list[str]:
+        return [n for n in self.report_to.split(",") if n]
 
     def modules_to_save_list(self) -> list[str] | None:
         names = [m.strip() for m in self.modules_to_save.split(",") if m.strip()]
