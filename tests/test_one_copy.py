@@ -38,12 +38,14 @@ def test_one_duration_format_for_every_screen_and_report(seconds, text):
 
 def test_the_status_screen_the_cockpit_and_the_report_use_it():
     import engine.stages.report.markdown as report
+    import engine.views.gpu as gpu
     import engine.views.render as status
-    import po_tui.widgets.pipeline as pipeline
+    import po_tui.picker as picker
+    import po_tui.widgets.overview as overview
     import po_tui.widgets.teacher as teacher
     import po_tui.widgets.training as training
 
-    assert {m.duration for m in (status, report, pipeline, teacher, training)} == {duration}
+    assert {m.duration for m in (status, report, gpu, picker, overview, teacher, training)} == {duration}
 
 
 @pytest.mark.parametrize("value, expected", [

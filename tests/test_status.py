@@ -152,7 +152,7 @@ def test_status_of_a_finished_demo_like_run(tmp_path, capsys):
     assert "succeeded" in out and "gate FAIL" in out
     assert "accepted 16/16, rejected 2, acceptance 89%, $0.0251" in out
     assert "step 10/10, loss 0.2500, eval_loss 0.3100" in out
-    assert "n 2, valid 50%, mean 0.8000" in out
+    assert "n 2, valid 50%, mean 0.4000 (errors as 0)" in out  # as the Evaluation tab counts it
     assert "FAIL (1/3 criteria), ratio 0.410" in out
     assert "teacher warning [rate_limited]: 429 from the API" in out
 
@@ -178,7 +178,9 @@ def test_live_headlines_come_from_stage_events(tmp_path, capsys):
     assert doc["state"] == "running"
     assert by["train"]["headline"]["text"] == "step 40/240, loss 0.8123, eval_loss 0.9000, 5120 tok/s, peak 7.4 GB"
     assert by["train"]["alive"] is True and by["train"]["progress"]["percent"] == pytest.approx(16.7)
-    assert by["eval-baseline"]["headline"]["numbers"] == {"n": 4, "valid": 3, "valid_rate": 0.75, "mean": pytest.approx(0.8)}
+    assert by["eval-baseline"]["headline"]["numbers"] == {
+        "n": 4, "valid": 3, "valid_rate": 0.75, "mean": pytest.approx(0.8), "mean_with_errors_as_zero": pytest.approx(0.6)}
+    assert by["eval-baseline"]["headline"]["text"] == "n 4, valid 75%, mean 0.6000 (errors as 0)"
 
 
 def test_torn_and_damaged_lines_are_tolerated_and_reported(tmp_path, capsys):

@@ -105,14 +105,26 @@ def _eval(job: JobState) -> dict[str, Any]:
             nums["valid_rate"] = valid / n
         if valid:
             nums["mean"] = live["score_sum"] / valid
+        if n:
+            nums["mean_with_errors_as_zero"] = live["score_sum"] / n
     parts = []
     if "n" in nums:
         parts.append(f"n {nums['n']}")
     if finite(nums.get("valid_rate")) is not None:
         parts.append(f"valid {100 * nums['valid_rate']:.0f}%")
-    if finite(nums.get("mean")) is not None:
-        parts.append(f"mean {nums['mean']:.4f}")
+    parts.extend(_eval_mean(nums))
     return {"numbers": nums, "text": ", ".join(parts)}
+
+
+def _eval_mean(nums: dict[str, Any]) -> list[str]:
+    """The mean as the Evaluation and Gate tabs show it: a format error counts 0 (the mean of the
+    valid answers alone would rank a model that fails half its answers above one that does not)."""
+    mean, n, valid = finite(nums.get("mean_with_errors_as_zero")), finite(nums.get("n")), finite(nums.get("valid"))
+    if mean is None and finite(nums.get("mean")) is not None and n and valid is not None:
+        mean = nums["mean"] * valid / n  # an older summary: the valid answers' mean only
+    if mean is None:
+        return []
+    return [f"mean {mean:.4f}" + (" (errors as 0)" if n is not None and valid is not None and valid < n else "")]
 
 
 def _gate(job: JobState) -> dict[str, Any]:
