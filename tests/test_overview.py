@@ -68,7 +68,7 @@ async def test_every_running_stage_shows_its_whole_eta_and_the_numbers_at_80x24(
     run = live_run(tmp_path / "run")
     app = app_at(run, TRAIN_NOW)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: "12345/20000" in screen_text(app) and "accepted 3/8" in screen_text(app))
+        await until(pilot, lambda: "valid 100% mean 0.800" in screen_text(app) and "accepted 3/8" in screen_text(app))
         await pilot.pause(0.1)
         text = screen_text(app)
         running = [j for j in app.model.run.jobs.values() if j.state == "running"]
@@ -78,21 +78,28 @@ async def test_every_running_stage_shows_its_whole_eta_and_the_numbers_at_80x24(
             assert eta not in ("-", "0.0s")
             assert re.search(rf"\s{re.escape(eta)}\s*$", _line_of(text, job.job)), (job.job, eta, text)
         assert "done" in _line_of(text, "teacher")  # a finished stage: done, not a stale ETA
+        # each stage's few numbers in its own row (the one-column layout's numbers column)
+        assert "3/8 75% acc $0.040" in _line_of(text, "teacher")
+        assert "88%" in _line_of(text, "train") and "loss 1.400 eval 1.700" in _line_of(text, "train")
+        assert "62%" in _line_of(text, "eval-baseline") and "valid 100% mean 0.800" in _line_of(text, "eval-baseline")
         # headline numbers, the same `po-tui status` shows, without scrolling
         assert "accepted 3/8" in text and "acceptance 75%" in text and "$0.0400" in text
         assert "step 6/80" in text and "loss 1.4000" in text
         assert "train loss 1.9 " in text and "eval loss 1.7 " in text
 
 
+@pytest.mark.parametrize("numbers", [False, True], ids=["plain", "numbers"])
 @pytest.mark.parametrize("width", range(30, 201, 7))
-def test_the_stages_table_never_cuts_an_eta_value(tmp_path, width):
-    """Whatever the width, each running stage's row ends with its whole ETA; the bar goes first."""
+def test_the_stages_table_never_cuts_an_eta_value(tmp_path, width, numbers):
+    """Whatever the width, each running stage's row ends with its whole ETA; the bar goes first
+    (with the numbers column of the one-column layout too)."""
     rows = [{"name": "eval-teacher-reference", "state": "running", "progress": {"done": 123456, "total": 200000,
-             "unit": "long-unit-name", "percent": 61.7}, "rate_per_s": 0.5, "elapsed_s": 7300.0, "eta_s": 3725.0},
+             "unit": "long-unit-name", "percent": 61.7}, "rate_per_s": 0.5, "elapsed_s": 7300.0, "eta_s": 3725.0,
+             "headline": {"short": "valid 97% mean 0.8123"}},
             {"name": "teacher", "state": "succeeded", "progress": {"done": 8, "total": 8, "unit": "records", "percent": 100.0},
-             "rate_per_s": None, "elapsed_s": 61.0, "eta_s": None}]
+             "rate_per_s": None, "elapsed_s": 61.0, "eta_s": None, "headline": {"short": "8/8 89% acc $0.040"}}]
     console = Console(width=width, record=True, color_system=None)
-    console.print(StagesView(rows))
+    console.print(StagesView(rows, numbers=numbers))
     lines = console.export_text().splitlines()
     assert all(len(line) <= width for line in lines)
     assert any(line.rstrip().endswith("1h02m") for line in lines), "\n".join(lines)
@@ -228,7 +235,7 @@ def _settled(*expected: str):
 
 def test_overview_snapshot_80x24(tmp_path, snap_compare):
     app = app_at(live_run(tmp_path / "run"), TRAIN_NOW)
-    assert snap_compare(app, terminal_size=(80, 24), run_before=_settled("12345/20000", "accepted 3/8", "gate forming"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_settled("valid 100% mean 0.800", "accepted 3/8", "gate forming"))
 
 
 def test_overview_snapshot_200x50(tmp_path, snap_compare):
@@ -289,7 +296,7 @@ def test_tmux_80x24_overview_of_a_live_and_of_a_failed_pipeline(tmp_path):
     tmux = Tmux("live", (80, 24))
     try:
         tmux.attach(live)
-        text = tmux.wait("12345/20000", "accepted 3/8", "gate forming")
+        text = tmux.wait("valid 100% mean 0.800", "accepted 3/8", "gate forming")
         rows = _rows(text, ("teacher", "train", "eval-baseline"))
         assert rows["teacher"].endswith("done")
         for job in ("train", "eval-baseline"):

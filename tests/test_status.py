@@ -230,7 +230,7 @@ def test_json_document_schema(tmp_path, capsys):
                 "metrics", "error_count", "warning_count", "errors", "warnings", "stale_reason", "skipped_reason"}
     for job in doc["jobs"]:
         assert set(job) == job_keys
-        assert set(job["headline"]) == {"numbers", "text"}
+        assert set(job["headline"]) == {"numbers", "text", "short"}
     assert set(doc["jobs"][0]["progress"]) == {"done", "total", "unit", "label", "percent"}
     assert doc["created_at"] == "2025-11-23T12:13:21Z"
 

@@ -116,7 +116,7 @@ def _eval(job: JobState) -> dict[str, Any]:
     return {"numbers": nums, "text": ", ".join(parts)}
 
 
-def _eval_mean(nums: dict[str, Any]) -> list[str]:
+def _eval_mean(nums: dict[str, Any], digits: int = 4) -> list[str]:
     """The mean as the Evaluation and Gate tabs show it: a format error counts 0 (the mean of the
     valid answers alone would rank a model that fails half its answers above one that does not)."""
     mean, n, valid = finite(nums.get("mean_with_errors_as_zero")), finite(nums.get("n")), finite(nums.get("valid"))
@@ -124,7 +124,7 @@ def _eval_mean(nums: dict[str, Any]) -> list[str]:
         mean = nums["mean"] * valid / n  # an older summary: the valid answers' mean only
     if mean is None:
         return []
-    return [f"mean {mean:.4f}" + (" (errors as 0)" if n is not None and valid is not None and valid < n else "")]
+    return [f"mean {mean:.{digits}f}" + (" (errors as 0)" if n is not None and valid is not None and valid < n else "")]
 
 
 def _gate(job: JobState) -> dict[str, Any]:
@@ -147,7 +147,44 @@ KINDS: dict[str, Callable[[JobState], dict[str, Any]]] = {
 }
 
 
+def _money(usd: float) -> str:
+    return f"${usd:,.0f}" if usd >= 100 else f"${usd:.2f}" if usd >= 1 else f"${usd:.3f}"
+
+
+def _short(kind: str, nums: dict[str, Any], text: str) -> str:
+    """The headline in about 25 characters, for a table cell beside the stage at 80 columns:
+    the one or two numbers a glance needs (the full `text` says the rest)."""
+    parts: list[str] = []
+    if kind == "teacher":
+        if "accepted" in nums:
+            parts.append(f"{nums['accepted']}/{nums['target']}" if nums.get("target") else f"{nums['accepted']} acc")
+        if finite(nums.get("acceptance_rate")) is not None:
+            parts.append(f"{100 * nums['acceptance_rate']:.0f}% acc")
+        if finite(nums.get("cost_usd")) is not None:
+            parts.append(_money(nums["cost_usd"]))
+    elif kind == "train":
+        loss, eval_loss = nums.get("final_loss", nums.get("loss")), nums.get("final_eval_loss", nums.get("eval_loss"))
+        if finite(loss) is not None:
+            parts.append(f"loss {loss:.3f}")
+        if finite(eval_loss) is not None:
+            parts.append(f"eval {eval_loss:.3f}")
+    elif kind == "eval":
+        if finite(nums.get("valid_rate")) is not None:
+            parts.append(f"valid {100 * nums['valid_rate']:.0f}%")
+        mean = _eval_mean(nums, digits=3)
+        if mean:
+            parts.append(mean[0].removesuffix(" (errors as 0)"))
+    elif kind == "gate":
+        if isinstance(nums.get("verdict"), str):
+            parts.append(nums["verdict"].upper() + (f" {nums['passed']}/{nums['criteria']}" if "criteria" in nums else ""))
+    else:
+        parts = text.split(", ")[:2]
+    return " ".join(parts) if kind in KINDS else ", ".join(parts)
+
+
 def headline(kind: str, job: JobState) -> dict[str, Any]:
-    """{"numbers": {...}, "text": "..."} for a job of stage `kind` (e.g. `eval` for eval-student)."""
-    fn = KINDS.get(kind) or next((f for k, f in KINDS.items() if kind.startswith(k + "-")), _generic)
-    return fn(job)
+    """{"numbers": {...}, "text": "...", "short": "..."} for a job of stage `kind` (e.g. `eval` for eval-student)."""
+    known = kind if kind in KINDS else next((k for k in KINDS if kind.startswith(k + "-")), None)
+    out = (KINDS[known] if known else _generic)(job)
+    out["short"] = _short(known or "", out["numbers"], out["text"])
+    return out

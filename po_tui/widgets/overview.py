@@ -54,6 +54,11 @@ def _percent(fraction: float | None) -> str:
     return f"{100 * fraction:.0f}%" if fraction is not None else "-"
 
 
+def _short(row: dict[str, Any]) -> str:
+    """The stage's headline in a few words (engine.views.headline), `-` when it has none yet."""
+    return one_line((row.get("headline") or {}).get("short") or "-", 40)
+
+
 def _compact_progress(row: dict[str, Any]) -> str:
     """done/total and the unit, without the percentage (its own column) or a label."""
     progress = row.get("progress")
@@ -65,8 +70,11 @@ def _compact_progress(row: dict[str, Any]) -> str:
 class StagesView:
     """The stages table at the width it is drawn: the richest layout that fits, never a cut number."""
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
+    def __init__(self, rows: list[dict[str, Any]], *, numbers: bool = False) -> None:
+        """`numbers`: a column of each stage's short headline (one column layout: the full
+        numbers are below the fold at 80x24, so the table carries the ones a glance needs)."""
         self.rows = rows
+        self.numbers = numbers and any(_short(row) != "-" for row in rows)
 
     def _table(self, columns: tuple[str, ...], bar_width: int = 0, squeeze: bool = False) -> Table:
         """`squeeze`: the last resort; the name and the amount wrap (Rich narrows wrapping columns
@@ -89,6 +97,7 @@ class StagesView:
                 "%": Text(_percent(fraction)),
                 "amount": Text(_compact_progress(row)),
                 "rate": Text(rate_text(row)),
+                "numbers": Text(_short(row)),
                 "elapsed": Text(duration(row["elapsed_s"])),
                 "ETA": Text(eta_cell(row), style="bold" if row["state"] == "running" else ""),
             }
@@ -98,6 +107,12 @@ class StagesView:
     def _layouts(self) -> Iterable[tuple[tuple[str, ...], int]]:
         """Richest first. The rate goes when no stage has one (a finished run), like `status`."""
         rate = ("rate",) if any(row.get("rate_per_s") is not None for row in self.rows) else ()
+        if self.numbers:
+            yield ("job", "state", "bar", "amount", "numbers", *rate, "elapsed", "ETA"), BAR_WIDTHS[-1]
+            yield ("job", "state", "%", "amount", "numbers", *rate, "elapsed", "ETA"), 0
+            yield ("job", "state", "%", "numbers", *rate, "elapsed", "ETA"), 0
+            yield ("job", "state", "%", "numbers", "elapsed", "ETA"), 0
+            yield ("job", "state", "numbers", "elapsed", "ETA"), 0
         for width in BAR_WIDTHS:
             yield ("job", "state", "bar", "amount", *rate, "elapsed", "ETA"), width
         yield ("job", "state", "%", "amount", *rate, "elapsed", "ETA"), 0

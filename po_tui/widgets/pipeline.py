@@ -75,7 +75,7 @@ class PipelinePanel(VerticalScroll):
             head.append(f"  gate {verdict.upper()}", style="bold")
         self.query_one("#pipeline-headline", Static).update(head)
         rows = [job_row(job, model.manifest_job(job.job), now, self._host) for job in model.jobs()]
-        self.query_one("#pipeline-stages", Static).update(StagesView(rows))
+        self.query_one("#pipeline-stages", Static).update(StagesView(rows, numbers=not self.has_class("wide")))
         numbers = numbers_table(rows)
         self.query_one("#pipeline-numbers", Static).update(numbers if numbers is not None else Text("no numbers yet", style="dim"))
         loss: list[RenderableType] = [LossLine("train loss", list(model.loss))]
