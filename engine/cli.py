@@ -98,6 +98,20 @@ def _picker_dir(args: argparse.Namespace):
     return runs_dir(args.picker_runs_dir)
 
 
+def directory_shorthand(argv: list[str]) -> list[str]:
+    """`po-tui DIR`: a run directory opens its cockpit (`attach DIR`), any other directory the
+    runs picker over it (`--runs-dir DIR`). Only for a first argument that is no command and no
+    option but an existing directory, so every other command line parses as before."""
+    from pathlib import Path
+
+    from engine.views.rundir import is_run_dir
+
+    if not argv or argv[0] in COMMANDS or argv[0].startswith("-") or not Path(argv[0]).is_dir():
+        return argv
+    first, rest = argv[0], argv[1:]
+    return ["attach", first, *rest] if is_run_dir(Path(first)) else ["--runs-dir", first, *rest]
+
+
 def _prog(args: argparse.Namespace) -> str:
     return f"po-tui {args.command}" if args.command else "po-tui"
 
@@ -110,6 +124,8 @@ def main(argv: Sequence[str] | None = None, *, cockpit: Cockpit | None = None) -
     except ValueError:  # not the main thread (an embedding app): leave signals alone
         pass
     parser = build_parser()
+    if cockpit is not None:
+        argv = directory_shorthand(argv)
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get("PO_TUI_DEBUG") == "1"
     if not getattr(args, "func", None):

@@ -88,3 +88,18 @@ def test_po_tui_alone_picks_a_run_and_the_engine_alone_prints_help(terminal, ope
     assert po_tui.cli.main([]) == 0 and opened == [("pick",)]
     assert engine.cli.main([]) == 2 and opened == [("pick",)]
     assert "usage: po-tui" in capsys.readouterr().out
+
+
+def test_po_tui_dir_opens_a_run_or_the_picker_over_a_folder_of_runs(tmp_path, terminal, monkeypatch):
+    """`po-tui DIR`: a run directory is attached, any other directory is the picker's runs folder;
+    a name that is neither a command nor a directory stays a usage error."""
+    calls: list[tuple] = []
+    monkeypatch.setattr(po_tui.cli, "attach", lambda run_dir, **kw: calls.append(("attach", Path(run_dir))) or "detach")
+    monkeypatch.setattr(po_tui.cli, "pick", lambda runs_dir: calls.append(("pick", Path(runs_dir))) or 0)
+    run_dir = create_run(tmp_path / "runs" / "r1", parse_config({"teacher": {"provider": "synthetic"}}))
+    assert po_tui.cli.main([str(run_dir)]) == 0
+    assert po_tui.cli.main([str(tmp_path / "runs")]) == 0
+    assert calls == [("attach", run_dir), ("pick", tmp_path / "runs")]
+    with pytest.raises(SystemExit) as exit_:
+        po_tui.cli.main([str(tmp_path / "nowhere")])
+    assert exit_.value.code == 2 and len(calls) == 2
