@@ -361,3 +361,4 @@ def test_a_batch_phase_then_an_interactive_phase_through_the_real_gemini_client(
         assert row["cost_usd"] == pytest.approx((100 * rate_in + 50 * rate_out) / 1e6)
     stats = json.loads((out / "teacher_run.json").read_text())["summary"]["per_phase"]
     assert [(r["phase"], r["mode"], r["accepted"]) for r in stats] == [(1, "batch", 3), (2, "interactive", 2)]
+

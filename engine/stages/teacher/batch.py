@@ -342,6 +342,8 @@ class BatchCaller:
             latest = await self._confirm(latest)
         if latest is None or latest.failed or key in latest.errors:
             return None
+        if latest.model != self.batch.model:  # another phase's model asked it: not this answer
+            return None
         if latest.requests[key] != digest:
             self.events.log(f"batch job {latest.name}: request {key} changed since it was submitted: asked again", level="warning")
             return None
