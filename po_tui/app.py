@@ -27,6 +27,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Static, TabPane
 from textual.worker import get_current_worker
 
+from engine.core.inert import one_line
 from engine.errors import InputError
 from engine.views.controls import Control, Controls, controls
 from po_tui.commands import CockpitCommands
@@ -177,7 +178,10 @@ class CockpitApp(App[str | None]):
             self.model.manifest = batch.manifest
             self._check_controls()
         for event in batch.events:
-            self.model.apply(event)
+            # One event the fold cannot take (a stage's bug, a hand-edited log) is reported once and
+            # passed over; it must not drop the rest of the batch.
+            with barrier(self, f"event {one_line(event.get('type'), 40)} of {one_line(event.get('job'), 40)}"):
+                self.model.apply(event)
         for line in batch.log_lines:
             self.model.add_log(line.job, line.stream, line.text)
         self._pending_logs.extend(batch.log_lines)

@@ -20,8 +20,9 @@ HIST_BINS = 10
 
 
 def score_bin(score: float, bins: int = HIST_BINS) -> int:
-    """The bin of a score in [0, 1] (the last bin includes 1.0; out-of-range scores go to the ends)."""
-    return min(bins - 1, max(0, int(score * bins)))
+    """The bin of a finite score in [0, 1] (the last bin includes 1.0; out-of-range scores, however
+    large, go to the ends)."""
+    return min(bins - 1, max(0, int(min(1.0, max(0.0, score)) * bins)))
 
 
 class SampleTally:
@@ -55,7 +56,7 @@ class SampleTally:
         outcome = data.get("outcome")
         if outcome not in ("accepted", "rejected"):
             return
-        key = (data.get("concept_id"), data.get("variant"))
+        key = (str(data.get("concept_id")), str(data.get("variant")))  # hashable whatever the event holds
         earlier = self._unscored_keys.pop(key, None)
         if earlier is not None:  # asked again after a provider error: this outcome replaces that one
             self.rejected -= 1

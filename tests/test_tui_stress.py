@@ -315,3 +315,29 @@ def test_nothing_in_the_cockpit_calls_call_from_thread():
     root = Path(cockpit.__file__).parent
     users = [str(p.relative_to(root)) for p in root.rglob("*.py") if "call_from_thread(" in p.read_text(encoding="utf-8")]
     assert users == []
+
+
+async def test_hostile_event_payloads_are_folded_or_passed_over_never_a_fault(tmp_path):
+    """Valid envelopes with payloads no stage writes (infinite or huge scores, lists where strings go,
+    devices that are not mappings): the fold takes what it can, reports nothing, and the events
+    after them are still folded."""
+    run = finished_run(tmp_path / "run")
+    rec = Recorder(run / "teacher.events.jsonl", "teacher", T0 + 60)
+    rec.emit("teacher_sample", concept_id="x", variant=0, outcome="accepted", score=-1e308, status="aligned")
+    rec.emit("teacher_sample", concept_id=["x"], variant={"v": 1}, outcome="rejected", score=None, status=["s"])
+    rec.emit("teacher_sample", concept_id=["x"], variant={"v": 1}, outcome="accepted", score=1e308, status="aligned")
+    rec.emit("teacher_batch", job=5, state=["x"], requests="many", eta_s="soon")
+    rec.emit("teacher_stats", accepted="NaN", rejected=None, per_phase=[None, 5, {"phase": "x", "model": ["m"]}], statuses=[1])
+    rec.emit("gpu", interval_s=-1, devices=[None, 3, {"index": "a", "util_pct": 1e308, "name": "[red]GPU\x07"}])
+    rec.emit("teacher_sample", concept_id="last", variant=0, outcome="accepted", score=0.95, status="aligned")
+    app = CockpitApp(run, poll_s=0.01)
+    said = notifications(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.model.samples.accepted >= 3, timeout=WAIT)
+        for key in "123456":
+            await pilot.press(key)
+            await pilot.pause(0.1)
+        assert faults(app) == [] and not [n for n in said if n.title == FAULT_TITLE]
+        assert app.model.samples.bins[0] >= 1 and app.model.samples.bins[-1] >= 2  # -1e308 and 1e308 at the ends
+        app.exit()
+    assert app.return_code == 0
