@@ -172,7 +172,7 @@ class TeacherSettings(BaseModel):
     api_key_env: Annotated[EnvVarName, Flag(metavar="VAR")] = Field(
         None, description="read the API key from this environment variable")
     prices: Annotated[str | None, Flag(metavar="FILE")] = Field(
-        None, description="price table override (YAML: as_of, models: {name: {input, output}})")
+        None, description="price table override (YAML: as_of, models: {name: {input, output, batch_input, batch_output}})")
     # Prompt files change what the dataset is (the fingerprint's `prompt`): set in a config file.
     system_prompt: Annotated[str | None, CONFIG_ONLY] = Field(
         None, description="a file holding the teacher's system prompt (null: the built-in one)")
