@@ -330,3 +330,16 @@ def test_report_shows_the_constant_answer_beside_the_student(tmp_path, capsys):
     assert "Not evaluated: gate demo compares the student with the teacher (compare.teacher\\_ratio)" in md
     assert "give its results (teacher\\_\\*.json) with the others." in md
     assert "| **student** |" in md and "no constant answer: no teacher answers" in md
+
+
+def test_a_run_directory_is_judged_by_its_own_gates_unless_the_command_line_says_otherwise(tmp_path, capsys):
+    """`po-tui report RUN_DIR` uses the gates the run's config.yaml set (what its gate job used), so a
+    regenerated report never contradicts the run's verdict; a typed --preset still wins."""
+    run = finished_run(tmp_path)
+    (run / "config.yaml").write_text("gate:\n  preset: v2-closeout\n  resamples: 200\n", encoding="utf-8")
+    code, _, err = _report(capsys, run, "--no-plots", "--json", "-o", tmp_path / "own.md")
+    assert code == 0, err
+    assert "Criteria: `v2-closeout`" in (tmp_path / "own.md").read_text(encoding="utf-8")
+    code, _, err = _report(capsys, run, "--no-plots", "--preset", "seeds", "-o", tmp_path / "typed.md")
+    assert code == 0, err
+    assert "Criteria: `seeds`" in (tmp_path / "typed.md").read_text(encoding="utf-8")

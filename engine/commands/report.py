@@ -15,8 +15,9 @@ from engine.commands import argtypes
 from engine.commands.gate import add_gate_options
 from engine.core.inert import one_line
 from engine.errors import InputError
+from engine.pipeline.config import run_gate_options
 from engine.runlog.job import add_job_args, job_events
-from engine.stages.gate import load_gates
+from engine.stages.gate import DEFAULT_RESAMPLES, DEFAULT_SEED, load_gates
 from engine.stages.report.build import DEFAULT_TOP, build_report
 from engine.stages.report.inputs import collect
 from engine.store.atomic import atomic_write_text, is_stream
@@ -61,12 +62,26 @@ def _out_path(args: argparse.Namespace, run_dir: Path | None) -> Path | None:
     raise InputError("required when the inputs are files (or '-' for stdout)", field="-o/--out")
 
 
+def _use_the_runs_gates(args: argparse.Namespace, run_dir: Path) -> None:
+    """A run directory is judged by the gates its config.yaml set (the run's gate job used them),
+    not by the default preset: `po-tui report RUN_DIR` must not contradict the run's own verdict.
+    --resamples and --seed typed on the command line still win."""
+    opts = run_gate_options(run_dir)
+    args.preset, args.gates = opts.get("preset"), opts.get("gates_file")
+    if args.resamples == DEFAULT_RESAMPLES and "resamples" in opts:
+        args.resamples = opts["resamples"]
+    if args.seed == DEFAULT_SEED and "seed" in opts:
+        args.seed = opts["seed"]
+
+
 def run(args: argparse.Namespace) -> int:
     if args.json and args.out == "-":
         raise InputError("--json and -o - both write to stdout: give -o a file")
-    spec = load_gates(args.preset, args.gates)
     given = [Path(p) for p in args.paths]
     run_dir = given[0] if len(given) == 1 and given[0].is_dir() else None
+    if run_dir is not None and args.preset is None and args.gates is None:
+        _use_the_runs_gates(args, run_dir)
+    spec = load_gates(args.preset, args.gates)
     out = _out_path(args, run_dir)  # checked before any work
     if out is not None:
         check_out_file(out, field="-o/--out")

@@ -194,3 +194,15 @@ def dump_config(config: PipelineConfig) -> str:
     for key in ENGINE_OWNED_TRAIN:
         data["train"].pop(key, None)
     return "# po-tui resolved pipeline config (every setting explicit)\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def run_gate_options(run_dir: Path) -> dict[str, Any]:
+    """The gates a run's config.yaml asks for, as `run_gate` keywords (preset or gates_file,
+    resamples, seed); {} for a directory without one. The cockpit's Gate tab and `po-tui report
+    RUN_DIR` judge a run with these, so neither contradicts the run's own gate job."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return {}
+    g = load_config(path).gate
+    opts: dict[str, Any] = {"gates_file": g.gates} if g.gates else {"preset": g.preset}
+    return {**opts, "resamples": g.resamples, "seed": g.seed}

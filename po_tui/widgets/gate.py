@@ -20,6 +20,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Static
 
+from engine.pipeline.config import run_gate_options
 from engine.stages.grounding import CLEAR_MARGIN
 from engine.views.evaltable import score_text
 from po_tui.guard import deliver, guarded, live
@@ -40,18 +41,6 @@ def gate_options(argv: list[Any]) -> dict[str, Any]:
                 except ValueError:
                     pass
     return opts
-
-
-def planned_gate_options(run_dir: Path) -> dict[str, Any]:
-    """Before the gate job has an argv: the gates the run's config.yaml asks for (none: the defaults)."""
-    from engine.pipeline.config import load_config
-
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        return {}
-    g = load_config(path).gate
-    opts: dict[str, Any] = {"gates_file": g.gates} if g.gates else {"preset": g.preset}
-    return {**opts, "resamples": g.resamples, "seed": g.seed}
 
 
 _SIDES = (("student", "student"), ("baseline", "baseline"), ("teacher", "teacher"), ("constant", "constant answer"))
@@ -195,7 +184,7 @@ class GatePanel(VerticalScroll):
 
         spec = verdict = error = None
         try:
-            opts = gate_options(argv) if argv is not None else planned_gate_options(run_dir)
+            opts = gate_options(argv) if argv is not None else run_gate_options(run_dir)
             # The newest teacher results stand in for a gate job that has not named its own yet.
             opts.setdefault("teacher_path", teacher)
             gates = load_gates(opts.get("preset"), opts.get("gates_file"))
