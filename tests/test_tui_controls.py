@@ -255,14 +255,15 @@ def test_no_color_makes_the_cockpit_monochrome(tmp_path, monkeypatch):
 
 
 def test_gate_panel_judges_with_the_runs_own_gates(tmp_path):
-    from po_tui.widgets.gate import gate_options, planned_gate_options
+    from engine.pipeline.config import run_gate_options
+    from po_tui.widgets.gate import gate_options
 
     argv = ["gate", "b.json", "s.json", "--gates", "/x/pass.yaml", "--resamples", "500", "--seed", "3"]
     assert gate_options(argv) == {"gates_file": "/x/pass.yaml", "resamples": 500, "seed": 3}
     assert gate_options(["gate", "--preset", "seeds", "--seed"]) == {"preset": "seeds"}
-    assert planned_gate_options(tmp_path) == {}  # no config: the gate's defaults
+    assert run_gate_options(tmp_path) == {}  # no config: the gate's defaults
     (tmp_path / "config.yaml").write_text("gate:\n  gates: /x/pass.yaml\n  resamples: 200\n")
-    assert planned_gate_options(tmp_path) == {"gates_file": "/x/pass.yaml", "resamples": 200, "seed": 0}
+    assert run_gate_options(tmp_path) == {"gates_file": "/x/pass.yaml", "resamples": 200, "seed": 0}
 
 
 def test_run_without_a_terminal_runs_headless_with_a_note(tmp_path, capsys):
