@@ -146,9 +146,9 @@ async def test_quitting_the_same_run_still_asks(tmp_path, sleeper):
 # -- 2. help at 80 columns: each key's description stays on its own row(s), whole ---------------------
 
 
-async def help_lines(app: CockpitApp, pilot) -> list[str]:
-    """Every line of the help box's content, scrolled through page by page at the app's size."""
-    box = app.screen.query_one("#help-box")
+async def box_lines(app, pilot, selector: str) -> list[str]:
+    """Every line of a scrolling box's content at the app's size, scrolled through page by page."""
+    box = app.screen.query_one(selector)
     region = box.scrollable_content_region
     lines: dict[int, str] = {}
     y = 0
@@ -173,7 +173,7 @@ async def test_help_rows_are_never_broken_mid_phrase(tmp_path, size):
         await until(pilot, lambda: app.model.manifest is not None)
         await pilot.press("question_mark")
         await until(pilot, lambda: "Keys" in screen_text(app))
-        lines = await help_lines(app, pilot)
+        lines = await box_lines(app, pilot, "#help-box")
     # Each row: the key alone in the first column, its description in the second; a wrapped
     # description continues under itself (blank key column) and nowhere else.
     rows: dict[str, list[str]] = {}
@@ -195,24 +195,6 @@ async def test_help_rows_are_never_broken_mid_phrase(tmp_path, size):
 
 
 # -- 4. `r`: the report rendered as Markdown, model output inert -------------------------------------
-
-
-async def box_lines(app, pilot, selector: str) -> list[str]:
-    """Every line of a scrolling box's content at the app's size, scrolled through page by page."""
-    box = app.screen.query_one(selector)
-    region = box.scrollable_content_region
-    lines: dict[int, str] = {}
-    y = 0
-    while True:
-        box.scroll_to(y=y, animate=False)
-        await pilot.pause(0.1)
-        top = round(box.scroll_y)
-        shown = screen_text(app).splitlines()[region.y:region.y + region.height]
-        for i, line in enumerate(shown):
-            lines[top + i] = line[region.x:region.x + region.width].rstrip()
-        if top >= box.max_scroll_y:
-            return [lines[i] for i in sorted(lines)]
-        y += region.height
 
 
 async def open_report(app, pilot) -> str:
